@@ -1,0 +1,9 @@
+// decopt/decopt.hpp — the umbrella header: everything in decopt that needs only the standard
+// library and Eigen. The MPI transport is separate: #include <decopt/mpi.hpp>.
+#pragma once
+
+#include "decopt/core/bit_stream.hpp"
+#include "decopt/core/bytes.hpp"
+#include "decopt/core/codes.hpp"
+#include "decopt/core/error.hpp"
+#include "decopt/core/rng.hpp"
