@@ -7,4 +7,6 @@
 #include "decopt/core/codes.hpp"
 #include "decopt/core/error.hpp"
 #include "decopt/core/rng.hpp"
+#include "decopt/prox/prox.hpp"
+#include "decopt/topology/topology_all.hpp"
 #include "decopt/privacy/privacy.hpp"
