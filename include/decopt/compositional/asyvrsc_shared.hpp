@@ -1,0 +1,174 @@
+// decopt/compositional/asyvrsc_shared.hpp — AsyVRSC on shared memory: several threads run the
+// VRSC inner loop lock-free on one x (Wang et al., asynchronous variance-reduced stochastic
+// compositional gradient; the lock-free scheme is Hogwild!, Recht et al. 2011, as analysed for
+// SVRG by Reddi et al. 2015 and for compositional problems in AsyVRSC).
+//
+// Per epoch:
+//   1. snapshot, in parallel: each thread sums G_j(x̃), ∂G_j(x̃) over its slice of j; a barrier
+//      completion reduces the slices and forms G̃, ∂G̃, ∇f(x̃) (and records the history);
+//   2. inner phase: each thread performs its share of inner_steps with no lock:
+//        x̂ = relaxed atomic loads of x, coordinate by coordinate (an inconsistent read: other
+//            threads' updates may be partially visible — the "inconsistent read" model of AsyVRSC);
+//        v = estimator at x̂;
+//        x_k += −η v_k  by a relaxed atomic fetch_add per coordinate (no update is lost);
+//   3. a barrier, whose completion copies x into x̃ for the next snapshot.
+//
+// x is the user's buffer, accessed through std::atomic_ref<double> during the inner phase and
+// plainly between barriers (which order all accesses). With threads = 1 the run is deterministic
+// and reproduces VRSC with the same options exactly (same sample stream, same arithmetic).
+#pragma once
+
+#include "decopt/compositional/problem.hpp"
+#include "decopt/compositional/vrsc_estimator.hpp"
+#include "decopt/core/error.hpp"
+
+#include <atomic>
+#include <barrier>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace decopt::compositional {
+
+/// Options of AsyVRSCShared: the VRSC options plus the thread count.
+struct AsyVrscSharedOptions : VrscOptions {
+  int threads = 2;  ///< threads running inner steps on the shared x (≥ 1)
+};
+
+/// Lock-free shared-memory AsyVRSC. Options are validated by the constructor.
+class AsyVRSCShared {
+ public:
+  explicit AsyVRSCShared(const AsyVrscSharedOptions& options = {}) : options_(options) {
+    detail::validate(options_);
+    decopt::detail::require(options_.threads >= 1,
+                            "asyvrsc-shared: threads must be >= 1, got " + std::to_string(options_.threads));
+  }
+
+  /// Minimises `problem` from x, updating x in place with `threads` threads (the caller's thread
+  /// is one of them). Same contract as VRSC::optimize; the problem's const members are called
+  /// concurrently.
+  template <class P>
+  CompositionalResult optimize(const P& problem, VectorRef x,
+                               std::optional<double> optimal_value = std::nullopt) const {
+    static_assert(std::atomic_ref<double>::is_always_lock_free,
+                  "decopt: AsyVRSCShared needs lock-free atomic doubles.");
+    detail::check_compositional_problem<P>();
+    detail::validate_problem(problem, x);
+    decopt::detail::require(
+        reinterpret_cast<std::uintptr_t>(x.data()) % std::atomic_ref<double>::required_alignment == 0,
+        "asyvrsc-shared: x is not aligned for atomic access");
+
+    const int threads = options_.threads;
+    const Eigen::Index d = problem.dimension();
+    const Eigen::Index p = problem.inner_dimension();
+    const Eigen::Index m = problem.inner_count();
+    double* const shared_x = x.data();
+
+    VrscEstimator<P> estimator(problem);
+    std::vector<typename VrscEstimator<P>::Workspace> workspaces;
+    std::vector<Vector> partial_g(static_cast<std::size_t>(threads), Vector::Zero(p));
+    std::vector<Matrix> partial_j(static_cast<std::size_t>(threads), Matrix::Zero(p, d));
+    for (int t = 0; t < threads; ++t)
+      workspaces.push_back(estimator.make_workspace(options_.batch_a, options_.batch_b));
+    detail::EpochMonitor monitor("AsyVRSC-Shared", options_, optimal_value);
+
+    // Shared control state. Written only by barrier completions (which run while every thread
+    // waits) or under error_mutex; read by the threads after the barrier.
+    int epoch = 0;
+    bool stop = false;
+    std::atomic<bool> failed{false};
+    std::exception_ptr error;
+    std::mutex error_mutex;
+    auto fail = [&]() noexcept {
+      const std::lock_guard lock(error_mutex);
+      if (!error) error = std::current_exception();
+      failed.store(true);
+    };
+
+    estimator.set_point(x);
+    auto snapshot_done = [&]() noexcept {
+      try {
+        if (failed.load()) {
+          stop = true;
+          return;
+        }
+        for (int t = 1; t < threads; ++t) {
+          partial_g[0] += partial_g[static_cast<std::size_t>(t)];
+          partial_j[0] += partial_j[static_cast<std::size_t>(t)];
+        }
+        estimator.finish_snapshot(partial_g[0], partial_j[0], workspaces[0]);
+        stop = monitor.observe(epoch, problem.objective(estimator.snapshot_point()),
+                               estimator.snapshot_gradient().norm());
+      } catch (...) {
+        fail();
+        stop = true;
+      }
+    };
+    auto inner_done = [&]() noexcept {
+      monitor.result().updates += static_cast<std::uint64_t>(options_.inner_steps);
+      ++epoch;
+      try {
+        estimator.set_point(x);
+      } catch (...) {
+        fail();
+      }
+    };
+    std::barrier snapshot_barrier(threads, snapshot_done);
+    std::barrier inner_barrier(threads, inner_done);
+
+    auto body = [&](int t) {
+      const auto slice = [&](Eigen::Index total, int k) { return total * k / threads; };
+      auto& w = workspaces[static_cast<std::size_t>(t)];
+      for (;;) {
+        try {
+          if (!failed.load(std::memory_order_relaxed)) {
+            partial_g[static_cast<std::size_t>(t)].setZero();
+            partial_j[static_cast<std::size_t>(t)].setZero();
+            estimator.accumulate_inner(slice(m, t), slice(m, t + 1), partial_g[static_cast<std::size_t>(t)],
+                                       partial_j[static_cast<std::size_t>(t)], w);
+          }
+        } catch (...) {
+          fail();
+        }
+        snapshot_barrier.arrive_and_wait();
+        if (stop) return;
+        try {
+          if (!failed.load(std::memory_order_relaxed)) {
+            Rng rng = VrscEstimator<P>::sample_stream(options_.seed, epoch, t);
+            const Eigen::Index steps = slice(options_.inner_steps, t + 1) - slice(options_.inner_steps, t);
+            for (Eigen::Index s = 0; s < steps; ++s) {
+              for (Eigen::Index k = 0; k < d; ++k)
+                w.x_local(k) = std::atomic_ref<double>(shared_x[k]).load(std::memory_order_relaxed);
+              estimator.sample_and_estimate(w.x_local, rng, w, w.v);
+              for (Eigen::Index k = 0; k < d; ++k)
+                std::atomic_ref<double>(shared_x[k])
+                    .fetch_add(-(options_.step_size * w.v(k)), std::memory_order_relaxed);
+            }
+          }
+        } catch (...) {
+          fail();
+        }
+        inner_barrier.arrive_and_wait();
+      }
+    };
+
+    {
+      std::vector<std::jthread> pool;
+      pool.reserve(static_cast<std::size_t>(threads - 1));
+      for (int t = 1; t < threads; ++t) pool.emplace_back(body, t);
+      body(0);
+    }  // joins
+    if (error) std::rethrow_exception(error);
+    return monitor.result();
+  }
+
+  [[nodiscard]] const AsyVrscSharedOptions& options() const noexcept { return options_; }
+
+ private:
+  AsyVrscSharedOptions options_;
+};
+
+}  // namespace decopt::compositional
