@@ -10,3 +10,4 @@
 #include "decopt/prox/prox.hpp"
 #include "decopt/topology/topology_all.hpp"
 #include "decopt/privacy/privacy.hpp"
+#include "decopt/compositional/compositional.hpp"
