@@ -227,11 +227,12 @@ TEST_CASE("private_gradient noise has per-coordinate variance sigma^2 C^2 / B^2"
     Rng rng(99);
     private_gradient(g, rule, 0.0, rng, clean);
     private_gradient(g, rule, sigma, rng, noisy);
-    double sum = 0.0, sum_sq = 0.0;
+    double sum = 0.0, sum_sq = 0.0, sum_4 = 0.0;
     for (std::size_t k = 0; k < noisy.size(); ++k) {
       const double e = static_cast<double>(noisy[k]) - static_cast<double>(clean[k]);
       sum += e;
       sum_sq += e * e;
+      sum_4 += e * e * e * e;
     }
     const double n = static_cast<double>(d);
     const double mean = sum / n;
@@ -242,6 +243,8 @@ TEST_CASE("private_gradient noise has per-coordinate variance sigma^2 C^2 / B^2"
     // tells 1/B² from 1/B or from σ²·C² without C.
     REQUIRE(std::abs(variance / expected - 1.0) < 0.02);
     REQUIRE(std::abs(mean) < 6.0 * std::sqrt(expected / n));
+    // Gaussian, not merely the right variance: kurtosis 3 (its estimate has sd √(24/n) ≈ 0.011).
+    REQUIRE(std::abs(sum_4 / n / (variance * variance) - 3.0) < 0.1);
   }
 }
 
