@@ -1,6 +1,8 @@
 // Tests for fashion/idx.hpp and fashion/dataset.hpp: IDX files written here with zlib are read
 // back exactly; every malformed file gives its one-line message; the installed Fashion-MNIST
 // (the project's install script installs dataset-fashion-mnist) loads with the known shape.
+#include "eigen_checks.hpp"  // first: configures Eigen alike in every file of test_fashion
+
 #include <zlib.h>
 
 #include <catch2/catch.hpp>

@@ -1,6 +1,8 @@
 // Tests for fashion/mlp.hpp: the analytic gradient against central finite differences (double,
 // tight) and against the double model (float), per-sample gradients against the batch gradient,
 // numerically stable softmax, chunked evaluation, size checks, and that SGD actually learns.
+#include "eigen_checks.hpp"  // first: configures Eigen alike in every file of test_fashion
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <numeric>
@@ -269,4 +271,57 @@ TEST_CASE("SGD on 2000 real Fashion-MNIST images reaches 70% test accuracy", "[f
                     << after.accuracy);
   REQUIRE(after.loss < 0.35 * before.loss);
   REQUIRE(after.accuracy > 0.70);
+}
+
+namespace {
+/// Forbids Eigen heap allocation for its lifetime (see eigen_checks.hpp), restoring it on exit.
+struct NoEigenMalloc {
+  NoEigenMalloc() { Eigen::internal::set_is_malloc_allowed(false); }
+  ~NoEigenMalloc() { Eigen::internal::set_is_malloc_allowed(true); }
+  NoEigenMalloc(const NoEigenMalloc&) = delete;
+  NoEigenMalloc& operator=(const NoEigenMalloc&) = delete;
+};
+}  // namespace
+
+TEST_CASE("A training step at a fixed batch size allocates nothing", "[fashion][mlp][batches]") {
+  {
+    NoEigenMalloc guard;  // the check is live: an Eigen allocation now throws
+    REQUIRE_THROWS_AS(Eigen::MatrixXf(64, 64), fashion_test::EigenAssertion);
+  }
+  Dataset data;
+  data.rows = 28;
+  data.cols = 28;
+  data.images = Eigen::MatrixXf::Random(784, 700).cwiseAbs();
+  data.labels.resize(700);
+  for (std::size_t s = 0; s < data.labels.size(); ++s) data.labels[s] = static_cast<std::uint8_t>(s % 10);
+  const Mlp mlp(784, kDefaultHidden, 10);
+  std::vector<float> params(mlp.parameter_count()), grad(params.size());
+  Rng rng(4);
+  mlp.initialize(params, rng);
+  std::vector<int> node(300);
+  std::iota(node.begin(), node.end(), 200);
+  BatchSampler sampler(node, kDefaultBatchSize, 8);
+  Eigen::MatrixXf x(784, kDefaultBatchSize), per(Eigen::Index(params.size()), kDefaultBatchSize);
+  std::vector<std::uint8_t> y(kDefaultBatchSize);
+  // The first calls size the workspace (the batch, and the evaluation chunk).
+  sampler.next(data, x, y);
+  mlp.loss_and_gradient(params, x, y, grad);
+  mlp.per_sample_gradients(params, x, y, per);
+  mlp.evaluate(params, data);
+  double losses = 0.0;
+  Evaluation e;
+  {
+    NoEigenMalloc guard;
+    for (int step = 0; step < 12; ++step) {  // crosses an epoch boundary of the sampler (300 / 32)
+      sampler.next(data, x, y);
+      losses += mlp.loss_and_gradient(params, x, y, grad);
+      losses += mlp.per_sample_gradients(params, x, y, per);
+      for (std::size_t i = 0; i < params.size(); ++i) params[i] -= 0.01f * grad[i];
+    }
+    e = mlp.evaluate(params, data);
+  }
+  REQUIRE(sampler.epoch() == 1);
+  REQUIRE(std::isfinite(losses));
+  REQUIRE(losses > 0.0);
+  REQUIRE(e.loss > 0.0);
 }

@@ -1,6 +1,8 @@
 // Tests for fashion/partition.hpp and fashion/batches.hpp: every sample assigned exactly once,
 // IID shares equal, by-label nodes see few classes, and the batch sampler is a reproducible,
 // seekable sampling without replacement.
+#include "eigen_checks.hpp"  // first: configures Eigen alike in every file of test_fashion
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <numeric>
