@@ -61,6 +61,23 @@ void check_mixing_matrix(const Topology& t) {
   REQUIRE(Topology::from_matrix(W).fingerprint() == t.fingerprint());
 }
 
+/// Two complete graphs K_k joined by one edge: λ2 very close to 1 but well separated from λ3.
+Topology barbell(int k) {
+  std::vector<std::pair<int, int>> edges;
+  for (int side = 0; side < 2; ++side)
+    for (int i = 0; i < k; ++i)
+      for (int j = i + 1; j < k; ++j) edges.emplace_back(side * k + i, side * k + j);
+  edges.emplace_back(k - 1, k);
+  return Topology::from_edges(2 * k, edges);
+}
+
+/// The path 0–1–…–(n−1): degrees 1 and 2, so Metropolis–Hastings gives non-uniform rows.
+Topology path(int n) {
+  std::vector<std::pair<int, int>> edges;
+  for (int i = 0; i + 1 < n; ++i) edges.emplace_back(i, i + 1);
+  return Topology::from_edges(n, edges);
+}
+
 double ring_eigenvalue(int n, int k) { return 1.0 / 3.0 + 2.0 / 3.0 * std::cos(2.0 * std::numbers::pi * k / n); }
 
 }  // namespace
@@ -201,7 +218,8 @@ TEST_CASE("Lanczos agrees with the exact eigensolver", "[topology][spectral]") {
                                      Topology::erdos_renyi(400, 0.03, 5), Topology::star(200),
                                      Topology::exponential(500),    Topology::hypercube(8),
                                      Topology::complete(50),        Topology::from_edges(3, std::vector<std::pair<int, int>>{{0, 1}, {1, 2}}),
-                                     Topology::ring(2)};
+                                     Topology::ring(2),             barbell(20),
+                                     path(150)};
   for (const auto& t : graphs) {
     INFO(t.name());
     const auto exact = spectral::exact_extremes(t.matrix());
@@ -294,6 +312,8 @@ TEST_CASE("generator and edge-list validation names the parameter", "[topology][
   REQUIRE_THROWS_WITH(Topology::from_edges(4, Edges{{0, 1}, {2, 3}}),
                       Contains("node 2 is not connected to node 0; the graph has 2 components"));
   REQUIRE_THROWS_WITH(Topology::from_edges(3, Edges{{0, 1}}), Contains("node 2 is not connected"));
+  REQUIRE_THROWS_WITH(Topology::from_edges(3, {{0, 1}}), Contains("node 2 is not connected"));  // braced list
+  REQUIRE(Topology::from_edges(3, {{0, 1}, {2, 1}}).matrix() == path(3).matrix());
 
   const auto ring = Topology::ring(4);
   REQUIRE_THROWS_WITH(ring.neighbors(4), Contains("node index 4 is out of range [0, 4)"));

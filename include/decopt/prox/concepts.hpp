@@ -28,10 +28,12 @@ concept ProximalOperator = requires(const P& prox, std::span<float> x, std::span
 };
 
 namespace detail {
-/// ConfigError unless value is finite and ≥ 0; the message names the operator and parameter.
+/// ConfigError unless value is finite and ≥ 0; the message names the operator and parameter. The
+/// message is only built on failure: apply() calls this every round and must not allocate.
 inline void require_non_negative(double value, const char* op, const char* parameter) {
-  require(std::isfinite(value) && value >= 0.0,
-          std::string(op) + ": " + parameter + " must be finite and >= 0 (got " + std::to_string(value) + ")");
+  if (std::isfinite(value) && value >= 0.0) [[likely]]
+    return;
+  throw ConfigError(std::string(op) + ": " + parameter + " must be finite and >= 0 (got " + std::to_string(value) + ")");
 }
 
 /// x − clamp(x, −τ, τ) = sign(x)·max(|x| − τ, 0): the soft threshold, written with min/max only so

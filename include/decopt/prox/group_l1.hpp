@@ -30,7 +30,7 @@ struct GroupL1Prox {
   GroupL1Prox(double lambda_, std::size_t group_size_) : lambda(lambda_), group_size(group_size_) { validate(); }
   void validate() const {
     detail::require_non_negative(lambda, "GroupL1Prox", "lambda");
-    detail::require(group_size >= 1, "GroupL1Prox: group_size must be >= 1 (got " + std::to_string(group_size) + ")");
+    if (group_size < 1) throw ConfigError("GroupL1Prox: group_size must be >= 1 (got 0)");
   }
 
   /// Block soft threshold of every group, in place; step ≥ 0, step 0 is the identity.

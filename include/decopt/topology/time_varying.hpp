@@ -61,7 +61,7 @@ class OnePeerExponential {
   /// W_t for round t ≥ 0: the matching i ~ i XOR 2^(t mod τ). The reference stays valid as long as
   /// this sequence does.
   [[nodiscard]] const Topology& at(long round) const {
-    detail::require(round >= 0, "one_peer_exponential: round must be >= 0 (got " + std::to_string(round) + ")");
+    if (round < 0) throw ConfigError("one_peer_exponential: round must be >= 0 (got " + std::to_string(round) + ")");
     return rounds_[static_cast<std::size_t>(round % period())];
   }
 

@@ -13,6 +13,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -87,6 +88,11 @@ class Topology {
   static Topology from_edges(int n, std::span<const std::pair<int, int>> edges,
                              WeightRule rule = WeightRule::MetropolisHastings) {
     return from_graph(n, edges, rule, "graph(" + std::to_string(n) + " nodes");
+  }
+  /// from_edges with a braced list: Topology::from_edges(3, {{0, 1}, {1, 2}}).
+  static Topology from_edges(int n, std::initializer_list<std::pair<int, int>> edges,
+                             WeightRule rule = WeightRule::MetropolisHastings) {
+    return from_edges(n, std::span<const std::pair<int, int>>(edges.begin(), edges.size()), rule);
   }
 
   /// A given mixing matrix, validated in this order: at least 1×1 and square; finite;
