@@ -1,0 +1,230 @@
+// decopt/compress/compressor.hpp — Compressor<Sparsifier, Quantizer, Coder>: the compression
+// pipeline C(·) of Malcom-PSGD, CHOCO-SGD and D-PSGD (DESIGN.md, "The data path of one round").
+//
+//   encode:      v ─► select ─► quantize ─► code ─► one self-describing message appended to `out`
+//   decode_add:  message ─► acc += weight · q   touching only the coded coordinates
+//
+// What receivers decode is exactly q = C(v), bit for bit: encode writes q with the same float
+// expressions decode uses (one reconstruction table built from the message's parameters), so
+// every node's copy x̂ of a neighbour stays identical to the neighbour's own.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "decopt/compress/concepts.hpp"
+#include "decopt/compress/dense.hpp"
+#include "decopt/compress/detail/pipeline.hpp"
+#include "decopt/compress/identity.hpp"
+#include "decopt/compress/message.hpp"
+#include "decopt/core/bytes.hpp"
+#include "decopt/core/error.hpp"
+#include "decopt/core/rng.hpp"
+
+namespace decopt {
+
+namespace detail {
+/// True when every value is finite. Branch-free: an all-ones exponent carries into bit 31.
+inline bool all_finite(std::span<const float> v) noexcept {
+  std::uint32_t acc = 0;
+  for (const float x : v) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    acc |= (bits & 0x7f800000u) + 0x00800000u;
+  }
+  return (acc & 0x80000000u) == 0;
+}
+}  // namespace detail
+
+/// A compression pipeline: sparsify, quantize, entropy-code.
+///
+/// @tparam S a Sparsifier: Dense, TopK, RandomK, RandTopK
+/// @tparam Q a Quantizer: Identity, DitheredQuantizer, Sign
+/// @tparam C a Coder: RawCoder, EliasCoder, VectorSourceCoder
+///
+/// Thread safety: encode uses scratch buffers held by the object (one compressor per sender);
+/// decode_add is const and uses only local state, so it may run concurrently.
+template <class S, class Q, class C>
+class Compressor {
+  static_assert(Sparsifier<S>, "decopt::Compressor<S, Q, C>: S is not a Sparsifier (it needs static id, always_unbiased, sparse, uses_seed, name(), and members is_unbiased(), validate(), select(v, rng, sel), write_params(sel, out), static read_params(in, d, sel)).");
+  static_assert(Quantizer<Q>, "decopt::Compressor<S, Q, C>: Q is not a Quantizer (it needs static id, always_unbiased, uses_seed, float_values, name(), and members is_unbiased(), validate(), quantize(x, scale, rng, blk, q), write_params(blk, out), static read_params(in, scale, blk)).");
+  static_assert(Coder<C>, "decopt::Compressor<S, Q, C>: C is not a Coder (it needs static id, name(), and members encode_levels, encode_positions, decode_levels, decode_positions).");
+
+ public:
+  using sparsifier_type = S;
+  using quantizer_type = Q;
+  using coder_type = C;
+
+  /// E[C(v)] = v for every v (for RandomK see is_unbiased(): its unbiasedness is an option).
+  static constexpr bool unbiased = S::always_unbiased && Q::always_unbiased;
+  /// C(v) = v exactly (Dense + Identity).
+  static constexpr bool lossless = std::is_same_v<S, Dense> && std::is_same_v<Q, Identity>;
+  /// Sends a subset of the coordinates.
+  static constexpr bool sparse = S::sparse;
+  /// encode draws from the Rng: the result depends on the seed (a randomized compressor).
+  static constexpr bool uses_seed = S::uses_seed || Q::uses_seed;
+
+  /// Validates the policies' options; throws ConfigError naming the offending parameter.
+  Compressor(S sparsifier = {}, Q quantizer = {}, C coder = {})  // NOLINT(google-explicit-constructor)
+      : sparsifier_(std::move(sparsifier)), quantizer_(std::move(quantizer)), coder_(std::move(coder)) {
+    sparsifier_.validate();
+    quantizer_.validate();
+  }
+
+  /// "Sparsifier+Quantizer+Coder", e.g. "TopK+Dithered+VSC".
+  static std::string name() { return S::name() + "+" + Q::name() + "+" + C::name(); }
+
+  /// This instance's unbiasedness (RandomK{…, unbiased = true} is unbiased, the type may not be).
+  [[nodiscard]] bool is_unbiased() const noexcept { return sparsifier_.is_unbiased() && quantizer_.is_unbiased(); }
+
+  [[nodiscard]] const S& sparsifier() const noexcept { return sparsifier_; }
+  [[nodiscard]] const Q& quantizer() const noexcept { return quantizer_; }
+  [[nodiscard]] const C& coder() const noexcept { return coder_; }
+
+  /// Compresses v and appends one message to `out`; writes into q the exact reconstruction
+  /// receivers will decode. Throws ConfigError if q.size() != v.size(), v is empty or longer than
+  /// message::max_dimension, or v holds a non-finite value; `out` is then unchanged.
+  void encode(std::span<const float> v, Rng& rng, std::vector<std::byte>& out, std::span<float> q) {
+    detail::require(q.size() == v.size(), "Compressor::encode: q.size() must equal v.size()");
+    detail::require(!v.empty() && v.size() <= message::max_dimension,
+                    "Compressor::encode: the dimension must be in [1, 2^32 - 2]");
+    detail::require(detail::all_finite(v), "Compressor::encode: the input holds a non-finite value");
+    const std::size_t d = v.size();
+    sparsifier_.select(v, rng, sel_);
+    std::span<const float> x = v;
+    std::span<float> recon = q;
+    if (!sel_.all) {
+      gathered_.resize(sel_.k);
+      for (std::size_t j = 0; j < sel_.k; ++j) gathered_[j] = v[sel_.indices[j]];
+      recon_.resize(sel_.k);
+      x = gathered_;
+      recon = recon_;
+    }
+    quantizer_.quantize(x, sel_.scale, rng, block_, recon);
+    if (!sel_.all) {
+      std::fill(q.begin(), q.end(), 0.0f);
+      for (std::size_t j = 0; j < sel_.k; ++j) q[sel_.indices[j]] = recon_[j];
+    }
+
+    message::write_header(out, S::id, Q::id, C::id, d);
+    sparsifier_.write_params(sel_, out);
+    quantizer_.write_params(block_, out);
+    const detail::CodeShape shape = shape_of(sel_, d, true);
+    if constexpr (Q::float_values) {
+      if (shape.explicit_positions) coder_.encode_positions(shape, out);
+      const std::size_t at = out.size();
+      out.resize(at + recon.size() * sizeof(float));
+      if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(out.data() + at, recon.data(), recon.size() * sizeof(float));
+      } else {
+        for (std::size_t j = 0; j < recon.size(); ++j) {
+          std::uint32_t bits;
+          std::memcpy(&bits, &recon[j], 4);
+          bits = __builtin_bswap32(bits);
+          std::memcpy(out.data() + at + 4 * j, &bits, 4);
+        }
+      }
+    } else {
+      coder_.encode_levels(shape, block_.levels, block_.s, out);
+    }
+  }
+
+  /// acc += weight · q for the q the message encodes, touching only its coded coordinates.
+  /// Throws DecodeError for a malformed, truncated or foreign message, a message of another
+  /// dimension than acc.size(), or one that would add a non-finite value (then acc may hold a
+  /// partial update: discard it). Never reads outside `msg`. ConfigError for a non-finite weight.
+  void decode_add(std::span<const std::byte> msg, float weight, std::span<float> acc) const {
+    detail::require(std::isfinite(weight), "Compressor::decode_add: weight must be finite");
+    ByteReader in(msg);
+    const std::uint64_t d = message::read_header(in, S::id, Q::id, C::id);
+    if (d != acc.size()) throw DecodeError("message dimension does not match the accumulator");
+    detail::Selection sel;
+    S::read_params(in, static_cast<std::size_t>(d), sel);
+    detail::LevelBlock block;
+    Q::read_params(in, sel.scale, block);
+    const detail::CodeShape shape = shape_of(sel, static_cast<std::size_t>(d), false);
+    const std::span<const std::byte> payload = in.rest();
+    float* a = acc.data();
+    const std::uint32_t* map = sel.implicit ? sel.indices.data() : nullptr;
+
+    std::size_t consumed = 0;
+    if constexpr (Q::float_values) {
+      std::vector<std::uint32_t> positions;
+      if (shape.explicit_positions) {
+        positions.reserve(shape.k);
+        consumed = coder_.decode_positions(payload, shape, [&](std::size_t p) {
+          positions.push_back(static_cast<std::uint32_t>(p));
+        });
+      }
+      const std::size_t count = shape.explicit_positions ? shape.k : shape.n;
+      if (payload.size() - consumed != count * sizeof(float)) throw DecodeError("float payload has the wrong size");
+      const std::byte* values = payload.data() + consumed;
+      float max_abs = 0.0f;
+      bool finite = true;
+      for (std::size_t j = 0; j < count; ++j) {
+        const float f = load_float(values + 4 * j);
+        finite &= std::isfinite(f);
+        max_abs = std::max(max_abs, std::fabs(f));
+      }
+      if (!finite || !std::isfinite(max_abs * weight)) throw DecodeError("message holds or yields a non-finite value");
+      for (std::size_t j = 0; j < count; ++j) {
+        const std::size_t pos = shape.explicit_positions ? positions[j] : (map ? map[j] : j);
+        a[pos] += weight * load_float(values + 4 * j);
+      }
+      return;
+    } else {
+      std::vector<float> table;
+      block.signed_table(weight, table);
+      for (const float t : table)
+        if (!std::isfinite(t)) throw DecodeError("weight times the message's scale is not finite");
+      const float* wt = table.data() + block.s;
+      if (map) {
+        consumed = coder_.decode_levels(payload, shape, block.s, [&](std::size_t pos, int l) { a[map[pos]] += wt[l]; });
+      } else {
+        consumed = coder_.decode_levels(payload, shape, block.s, [&](std::size_t pos, int l) { a[pos] += wt[l]; });
+      }
+      if (consumed != payload.size()) throw DecodeError("trailing bytes after the payload");
+    }
+  }
+
+ private:
+  static detail::CodeShape shape_of(const detail::Selection& sel, std::size_t d, bool with_positions) {
+    detail::CodeShape shape;
+    shape.k = sel.k;
+    if (sel.all) {
+      shape.n = d;
+    } else if (sel.implicit) {
+      shape.n = sel.k;  // the receiver regenerates the positions; the coder sees k values
+    } else {
+      shape.n = d;
+      shape.explicit_positions = true;
+      if (with_positions) shape.positions = sel.indices;
+    }
+    return shape;
+  }
+  static float load_float(const std::byte* p) noexcept {
+    std::uint32_t bits;
+    std::memcpy(&bits, p, 4);
+    if constexpr (std::endian::native == std::endian::big) bits = __builtin_bswap32(bits);
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  }
+
+  S sparsifier_;
+  Q quantizer_;
+  C coder_;
+  // scratch reused across encode calls
+  detail::Selection sel_;
+  detail::LevelBlock block_;
+  std::vector<float> gathered_;
+  std::vector<float> recon_;
+};
+
+}  // namespace decopt

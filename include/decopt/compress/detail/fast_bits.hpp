@@ -1,0 +1,200 @@
+// decopt/compress/detail/fast_bits.hpp — the Golomb code of the vector source coder, with a
+// non-throwing bit cursor for its decode loop. Internal: include "decopt/compress/compress.hpp".
+//
+// Why not codes::Golomb: that one stores the truncated-binary remainder bit-reversed and reads it
+// one bit at a time so the stream is the textbook MSB-first code. Here the remainder's first k−1
+// bits are one little-endian field (same lengths, same prefix property), so both directions are a
+// single shift and mask; the decode loop also must not throw per element (it flags and the caller
+// throws once). Measured ~3× faster on the 10·2^20-element benchmark.
+#pragma once
+
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "decopt/core/bit_stream.hpp"
+#include "decopt/core/codes.hpp"
+
+namespace decopt::detail {
+
+/// Golomb code, parameter b ≥ 1: ⌊n/b⌋ in unary, then n mod b in truncated binary where the
+/// remainders below 2^k − b take k − 1 bits (k = ⌈log2 b⌉).
+struct GolombCode {
+  std::uint64_t b = 1;
+  int k = 0;
+  std::uint64_t cutoff = 0;
+
+  GolombCode() = default;
+  explicit GolombCode(std::uint64_t param) noexcept
+      : b(param), k(param <= 1 ? 0 : codes::floor_log2(param - 1) + 1), cutoff((std::uint64_t{1} << k) - param) {}
+
+  template <class Writer>
+  void write(Writer& w, std::uint64_t n) const {
+    const std::uint64_t q = n / b;
+    const std::uint64_t rem = n - q * b;
+    w.write_unary(q);
+    if (k == 0) return;
+    if (rem < cutoff) {
+      w.write(rem, k - 1);
+    } else {
+      const std::uint64_t x = rem + cutoff;  // in [2·cutoff, 2^k): its top k−1 bits are ≥ cutoff
+      w.write(x >> 1, k - 1);
+      w.write(x & 1u, 1);
+    }
+  }
+
+  /// Expected code length of a geometric run length P(n) = (1−p)^n p (Gallager & van Voorhis).
+  [[nodiscard]] double expected_bits(double p) const noexcept;
+};
+
+/// A movable LSB-first bit writer into 64-bit words (one per symbol stream of the vector source
+/// coder, several alive at once; BitWriter is tied to one byte vector and not movable).
+class WordWriter {
+ public:
+  void clear() noexcept {
+    words_.clear();
+    buf_ = 0;
+    filled_ = 0;
+  }
+  void write(std::uint64_t value, int nbits) {
+    if (nbits == 0) return;
+    if (nbits < 64) value &= (std::uint64_t{1} << nbits) - 1;
+    buf_ |= value << filled_;
+    const int room = 64 - filled_;
+    if (nbits < room) {
+      filled_ += nbits;
+      return;
+    }
+    words_.push_back(buf_);
+    buf_ = nbits == room ? 0 : value >> room;
+    filled_ = nbits - room;
+  }
+  void write_unary(std::uint64_t n) {
+    while (n >= 63) {
+      write(0, 63);
+      n -= 63;
+    }
+    write(std::uint64_t{1} << n, static_cast<int>(n) + 1);
+  }
+  [[nodiscard]] std::uint64_t bit_count() const noexcept { return words_.size() * 64 + static_cast<std::uint64_t>(filled_); }
+  [[nodiscard]] std::size_t byte_count() const noexcept { return static_cast<std::size_t>((bit_count() + 7) / 8); }
+  /// Appends the bytes (little-endian, last byte zero-padded) to `out`.
+  void append_to(std::vector<std::byte>& out) const {
+    const std::size_t at = out.size();
+    out.resize(at + byte_count());
+    std::byte* dst = out.data() + at;
+    for (std::uint64_t w : words_) {
+      if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);
+      std::memcpy(dst, &w, 8);
+      dst += 8;
+    }
+    for (int i = 0; i < (filled_ + 7) / 8; ++i) *dst++ = static_cast<std::byte>(buf_ >> (8 * i));
+  }
+
+ private:
+  std::vector<std::uint64_t> words_;
+  std::uint64_t buf_ = 0;
+  int filled_ = 0;
+};
+
+/// Reads LSB-first bits from [data, data + size). Reading past the end yields zero bits and sets
+/// `overrun`, so the hot loop never throws and never touches memory outside the span.
+class BitCursor {
+ public:
+  BitCursor() = default;
+  BitCursor(const std::byte* data, std::size_t size) noexcept
+      : p_(data), end_(data + size), total_bits_(static_cast<std::uint64_t>(size) * 8) {}
+
+  /// True when the stream was corrupt: a unary part too long, or bits read beyond the end.
+  [[nodiscard]] bool overrun() const noexcept { return overrun_ || consumed_ > total_bits_; }
+  /// Bits consumed so far.
+  [[nodiscard]] std::uint64_t position() const noexcept { return consumed_; }
+
+  /// Golomb-decodes one value; `max_quotient` bounds the unary part (corrupt input ends there).
+  std::uint64_t read_golomb(const GolombCode& g, std::uint64_t max_quotient) noexcept {
+    std::uint64_t q = 0;
+    for (;;) {
+      refill();
+      if (buf_ != 0) {
+        const int z = std::countr_zero(buf_);
+        if (z < avail_) {  // bits above avail_ may hold a copy of the next bytes: ignore them
+          q += static_cast<std::uint64_t>(z);
+          consume(z + 1);
+          break;
+        }
+      }
+      q += static_cast<std::uint64_t>(avail_);
+      consume(avail_);
+      if (q > max_quotient || consumed_ > total_bits_) {
+        overrun_ = true;
+        return 0;
+      }
+    }
+    if (q > max_quotient) {
+      overrun_ = true;
+      return 0;
+    }
+    std::uint64_t rem = 0;
+    if (g.k > 0) {
+      refill();
+      rem = buf_ & ((std::uint64_t{1} << (g.k - 1)) - 1);
+      consume(g.k - 1);
+      if (rem >= g.cutoff) {
+        refill();
+        rem = ((rem << 1) | (buf_ & 1u)) - g.cutoff;
+        consume(1);
+      }
+    }
+    return q * g.b + rem;
+  }
+
+ private:
+  // Tops the buffer up to ≥ 57 valid bits. Past the end, zero bits are supplied; consuming them
+  // makes consumed_ exceed total_bits_, which overrun() reports.
+  void refill() noexcept {
+    if (avail_ > 56) return;
+    if (end_ - p_ >= 8) {
+      std::uint64_t word;
+      std::memcpy(&word, p_, 8);
+      if constexpr (std::endian::native == std::endian::big) word = __builtin_bswap64(word);
+      buf_ |= word << avail_;
+      p_ += (63 - avail_) >> 3;
+      avail_ |= 56;
+      return;
+    }
+    while (avail_ <= 56 && p_ < end_) {
+      buf_ |= static_cast<std::uint64_t>(std::to_integer<unsigned>(*p_++)) << avail_;
+      avail_ += 8;
+    }
+    if (avail_ <= 56) avail_ = 64;  // zero padding beyond the end
+  }
+  void consume(int nbits) noexcept {
+    buf_ = nbits >= 64 ? 0 : buf_ >> nbits;
+    avail_ -= nbits;
+    consumed_ += static_cast<std::uint64_t>(nbits);
+  }
+
+  const std::byte* p_ = nullptr;
+  const std::byte* end_ = nullptr;
+  std::uint64_t total_bits_ = 0;
+  std::uint64_t consumed_ = 0;
+  std::uint64_t buf_ = 0;
+  int avail_ = 0;
+  bool overrun_ = false;
+};
+
+inline double GolombCode::expected_bits(double p) const noexcept {
+  // With q = 1 − p: E⌊n/b⌋ = q^b/(1 − q^b); the remainder is truncated-geometric on [0, b) and
+  // takes k − 1 bits when below the cutoff.
+  if (!(p < 1.0)) return 1.0;
+  const double q = 1.0 - p;
+  const double qb = std::pow(q, static_cast<double>(b));
+  double bits = qb / (1.0 - qb) + 1.0;
+  if (k > 0) bits += static_cast<double>(k) - (1.0 - std::pow(q, static_cast<double>(cutoff))) / (1.0 - qb);
+  return bits;
+}
+
+}  // namespace decopt::detail

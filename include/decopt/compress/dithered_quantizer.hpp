@@ -1,0 +1,214 @@
+// decopt/compress/dithered_quantizer.hpp — QSGD-style stochastic rounding to s levels.
+//
+// Alistarh, Grubic, Li, Tomioka & Vojnovic, "QSGD: Communication-efficient SGD via gradient
+// quantization and encoding", NeurIPS 2017; the quantizer of CHOCO-SGD and Malcom-PSGD.
+//
+//   σ = ‖v‖₂ or ‖v‖∞,   ℓ_k = ⌊ s·|v_k|/σ + u_k ⌋,  u_k ~ U[0,1) i.i.d.,   Q(v)_k = σ/s · sign(v_k) · ℓ_k
+//
+// E[Q(v)] = v and, for the ℓ2 scale, E‖Q(v) − v‖² ≤ min(d/s², √d/s)·‖v‖₂² (QSGD Lemma 3.1).
+// The ℓ∞ scale uses every level (|ℓ| ≤ s by construction) and has variance ≤ d·σ²/(4s²).
+//
+// Natural spacing (Horváth et al., "Natural compression for distributed deep learning", 2019):
+// the levels are 0 and σ·2^{j−s}, j = 1…s; |v_k|/σ is rounded stochastically and without bias
+// to one of its two neighbouring levels, so relative error is bounded by 1/8 on average.
+//
+// σ is sent as a float rounded *up* from the exact norm so that s·|v_k|/σ ≤ s; the message
+// carries σ, s, the options, and the signed integer levels.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "decopt/compress/detail/pipeline.hpp"
+#include "decopt/compress/message.hpp"
+#include "decopt/core/bytes.hpp"
+#include "decopt/core/error.hpp"
+#include "decopt/core/rng.hpp"
+
+namespace decopt {
+
+/// The scale σ of the dithered quantizer.
+enum class Norm : std::uint8_t { L2, Linf };
+
+/// Stochastic rounding to `levels` = s levels per sign. Unbiased.
+struct DitheredQuantizer {
+  int levels = 4;          ///< s ∈ [1, 32767]
+  Norm norm = Norm::L2;    ///< σ = ‖v‖₂ or ‖v‖∞
+  bool natural = false;    ///< power-of-two level spacing instead of uniform
+
+  static constexpr std::uint8_t id = message::ids::dithered;
+  static constexpr bool always_unbiased = true;
+  static constexpr bool uses_seed = true;
+  static constexpr bool float_values = false;
+  static constexpr int max_levels = 32767;
+  static std::string name() { return "Dithered"; }
+
+  void validate() const {
+    detail::require(levels >= 1 && levels <= max_levels, "DitheredQuantizer::levels must be in [1, 32767]");
+    detail::require(norm == Norm::L2 || norm == Norm::Linf, "DitheredQuantizer::norm must be Norm::L2 or Norm::Linf");
+  }
+  [[nodiscard]] bool is_unbiased() const noexcept { return true; }
+
+  /// Reconstruction magnitudes table[ℓ], ℓ = 0…s, from what the message carries; used by both
+  /// sides so that each value is the same float expression.
+  static void build_table(float sigma, int s, bool nat, float scale, std::vector<float>& table) {
+    table.assign(static_cast<std::size_t>(s) + 1, 0.0f);
+    const double base = static_cast<double>(sigma) * static_cast<double>(scale);
+    for (int l = 1; l <= s; ++l)
+      table[static_cast<std::size_t>(l)] =
+          static_cast<float>(nat ? std::ldexp(base, l - s) : base * static_cast<double>(l) / static_cast<double>(s));
+  }
+
+  void quantize(std::span<const float> x, float scale, Rng& rng, detail::LevelBlock& blk, std::span<float> out) const {
+    const std::size_t n = x.size();
+    const int s = levels;
+    blk.s = s;
+    blk.flags = static_cast<std::uint8_t>((norm == Norm::Linf ? 1 : 0) | (natural ? 2 : 0));
+    blk.levels.resize(n);
+    const float sigma = norm_of(x);
+    blk.sigma = sigma;
+    build_table(sigma, s, natural, scale, blk.table);
+    detail::require(std::isfinite(blk.table[static_cast<std::size_t>(s)]),
+                    "DitheredQuantizer: the input's norm times the sparsifier scale overflows float");
+    blk.signed_table(1.0f, blk.signed_scratch);
+    const float* st = blk.signed_scratch.data() + s;
+    std::int16_t* lv = blk.levels.data();
+    if (sigma == 0.0f) {  // all zeros: nothing to round
+      std::fill(lv, lv + n, std::int16_t{0});
+      std::fill(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), 0.0f);
+      return;
+    }
+    if (natural) {
+      quantize_natural(x, s, sigma, rng, lv, st, out.data());
+      return;
+    }
+    const float inv = static_cast<float>(s) / sigma;
+    if (std::isfinite(inv)) {
+      quantize_linear(x, s, rng, lv, st, out.data(), [inv](float a) { return a * inv; });
+    } else {  // σ is (nearly) denormal: s/σ overflows float, so scale in double
+      const double dinv = static_cast<double>(s) / static_cast<double>(sigma);
+      quantize_linear(x, s, rng, lv, st, out.data(),
+                      [dinv](float a) { return static_cast<float>(static_cast<double>(a) * dinv); });
+    }
+  }
+
+  void write_params(const detail::LevelBlock& blk, std::vector<std::byte>& out) const {
+    out.push_back(static_cast<std::byte>(blk.flags));
+    put_varint(out, static_cast<std::uint64_t>(blk.s));
+    put_le<float>(out, blk.sigma);
+  }
+  static void read_params(ByteReader& in, float scale, detail::LevelBlock& blk) {
+    const auto flags = in.get_le<std::uint8_t>();
+    if (flags > 3) throw DecodeError("DitheredQuantizer: bad option flags");
+    const std::uint64_t s = in.get_varint();
+    if (s < 1 || s > static_cast<std::uint64_t>(max_levels)) throw DecodeError("DitheredQuantizer: levels out of range");
+    const float sigma = in.get_le<float>();
+    if (!std::isfinite(sigma) || sigma < 0.0f) throw DecodeError("DitheredQuantizer: scale is not a finite non-negative number");
+    blk.flags = flags;
+    blk.s = static_cast<int>(s);
+    blk.sigma = sigma;
+    build_table(sigma, blk.s, (flags & 2) != 0, scale, blk.table);
+    if (!std::isfinite(blk.table.back())) throw DecodeError("DitheredQuantizer: reconstruction overflows float");
+  }
+
+ private:
+  // σ as a float no smaller than the exact norm.
+  float norm_of(std::span<const float> x) const {
+    double exact;
+    if (norm == Norm::Linf) {
+      std::uint32_t m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+      std::size_t i = 0;
+      const std::size_t n = x.size();
+      for (; i + 4 <= n; i += 4) {
+        m0 = std::max(m0, detail_key(x[i]));
+        m1 = std::max(m1, detail_key(x[i + 1]));
+        m2 = std::max(m2, detail_key(x[i + 2]));
+        m3 = std::max(m3, detail_key(x[i + 3]));
+      }
+      for (; i < n; ++i) m0 = std::max(m0, detail_key(x[i]));
+      const std::uint32_t m = std::max(std::max(m0, m1), std::max(m2, m3));
+      float f;
+      std::memcpy(&f, &m, sizeof f);
+      return f;  // exact
+    }
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    std::size_t i = 0;
+    const std::size_t n = x.size();
+    for (; i + 4 <= n; i += 4) {
+      a0 += static_cast<double>(x[i]) * x[i];
+      a1 += static_cast<double>(x[i + 1]) * x[i + 1];
+      a2 += static_cast<double>(x[i + 2]) * x[i + 2];
+      a3 += static_cast<double>(x[i + 3]) * x[i + 3];
+    }
+    for (; i < n; ++i) a0 += static_cast<double>(x[i]) * x[i];
+    exact = std::sqrt((a0 + a1) + (a2 + a3));
+    detail::require(exact <= std::numeric_limits<float>::max(),
+                    "DitheredQuantizer: the input's l2 norm overflows float; scale the input down");
+    float f = static_cast<float>(exact);
+    if (static_cast<double>(f) < exact) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+    return f;
+  }
+  static std::uint32_t detail_key(float v) noexcept {
+    std::uint32_t b;
+    std::memcpy(&b, &v, sizeof b);
+    return b & 0x7fffffffu;
+  }
+
+  // ℓ = min(⌊a + u⌋, s) with a = s|x|/σ; two 24-bit dithers per 64-bit draw.
+  template <class Scale>
+  static void quantize_linear(std::span<const float> x, int s, Rng& rng, std::int16_t* lv, const float* st, float* out,
+                              Scale scale_of) noexcept {
+    const std::size_t n = x.size();
+    const float* xs = x.data();
+    auto one = [&](std::size_t i, float u) {
+      const float a = scale_of(std::fabs(xs[i]));
+      int l = static_cast<int>(a + u);  // a + u ≥ 0: truncation is the floor
+      l = l > s ? s : l;
+      l = xs[i] < 0.0f ? -l : l;
+      lv[i] = static_cast<std::int16_t>(l);
+      out[i] = st[l];
+    };
+    std::size_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+      const std::uint64_t r = rng.next();
+      one(i, static_cast<float>(r >> 40) * 0x1.0p-24f);
+      one(i + 1, static_cast<float>((r >> 8) & 0xffffffu) * 0x1.0p-24f);
+    }
+    if (i < n) one(i, rng.uniform_float());
+  }
+
+  // |x|/σ lies between two adjacent levels 2^{e−1}, 2^e (or 0 and 2^{1−s}); round up with
+  // probability equal to the fractional distance, which keeps the rounding unbiased.
+  static void quantize_natural(std::span<const float> x, int s, float sigma, Rng& rng, std::int16_t* lv, const float* st,
+                               float* out) noexcept {
+    const double inv = 1.0 / static_cast<double>(sigma);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double xi = std::fabs(static_cast<double>(x[i])) * inv;
+      const double u = rng.uniform();
+      int l = 0;
+      if (xi >= 1.0) {
+        l = s;
+      } else if (xi > 0.0) {
+        int e = 0;
+        const double m = std::frexp(xi, &e);  // xi = m·2^e, m ∈ [0.5, 1)
+        const int upper = e + s;               // level index of 2^e
+        if (upper >= 2) {
+          l = (upper - 1) + (u < 2.0 * m - 1.0 ? 1 : 0);
+        } else {
+          l = u < std::ldexp(xi, s - 1) ? 1 : 0;  // between 0 and the smallest level 2^{1−s}
+        }
+      }
+      l = x[i] < 0.0f ? -l : l;
+      lv[i] = static_cast<std::int16_t>(l);
+      out[i] = st[l];
+    }
+  }
+};
+
+}  // namespace decopt
