@@ -12,6 +12,3 @@
 #include "decopt/topology/topology_all.hpp"
 #include "decopt/privacy/privacy.hpp"
 #include "decopt/compositional/compositional.hpp"
-#include "decopt/optimizer/optimizer.hpp"
-#include "decopt/transport/link_model.hpp"
-#include "decopt/transport/thread_network.hpp"
