@@ -34,6 +34,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <span>
@@ -42,6 +43,15 @@
 #include <vector>
 
 namespace decopt::compositional {
+
+/// One row of a solver's history: the snapshot x̃ at the end of `epoch` (0 = the start point).
+struct EpochRecord {
+  int epoch = 0;
+  double objective = 0.0;      ///< f(x̃)
+  double suboptimality = std::numeric_limits<double>::quiet_NaN();  ///< (f − f*)/|f*|, NaN if f* unknown
+  double gradient_norm = 0.0;  ///< ‖∇f(x̃)‖ (the full gradient computed for the snapshot)
+  double seconds = 0.0;        ///< wall time since the solver started, including this snapshot
+};
 
 /// Options of the variance-reduced compositional solvers (all three share them).
 struct VrscOptions {
@@ -57,6 +67,9 @@ struct VrscOptions {
   double tolerance = 0.0;
   /// Divergence threshold (> 1): see DivergenceError.
   double divergence_factor = 1e6;
+  /// Called with each history row as it is recorded (progress reports); may be empty. It runs on
+  /// the solver's snapshot thread, between inner phases; an exception it throws ends the run.
+  std::function<void(const EpochRecord&)> on_epoch;
 };
 
 /// Thrown when an epoch ends with a non-finite objective or gradient, with ‖∇f(x̃)‖ above
@@ -66,15 +79,6 @@ struct VrscOptions {
 struct DivergenceError : Error {
   DivergenceError(const std::string& what, int diverged_epoch) : Error(what), epoch(diverged_epoch) {}
   int epoch;  ///< the epoch at whose end divergence was detected (1-based)
-};
-
-/// One row of a solver's history: the snapshot x̃ at the end of `epoch` (0 = the start point).
-struct EpochRecord {
-  int epoch = 0;
-  double objective = 0.0;      ///< f(x̃)
-  double suboptimality = std::numeric_limits<double>::quiet_NaN();  ///< (f − f*)/|f*|, NaN if f* unknown
-  double gradient_norm = 0.0;  ///< ‖∇f(x̃)‖ (the full gradient computed for the snapshot)
-  double seconds = 0.0;        ///< wall time since the solver started, including this snapshot
 };
 
 /// What a solver returns. The user's x holds the last iterate (= the last snapshot).
@@ -145,6 +149,7 @@ class EpochMonitor {
       f0_ = objective;
       g0_ = gradient_norm;
     }
+    if (options_.on_epoch) options_.on_epoch(rec);
     check_divergence(epoch, objective, gradient_norm);
     if (options_.tolerance > 0.0) {
       const bool met = optimal_value_ ? rec.suboptimality <= options_.tolerance
