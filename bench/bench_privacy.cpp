@@ -1,7 +1,9 @@
 // bench/bench_privacy.cpp — the cost of differential privacy: one private mini-batch gradient
 // (two passes over a d×B per-sample matrix plus d normal draws) beside BM_Memcpy of the same d, and
 // one ε query of the RDP accountant. Bytes processed = d·B·4, the per-sample input read.
-#include <decopt/decopt.hpp>
+#include <decopt/core/error.hpp>
+#include <decopt/core/rng.hpp>
+#include <decopt/privacy/privacy.hpp>
 
 #include <vector>
 

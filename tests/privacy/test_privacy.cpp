@@ -2,7 +2,9 @@
 // accountant of the Poisson-subsampled Gaussian mechanism.
 #include <catch2/catch.hpp>
 
-#include <decopt/decopt.hpp>
+#include <decopt/core/error.hpp>
+#include <decopt/core/rng.hpp>
+#include <decopt/privacy/privacy.hpp>
 
 #include <Eigen/Dense>
 #include <algorithm>
