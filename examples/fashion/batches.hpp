@@ -37,9 +37,10 @@ class BatchSampler {
   BatchSampler(std::vector<int> indices, int batch_size, std::uint64_t seed)
       : sorted_(std::move(indices)), order_(sorted_.size()), batch_size_(batch_size), seed_(seed) {
     decopt::detail::require(!sorted_.empty(), "BatchSampler: the node has no samples");
-    decopt::detail::require(batch_size >= 1, "BatchSampler: batch_size must be at least 1, got " + std::to_string(batch_size));
+    decopt::detail::require(batch_size >= 1,
+                            "BatchSampler: batch_size must be at least 1, got " + std::to_string(batch_size));
     decopt::detail::require(std::all_of(sorted_.begin(), sorted_.end(), [](int i) { return i >= 0; }),
-                    "BatchSampler: sample indices must be non-negative");
+                            "BatchSampler: sample indices must be non-negative");
     std::sort(sorted_.begin(), sorted_.end());
     shuffle_epoch();
   }
@@ -59,7 +60,8 @@ class BatchSampler {
   /// Jumps to sample `position` of epoch `epoch` (restoring a checkpoint of epoch(), position()).
   /// @throws ConfigError if epoch < 0 or position ≥ epoch_size().
   void seek(long epoch, std::size_t position) {
-    decopt::detail::require(epoch >= 0 && position < sorted_.size(), "BatchSampler::seek: position out of range");
+    decopt::detail::require(epoch >= 0 && position < sorted_.size(),
+                            "BatchSampler::seek: position out of range");
     epoch_ = epoch;
     position_ = position;
     shuffle_epoch();
@@ -67,7 +69,8 @@ class BatchSampler {
 
   /// The indices of the next batch, written to `out` (size batch_size()); advances the sampler.
   void next_indices(std::span<int> out) {
-    decopt::detail::require(out.size() == std::size_t(batch_size_), "BatchSampler: the index buffer must hold batch_size");
+    decopt::detail::require(out.size() == std::size_t(batch_size_),
+                            "BatchSampler: the index buffer must hold batch_size");
     for (int& index : out) {
       index = order_[position_];
       if (++position_ == order_.size()) {
@@ -87,11 +90,13 @@ class BatchSampler {
   void next(const Eigen::Ref<const Eigen::MatrixXf>& images, std::span<const std::uint8_t> labels,
             Eigen::Ref<Eigen::MatrixXf> x, std::span<std::uint8_t> labels_out) {
     decopt::detail::require(labels.size() == static_cast<std::size_t>(images.cols()),
-                    "BatchSampler::next: images and labels disagree on the number of samples");
-    decopt::detail::require(x.rows() == images.rows() && x.cols() == batch_size_ && labels_out.size() == std::size_t(batch_size_),
-                    "BatchSampler::next: the output must be " + std::to_string(images.rows()) + " × " +
-                        std::to_string(batch_size_) + " with " + std::to_string(batch_size_) + " labels");
-    decopt::detail::require(sorted_.back() < images.cols(), "BatchSampler::next: a sample index is beyond the data set");
+                            "BatchSampler::next: images and labels disagree on the number of samples");
+    decopt::detail::require(
+        x.rows() == images.rows() && x.cols() == batch_size_ && labels_out.size() == std::size_t(batch_size_),
+        "BatchSampler::next: the output must be " + std::to_string(images.rows()) + " × " +
+            std::to_string(batch_size_) + " with " + std::to_string(batch_size_) + " labels");
+    decopt::detail::require(sorted_.back() < images.cols(),
+                            "BatchSampler::next: a sample index is beyond the data set");
     for (Eigen::Index j = 0; j < x.cols(); ++j) {
       const int index = order_[position_];
       x.col(j) = images.col(index);
@@ -113,7 +118,7 @@ class BatchSampler {
   void shuffle_epoch() noexcept {
     std::copy(sorted_.begin(), sorted_.end(), order_.begin());
     Rng rng = Rng::derive(seed_, {static_cast<std::uint64_t>(epoch_)});
-    detail::seeded_shuffle(order_, rng);
+    fashion_detail::seeded_shuffle(order_, rng);
   }
 
   std::vector<int> sorted_;  // the node's indices, ascending

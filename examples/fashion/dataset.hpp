@@ -52,7 +52,7 @@ inline Normalization compute_normalization(const Dataset& data) {
 /// Zero-mean, unit-variance inputs let plain SGD use a larger learning rate than [0, 1] pixels.
 inline void normalize(Dataset& data, Normalization norm) {
   decopt::detail::require(norm.stddev > 0.0f && std::isfinite(norm.stddev) && std::isfinite(norm.mean),
-                  "normalize: the standard deviation must be finite and positive");
+                          "normalize: the standard deviation must be finite and positive");
   data.images.array() = (data.images.array() - norm.mean) * (1.0f / norm.stddev);
 }
 

@@ -47,7 +47,7 @@ struct IdxImages {
   std::vector<std::uint8_t> pixels;
 };
 
-namespace detail {
+namespace fashion_detail {
 
 inline constexpr std::uint32_t kIdxImagesMagic = 0x00000803;  // unsigned byte, 3 dimensions
 inline constexpr std::uint32_t kIdxLabelsMagic = 0x00000801;  // unsigned byte, 1 dimension
@@ -93,11 +93,12 @@ inline std::size_t read_up_to(gzFile f, const std::string& path, std::uint8_t* o
 }
 
 /// Reads exactly `n` bytes of the part called `what`, or throws "<path> is truncated: ...".
-inline void read_exactly(gzFile f, const std::string& path, std::uint8_t* out, std::size_t n, const char* what) {
+inline void read_exactly(gzFile f, const std::string& path, std::uint8_t* out, std::size_t n,
+                         const char* what) {
   const std::size_t got = read_up_to(f, path, out, n);
   if (got != n) {
-    throw DatasetError(path + " is truncated: expected " + std::to_string(n) + " bytes of " + what + ", got " +
-                       std::to_string(got));
+    throw DatasetError(path + " is truncated: expected " + std::to_string(n) + " bytes of " + what +
+                       ", got " + std::to_string(got));
   }
 }
 
@@ -118,7 +119,8 @@ inline void require_end(gzFile f, const std::string& path) {
 }
 
 inline std::uint32_t big_endian_u32(const std::uint8_t* p) noexcept {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         std::uint32_t{p[3]};
 }
 
 inline std::string hex32(std::uint32_t v) {
@@ -128,26 +130,28 @@ inline std::string hex32(std::uint32_t v) {
   return s;
 }
 
-inline void require_magic(std::uint32_t magic, std::uint32_t expected, const std::string& path, const char* kind) {
+inline void require_magic(std::uint32_t magic, std::uint32_t expected, const std::string& path,
+                          const char* kind) {
   if (magic != expected) {
-    throw DatasetError(path + " is not an IDX " + kind + " file: magic number " + hex32(magic) + ", expected " +
-                       hex32(expected));
+    throw DatasetError(path + " is not an IDX " + kind + " file: magic number " + hex32(magic) +
+                       ", expected " + hex32(expected));
   }
 }
 
-}  // namespace detail
+}  // namespace fashion_detail
 
 /// Reads an idx3-ubyte image file (gzip-compressed or plain).
 /// @throws DatasetError if the file is missing, has the wrong magic number, declares zero-sized
 ///         or absurdly large dimensions, is truncated, or has bytes after its declared content.
 inline IdxImages read_idx_images(const std::string& path) {
-  auto f = detail::open_gz(path);
+  auto f = fashion_detail::open_gz(path);
   std::array<std::uint8_t, 16> header{};
-  detail::read_exactly(f.get(), path, header.data(), header.size(), "header");
-  detail::require_magic(detail::big_endian_u32(header.data()), detail::kIdxImagesMagic, path, "images (idx3)");
-  const std::uint32_t count = detail::big_endian_u32(header.data() + 4);
-  const std::uint32_t rows = detail::big_endian_u32(header.data() + 8);
-  const std::uint32_t cols = detail::big_endian_u32(header.data() + 12);
+  fashion_detail::read_exactly(f.get(), path, header.data(), header.size(), "header");
+  fashion_detail::require_magic(fashion_detail::big_endian_u32(header.data()),
+                                fashion_detail::kIdxImagesMagic, path, "images (idx3)");
+  const std::uint32_t count = fashion_detail::big_endian_u32(header.data() + 4);
+  const std::uint32_t rows = fashion_detail::big_endian_u32(header.data() + 8);
+  const std::uint32_t cols = fashion_detail::big_endian_u32(header.data() + 12);
   // Limits that keep every product below in range and reject headers from garbage files.
   constexpr std::uint32_t kMaxSide = 1u << 14;
   constexpr std::uint64_t kMaxBytes = std::uint64_t{1} << 36;
@@ -157,33 +161,35 @@ inline IdxImages read_idx_images(const std::string& path) {
   }
   const std::uint64_t bytes = std::uint64_t{count} * rows * cols;
   if (count > static_cast<std::uint32_t>(std::numeric_limits<int>::max()) || bytes > kMaxBytes) {
-    throw DatasetError(path + " declares " + std::to_string(count) + " images of " + std::to_string(rows) + " × " +
-                       std::to_string(cols) + " pixels, more than this reader accepts");
+    throw DatasetError(path + " declares " + std::to_string(count) + " images of " + std::to_string(rows) +
+                       " × " + std::to_string(cols) + " pixels, more than this reader accepts");
   }
   IdxImages out;
   out.count = static_cast<int>(count);
   out.rows = static_cast<int>(rows);
   out.cols = static_cast<int>(cols);
   out.pixels.resize(static_cast<std::size_t>(bytes));
-  detail::read_exactly(f.get(), path, out.pixels.data(), out.pixels.size(), "images");
-  detail::require_end(f.get(), path);
+  fashion_detail::read_exactly(f.get(), path, out.pixels.data(), out.pixels.size(), "images");
+  fashion_detail::require_end(f.get(), path);
   return out;
 }
 
 /// Reads an idx1-ubyte label file (gzip-compressed or plain).
 /// @throws DatasetError as read_idx_images does.
 inline std::vector<std::uint8_t> read_idx_labels(const std::string& path) {
-  auto f = detail::open_gz(path);
+  auto f = fashion_detail::open_gz(path);
   std::array<std::uint8_t, 8> header{};
-  detail::read_exactly(f.get(), path, header.data(), header.size(), "header");
-  detail::require_magic(detail::big_endian_u32(header.data()), detail::kIdxLabelsMagic, path, "labels (idx1)");
-  const std::uint32_t count = detail::big_endian_u32(header.data() + 4);
+  fashion_detail::read_exactly(f.get(), path, header.data(), header.size(), "header");
+  fashion_detail::require_magic(fashion_detail::big_endian_u32(header.data()),
+                                fashion_detail::kIdxLabelsMagic, path, "labels (idx1)");
+  const std::uint32_t count = fashion_detail::big_endian_u32(header.data() + 4);
   if (count > static_cast<std::uint32_t>(std::numeric_limits<int>::max())) {
-    throw DatasetError(path + " declares " + std::to_string(count) + " labels, more than this reader accepts");
+    throw DatasetError(path + " declares " + std::to_string(count) +
+                       " labels, more than this reader accepts");
   }
   std::vector<std::uint8_t> labels(count);
-  detail::read_exactly(f.get(), path, labels.data(), labels.size(), "labels");
-  detail::require_end(f.get(), path);
+  fashion_detail::read_exactly(f.get(), path, labels.data(), labels.size(), "labels");
+  fashion_detail::require_end(f.get(), path);
   return labels;
 }
 
@@ -191,12 +197,13 @@ inline std::vector<std::uint8_t> read_idx_labels(const std::string& path) {
 /// (p / 255), one column per image in row-major pixel order.
 /// @param classes labels must lie in [0, classes); 0 skips the check.
 /// @throws DatasetError if either file cannot be read, the counts differ, or a label is out of range.
-inline Dataset load_idx_dataset(const std::string& images_path, const std::string& labels_path, int classes = 0) {
+inline Dataset load_idx_dataset(const std::string& images_path, const std::string& labels_path,
+                                int classes = 0) {
   IdxImages raw = read_idx_images(images_path);
   std::vector<std::uint8_t> labels = read_idx_labels(labels_path);
   if (labels.size() != static_cast<std::size_t>(raw.count)) {
-    throw DatasetError(images_path + " has " + std::to_string(raw.count) + " images but " + labels_path + " has " +
-                       std::to_string(labels.size()) + " labels");
+    throw DatasetError(images_path + " has " + std::to_string(raw.count) + " images but " + labels_path +
+                       " has " + std::to_string(labels.size()) + " labels");
   }
   if (classes > 0) {
     for (std::size_t i = 0; i < labels.size(); ++i) {
@@ -210,8 +217,8 @@ inline Dataset load_idx_dataset(const std::string& images_path, const std::strin
   data.rows = raw.rows;
   data.cols = raw.cols;
   const Eigen::Index features = Eigen::Index{raw.rows} * raw.cols;
-  const Eigen::Map<const Eigen::Matrix<std::uint8_t, Eigen::Dynamic, Eigen::Dynamic>> bytes(raw.pixels.data(),
-                                                                                            features, raw.count);
+  const Eigen::Map<const Eigen::Matrix<std::uint8_t, Eigen::Dynamic, Eigen::Dynamic>> bytes(
+      raw.pixels.data(), features, raw.count);
   data.images = bytes.cast<float>() * (1.0f / 255.0f);
   data.labels = std::move(labels);
   return data;

@@ -49,7 +49,7 @@ inline std::string_view to_string(Partition kind) noexcept {
   return kind == Partition::Iid ? std::string_view("iid") : std::string_view("by-label");
 }
 
-namespace detail {
+namespace fashion_detail {
 /// Fisher–Yates with Rng::below, so the permutation is the same on every standard library.
 template <class T>
 void seeded_shuffle(std::vector<T>& values, Rng& rng) noexcept {
@@ -58,7 +58,7 @@ void seeded_shuffle(std::vector<T>& values, Rng& rng) noexcept {
     std::swap(values[i - 1], values[j]);
   }
 }
-}  // namespace detail
+}  // namespace fashion_detail
 
 /// Splits the sample indices 0..labels.size()−1 over `nodes` nodes.
 /// @param labels one label per sample (only ByLabel looks at the values)
@@ -68,18 +68,18 @@ void seeded_shuffle(std::vector<T>& values, Rng& rng) noexcept {
 /// @return one ascending list of sample indices per node; together they hold every index once,
 ///         and every list is non-empty.
 /// @throws ConfigError if nodes < 1 or nodes > the number of samples.
-inline std::vector<std::vector<int>> partition(const std::vector<std::uint8_t>& labels, int nodes, Partition kind,
-                                               std::uint64_t seed) {
+inline std::vector<std::vector<int>> partition(const std::vector<std::uint8_t>& labels, int nodes,
+                                               Partition kind, std::uint64_t seed) {
   const auto samples = labels.size();
   decopt::detail::require(nodes >= 1, "partition: nodes must be at least 1, got " + std::to_string(nodes));
   decopt::detail::require(static_cast<std::size_t>(nodes) <= samples,
-                  "partition: " + std::to_string(nodes) + " nodes but only " + std::to_string(samples) +
-                      " samples; every node needs at least one");
+                          "partition: " + std::to_string(nodes) + " nodes but only " +
+                              std::to_string(samples) + " samples; every node needs at least one");
   const auto n = static_cast<std::size_t>(nodes);
   std::vector<int> order(samples);
   std::iota(order.begin(), order.end(), 0);
   Rng rng = Rng::derive(seed, {kind == Partition::Iid ? 0x11du : 0x1abe1u});
-  detail::seeded_shuffle(order, rng);
+  fashion_detail::seeded_shuffle(order, rng);
 
   std::vector<std::vector<int>> parts(n);
   if (kind == Partition::Iid) {
@@ -89,12 +89,13 @@ inline std::vector<std::vector<int>> partition(const std::vector<std::uint8_t>& 
     }
   } else {
     // Stable sort of the shuffled order by label: labels ascending, ties in random order.
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return labels[std::size_t(a)] < labels[std::size_t(b)]; });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return labels[std::size_t(a)] < labels[std::size_t(b)]; });
     const std::size_t shards = 2 * n, base = samples / shards, longer = samples % shards;
     auto shard_begin = [&](std::size_t k) { return k * base + std::min(k, longer); };
     std::vector<std::size_t> owner(n);
     std::iota(owner.begin(), owner.end(), std::size_t{0});
-    detail::seeded_shuffle(owner, rng);
+    fashion_detail::seeded_shuffle(owner, rng);
     for (std::size_t i = 0; i < n; ++i) {
       auto& part = parts[owner[i]];
       for (std::size_t k : {i, i + n}) {

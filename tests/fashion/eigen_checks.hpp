@@ -32,4 +32,5 @@ struct EigenAssertion : std::logic_error {
 
 #define EIGEN_RUNTIME_NO_MALLOC
 #define EIGEN_STACK_ALLOCATION_LIMIT (4 << 20)
-#define eigen_assert(x) ((x) ? static_cast<void>(0) : ::fashion_test::eigen_assertion_failed(#x, __FILE__, __LINE__))
+#define eigen_assert(x) \
+  ((x) ? static_cast<void>(0) : ::fashion_test::eigen_assertion_failed(#x, __FILE__, __LINE__))

@@ -1,17 +1,16 @@
 // Tests for fashion/idx.hpp and fashion/dataset.hpp: IDX files written here with zlib are read
 // back exactly; every malformed file gives its one-line message; the installed Fashion-MNIST
 // (the project's install script installs dataset-fashion-mnist) loads with the known shape.
-#include "eigen_checks.hpp"  // first: configures Eigen alike in every file of test_fashion
-
+#include <unistd.h>
 #include <zlib.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
+#include "eigen_checks.hpp"  // before any Eigen header: same Eigen settings in every file
 #include "fashion/idx.hpp"
 #include "fashion_test_util.hpp"
 
@@ -63,7 +62,8 @@ std::vector<std::uint8_t> idx_labels(const std::vector<std::uint8_t>& labels, st
 void write_gz(const std::string& path, const std::vector<std::uint8_t>& bytes) {
   gzFile f = gzopen(path.c_str(), "wb");
   REQUIRE(f != nullptr);
-  if (!bytes.empty()) REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) == int(bytes.size()));
+  if (!bytes.empty())
+    REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) == int(bytes.size()));
   REQUIRE(gzclose(f) == Z_OK);
 }
 
@@ -133,10 +133,12 @@ TEST_CASE("A file with the wrong magic number is rejected with a clear message",
   write_gz(dir.file("img.gz"), idx_images(1, 2, 2, pattern(4), /*magic=*/0x801));
   write_gz(dir.file("lab.gz"), idx_labels({1}, /*magic=*/0x803));
   REQUIRE_THROWS_AS(read_idx_images(dir.file("img.gz")), DatasetError);
-  REQUIRE_THROWS_WITH(read_idx_images(dir.file("img.gz")),
-                      dir.file("img.gz") + " is not an IDX images (idx3) file: magic number 0x00000801, expected 0x00000803");
-  REQUIRE_THROWS_WITH(read_idx_labels(dir.file("lab.gz")),
-                      dir.file("lab.gz") + " is not an IDX labels (idx1) file: magic number 0x00000803, expected 0x00000801");
+  REQUIRE_THROWS_WITH(
+      read_idx_images(dir.file("img.gz")),
+      dir.file("img.gz") + " is not an IDX images (idx3) file: magic number 0x00000801, expected 0x00000803");
+  REQUIRE_THROWS_WITH(
+      read_idx_labels(dir.file("lab.gz")),
+      dir.file("lab.gz") + " is not an IDX labels (idx1) file: magic number 0x00000803, expected 0x00000801");
 }
 
 TEST_CASE("Truncated files say how many bytes were expected and found", "[fashion][idx]") {
@@ -166,10 +168,12 @@ TEST_CASE("Truncated files say how many bytes were expected and found", "[fashio
     for (auto& p : pixels) p = static_cast<std::uint8_t>((state = state * 6364136223846793005ULL + 1) >> 56);
     write_gz(dir.file("full.gz"), idx_images(8, 64, 64, pixels));
     const auto gz = read_plain(dir.file("full.gz"));
-    write_plain(dir.file("cut.gz"), std::vector<std::uint8_t>(gz.begin(), gz.begin() + std::ptrdiff_t(gz.size() / 2)));
+    write_plain(dir.file("cut.gz"),
+                std::vector<std::uint8_t>(gz.begin(), gz.begin() + std::ptrdiff_t(gz.size() / 2)));
     REQUIRE_THROWS_AS(read_idx_images(dir.file("cut.gz")), DatasetError);
-    REQUIRE_THROWS_WITH(read_idx_images(dir.file("cut.gz")),
-                        Catch::Contains(dir.file("cut.gz") + " is truncated: expected 32768 bytes of images, got"));
+    REQUIRE_THROWS_WITH(
+        read_idx_images(dir.file("cut.gz")),
+        Catch::Contains(dir.file("cut.gz") + " is truncated: expected 32768 bytes of images, got"));
   }
 }
 
@@ -186,7 +190,8 @@ TEST_CASE("Bytes after the declared content are reported", "[fashion][idx]") {
 TEST_CASE("Zero-sized image dimensions are rejected", "[fashion][idx]") {
   TempDir dir;
   write_gz(dir.file("img.gz"), idx_images(2, 0, 28, {}));
-  REQUIRE_THROWS_WITH(read_idx_images(dir.file("img.gz")), Catch::Contains("each side must be between 1 and"));
+  REQUIRE_THROWS_WITH(read_idx_images(dir.file("img.gz")),
+                      Catch::Contains("each side must be between 1 and"));
 }
 
 TEST_CASE("Missing files name the path and how to install the data set", "[fashion][idx]") {
@@ -197,8 +202,9 @@ TEST_CASE("Missing files name the path and how to install the data set", "[fashi
                       "Fashion-MNIST not found at " + missing_dir +
                           "/train-images-idx3-ubyte.gz: install it with `sudo apt-get install "
                           "dataset-fashion-mnist` or pass --data DIR");
-  REQUIRE_THROWS_WITH(load_fashion_mnist(missing_dir, false),
-                      Catch::Contains("Fashion-MNIST not found at " + missing_dir + "/t10k-images-idx3-ubyte.gz"));
+  REQUIRE_THROWS_WITH(
+      load_fashion_mnist(missing_dir, false),
+      Catch::Contains("Fashion-MNIST not found at " + missing_dir + "/t10k-images-idx3-ubyte.gz"));
   // Images present, labels missing: the message names the labels file.
   write_gz(dir.file("train-images-idx3-ubyte.gz"), idx_images(1, 1, 1, {5}));
   REQUIRE_THROWS_WITH(load_fashion_mnist(dir.path.string(), true),

@@ -1,13 +1,12 @@
 // Tests for fashion/mlp.hpp: the analytic gradient against central finite differences (double,
 // tight) and against the double model (float), per-sample gradients against the batch gradient,
 // numerically stable softmax, chunked evaluation, size checks, and that SGD actually learns.
-#include "eigen_checks.hpp"  // first: configures Eigen alike in every file of test_fashion
-
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <numeric>
 #include <vector>
 
+#include "eigen_checks.hpp"  // before any Eigen header: same Eigen settings in every file
 #include "fashion/batches.hpp"
 #include "fashion/mlp.hpp"
 #include "fashion_test_util.hpp"
@@ -33,7 +32,8 @@ Problem<Scalar> random_problem(int inputs, int hidden, int classes, int batch, s
   p.params.resize(p.mlp.parameter_count());
   p.mlp.initialize(p.params, rng);
   // Biases away from zero so their gradient is exercised too.
-  for (std::size_t i = p.mlp.b1_offset(); i < p.mlp.w2_offset(); ++i) p.params[i] = Scalar(0.1 * rng.normal());
+  for (std::size_t i = p.mlp.b1_offset(); i < p.mlp.w2_offset(); ++i)
+    p.params[i] = Scalar(0.1 * rng.normal());
   for (std::size_t i = p.mlp.b2_offset(); i < p.params.size(); ++i) p.params[i] = Scalar(0.5 * rng.normal());
   p.x.resize(inputs, batch);
   for (Eigen::Index i = 0; i < p.x.size(); ++i) p.x.data()[i] = Scalar(rng.normal());
@@ -163,7 +163,8 @@ TEST_CASE("Softmax cross-entropy is stable for huge logits", "[fashion][mlp]") {
   REQUIRE(mlp.loss(params, x, labels) == Approx(std::log(3.0)));
 }
 
-TEST_CASE("evaluate over chunks equals one pass; blocks of a bigger matrix are read in place", "[fashion][mlp]") {
+TEST_CASE("evaluate over chunks equals one pass; blocks of a bigger matrix are read in place",
+          "[fashion][mlp]") {
   auto p = random_problem<float>(20, 9, 4, 1300, 3);  // > 2 evaluation chunks of 512
   std::vector<float> grad(p.params.size());
   const double loss = p.mlp.loss_and_gradient(p.params, p.x, p.labels, grad);
@@ -201,8 +202,10 @@ TEST_CASE("Mlp rejects mismatched sizes and labels out of range", "[fashion][mlp
   REQUIRE_THROWS_WITH(mlp.loss_and_gradient(short_buffer, x, labels, grad),
                       Catch::Contains("params has 5 elements, expected 23"));
   REQUIRE_THROWS_AS(mlp.loss_and_gradient(params, x, labels, short_buffer), decopt::ConfigError);
-  REQUIRE_THROWS_AS(mlp.loss_and_gradient(params, Eigen::MatrixXf::Ones(3, 2), labels, grad), decopt::ConfigError);
-  REQUIRE_THROWS_AS(mlp.loss_and_gradient(params, x, std::vector<std::uint8_t>{0}, grad), decopt::ConfigError);
+  REQUIRE_THROWS_AS(mlp.loss_and_gradient(params, Eigen::MatrixXf::Ones(3, 2), labels, grad),
+                    decopt::ConfigError);
+  REQUIRE_THROWS_AS(mlp.loss_and_gradient(params, x, std::vector<std::uint8_t>{0}, grad),
+                    decopt::ConfigError);
   REQUIRE_THROWS_WITH(mlp.loss_and_gradient(params, x, std::vector<std::uint8_t>{0, 2}, grad),
                       Catch::Contains("label 2 is not below classes = 2"));
   Eigen::MatrixXf wrong(mlp.parameter_count(), 3);
@@ -240,13 +243,15 @@ TEST_CASE("SGD on the MLP separates a synthetic 10-class problem", "[fashion][ml
     for (std::size_t i = 0; i < params.size(); ++i) params[i] -= 0.05f * grad[i];
   }
   const Evaluation after = mlp.evaluate(params, data);
-  INFO("loss " << before.loss << " -> " << after.loss << ", accuracy " << before.accuracy << " -> " << after.accuracy);
+  INFO("loss " << before.loss << " -> " << after.loss << ", accuracy " << before.accuracy << " -> "
+               << after.accuracy);
   REQUIRE(before.accuracy < 0.4);
   REQUIRE(after.loss < 0.2 * before.loss);
   REQUIRE(after.accuracy > 0.97);
 }
 
-TEST_CASE("SGD on 2000 real Fashion-MNIST images reaches 70% test accuracy", "[fashion][mlp][train][dataset]") {
+TEST_CASE("SGD on 2000 real Fashion-MNIST images reaches 70% test accuracy",
+          "[fashion][mlp][train][dataset]") {
   const Dataset& train = fashion_test::train_set();
   const Dataset& test = fashion_test::test_set();
   const Mlp mlp(784, 64, 10);

@@ -1,14 +1,13 @@
 // Tests for fashion/partition.hpp and fashion/batches.hpp: every sample assigned exactly once,
 // IID shares equal, by-label nodes see few classes, and the batch sampler is a reproducible,
 // seekable sampling without replacement.
-#include "eigen_checks.hpp"  // first: configures Eigen alike in every file of test_fashion
-
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <numeric>
 #include <set>
 #include <vector>
 
+#include "eigen_checks.hpp"  // before any Eigen header: same Eigen settings in every file
 #include "fashion/batches.hpp"
 #include "fashion/partition.hpp"
 #include "fashion_test_util.hpp"
@@ -20,7 +19,8 @@ namespace {
 /// `per_class` samples of each of `classes` labels, interleaved (label = index mod classes).
 std::vector<std::uint8_t> balanced_labels(int classes, int per_class) {
   std::vector<std::uint8_t> labels(std::size_t(classes * per_class));
-  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::uint8_t>(i % std::size_t(classes));
+  for (std::size_t i = 0; i < labels.size(); ++i)
+    labels[i] = static_cast<std::uint8_t>(i % std::size_t(classes));
   return labels;
 }
 
@@ -56,7 +56,8 @@ TEST_CASE("parse_partition accepts the flag spellings and names them on error", 
                       Catch::Contains("unknown partition 'dirichlet' (expected iid or by-label)"));
 }
 
-TEST_CASE("IID partition: exact cover, equal shares, all classes everywhere, seeded", "[fashion][partition]") {
+TEST_CASE("IID partition: exact cover, equal shares, all classes everywhere, seeded",
+          "[fashion][partition]") {
   const auto labels = balanced_labels(10, 103);  // 1030 samples: not a multiple of 8
   const auto parts = partition(labels, 8, Partition::Iid, 42);
   REQUIRE(parts.size() == 8);
@@ -71,7 +72,8 @@ TEST_CASE("IID partition: exact cover, equal shares, all classes everywhere, see
   REQUIRE(parts[0].back() - parts[0].front() > 500);
 }
 
-TEST_CASE("By-label partition: exact cover, two classes per node when shards are pure", "[fashion][partition]") {
+TEST_CASE("By-label partition: exact cover, two classes per node when shards are pure",
+          "[fashion][partition]") {
   const auto labels = balanced_labels(10, 600);
   SECTION("10 nodes: 20 shards of 300 samples, one class each, two different classes per node") {
     const auto parts = partition(labels, 10, Partition::ByLabel, 1);
@@ -119,7 +121,8 @@ TEST_CASE("Partition limits: 1 node, as many nodes as samples, and the errors", 
   }
 }
 
-TEST_CASE("By-label on the real Fashion-MNIST gives each of 10 nodes two classes", "[fashion][partition][dataset]") {
+TEST_CASE("By-label on the real Fashion-MNIST gives each of 10 nodes two classes",
+          "[fashion][partition][dataset]") {
   const auto& labels = fashion_test::train_set().labels;
   const auto parts = partition(labels, 10, Partition::ByLabel, 17);
   require_exact_cover(parts, labels.size());
