@@ -18,14 +18,17 @@
 //
 // Encode: one pass over the levels for the histogram, one for the runs. For rank r the run to
 // a non-zero at position k is (k − prev_r − 1) minus the ranks-below-r non-zeros between them,
-// so only per-rank counters at non-zeros are needed: O(n) scan + O(nnz·r̄) work.
-// Decode: each rank r keeps a candidate absolute position c_r (its relative position plus the
+// so only per-rank counters at non-zeros are needed: O(n) scan + O(nnz·m) work.
+// Decode (sparse messages): each rank r keeps a candidate absolute position c_r (its relative position plus the
 // lower-rank positions emitted so far, a lower bound); the smallest candidate (lowest rank on
 // ties) is exact, is emitted, and every higher rank's candidate moves up by one. Zeros cost
-// nothing: decode touches only the non-zero positions of the accumulator.
+// nothing: decode touches only the non-zero positions of the accumulator. Dense messages
+// (nnz ≥ n/32) instead claim positions in an n-bit scratch bitmap, rank by rank, and find each
+// relative position as the rel-th unclaimed bit: O(n/64·m + nnz).
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -53,10 +56,46 @@ class VectorSourceCoder {
   static constexpr std::uint64_t max_golomb_parameter = std::uint64_t{1} << 40;
 
   void encode_levels(const detail::CodeShape& shape, std::span<const std::int16_t> levels, int s, std::vector<std::byte>& out) {
-    counts_.assign(static_cast<std::size_t>(2 * s + 1), 0);
-    std::uint64_t* counts = counts_.data() + s;
-    detail::for_each_nonzero(shape.positions, levels, [counts](std::size_t, int l) { ++counts[l]; });
-    encode_runs(shape.n, s, out, [&](auto&& f) { detail::for_each_nonzero(shape.positions, levels, f); });
+    const auto bins = static_cast<std::size_t>(2 * s + 1);
+    counts_.assign(bins, 0);
+    if (!shape.positions.empty()) {
+      std::uint64_t* counts = counts_.data() + s;
+      detail::for_each_nonzero(shape.positions, levels, [counts](std::size_t, int l) { ++counts[l]; });
+      encode_runs(shape.n, s, out, [&](auto&& f) { detail::for_each_nonzero(shape.positions, levels, f); });
+      return;
+    }
+    // Dense levels: one branch-free pass builds the histogram (four interleaved tables, so
+    // repeated symbols do not serialise on one counter) and compacts the non-zero positions;
+    // the run pass then walks only the non-zeros, without mispredicted branches on zeros.
+    const std::size_t n = levels.size();
+    hist_.assign(4 * bins, 0);
+    if (nonzero_.size() < n + 1) nonzero_.resize(n + 1);
+    std::uint32_t* nz = nonzero_.data();
+    const std::int16_t* lv = levels.data();
+    std::uint32_t* h0 = hist_.data() + s;
+    std::uint32_t* h1 = h0 + bins;
+    std::uint32_t* h2 = h1 + bins;
+    std::uint32_t* h3 = h2 + bins;
+    std::size_t c = 0, i = 0;
+    auto step = [&](std::uint32_t* h, std::size_t j) {
+      const int l = lv[j];
+      ++h[l];
+      nz[c] = static_cast<std::uint32_t>(j);
+      c += l != 0 ? 1u : 0u;
+    };
+    for (; i + 4 <= n; i += 4) {
+      step(h0, i);
+      step(h1, i + 1);
+      step(h2, i + 2);
+      step(h3, i + 3);
+    }
+    for (; i < n; ++i) step(h0, i);
+    for (std::size_t b = 0; b < bins; ++b)
+      counts_[b] = std::uint64_t{hist_[b]} + hist_[bins + b] + hist_[2 * bins + b] + hist_[3 * bins + b];
+    counts_[static_cast<std::size_t>(s)] = 0;
+    encode_runs(shape.n, s, out, [&](auto&& f) {
+      for (std::size_t j = 0; j < c; ++j) f(static_cast<std::size_t>(nz[j]), static_cast<int>(lv[nz[j]]));
+    });
   }
 
   template <class Sink>
@@ -140,14 +179,13 @@ class VectorSourceCoder {
       std::uint64_t* last = last_.data();
       const Rank* ranks = ranks_.data();
       detail::WordWriter* streams = streams_.data();
+      // seen[r] = non-zeros of rank < r so far; a fixed-trip loop keeps it branch-predictable.
       for_each([&](std::size_t pos, int l) {
         const std::uint32_t r = rank_of[l];
-        std::uint64_t below = 0;
-        for (std::uint32_t i = 0; i < r; ++i) below += seen[i];
-        const std::uint64_t rel = pos - below;
+        const std::uint64_t rel = pos - seen[r];
         const std::uint64_t run = rel - last[r] - 1;
         last[r] = rel;
-        ++seen[r];
+        for (std::size_t j = 0; j < m; ++j) seen[j] += j > r ? 1u : 0u;
         if (!ranks[r].implied) ranks[r].golomb.write(streams[r], run);
       });
     }
@@ -221,6 +259,38 @@ class VectorSourceCoder {
         rel[0] += next_run(0) + 1;
         bad |= rel[0] >= ranks[0].remaining || cursors[0].overrun();
       }
+    } else if (total >= n / 32) {
+      // Dense message: claim positions in a bitmap of n bits (scratch, not the accumulator) and
+      // decode rank by rank; rank r's relative position is the rel-th unclaimed bit. O(n/64·m +
+      // nnz) instead of O(nnz·m).
+      const std::size_t words = (n + 63) / 64;
+      std::vector<std::uint64_t> claimed(words, 0);
+      if (n % 64 != 0) claimed[words - 1] = ~std::uint64_t{0} << (n % 64);  // never select past n
+      for (std::size_t r = 0; r < mm && !bad; ++r) {
+        const int symbol = ranks[r].symbol;
+        const bool mark = r + 1 < mm;
+        std::size_t wi = 0;
+        std::uint64_t free = ~claimed[0];
+        std::uint64_t skip = rel[r];  // the first run is the first relative position
+        for (std::uint64_t item = 0; item < ranks[r].count; ++item) {
+          if (item > 0) skip = next_run(r);
+          for (int pc = std::popcount(free); static_cast<std::uint64_t>(pc) <= skip; pc = std::popcount(free)) {
+            skip -= static_cast<std::uint64_t>(pc);
+            if (++wi >= words) {
+              bad = true;
+              break;
+            }
+            free = ~claimed[wi];
+          }
+          if (bad) break;
+          for (; skip > 0; --skip) free &= free - 1;
+          const int bit = std::countr_zero(free);
+          free &= free - 1;
+          if (mark) claimed[wi] |= std::uint64_t{1} << bit;
+          sink(wi * 64 + static_cast<std::size_t>(bit), symbol);
+        }
+        bad |= cursors[r].overrun();
+      }
     } else {
       for (std::uint64_t t = 0; t < total && !bad; ++t) {
         std::size_t best = 0;
@@ -257,6 +327,8 @@ class VectorSourceCoder {
   std::vector<std::uint32_t> rank_of_;
   std::vector<detail::WordWriter> streams_;
   std::vector<std::uint64_t> seen_;
+  std::vector<std::uint32_t> hist_;
+  std::vector<std::uint32_t> nonzero_;
   std::vector<std::uint64_t> last_;
 };
 

@@ -32,9 +32,25 @@ struct GolombCode {
       : b(param), k(param <= 1 ? 0 : codes::floor_log2(param - 1) + 1), cutoff((std::uint64_t{1} << k) - param) {}
 
   template <class Writer>
-  void write(Writer& w, std::uint64_t n) const {
+  inline __attribute__((always_inline)) void write(Writer& w, std::uint64_t n) const {
     const std::uint64_t q = n / b;
     const std::uint64_t rem = n - q * b;
+    if (q + static_cast<std::uint64_t>(k) < 63) {  // common case: the whole codeword in one write
+      std::uint64_t code = std::uint64_t{1} << q;
+      int len = static_cast<int>(q) + 1;
+      if (k > 0) {
+        if (rem < cutoff) {
+          code |= rem << len;
+          len += k - 1;
+        } else {
+          const std::uint64_t x = rem + cutoff;
+          code |= ((x >> 1) | ((x & 1u) << (k - 1))) << len;
+          len += k;
+        }
+      }
+      w.write(code, len);
+      return;
+    }
     w.write_unary(q);
     if (k == 0) return;
     if (rem < cutoff) {
@@ -59,7 +75,7 @@ class WordWriter {
     buf_ = 0;
     filled_ = 0;
   }
-  void write(std::uint64_t value, int nbits) {
+  inline __attribute__((always_inline)) void write(std::uint64_t value, int nbits) {
     if (nbits == 0) return;
     if (nbits < 64) value &= (std::uint64_t{1} << nbits) - 1;
     buf_ |= value << filled_;
