@@ -64,7 +64,42 @@ class AsyVRSCDistributed {
   template <class P>
   CompositionalResult optimize(const P& problem, VectorRef x,
                                std::optional<double> optimal_value = std::nullopt) const {
+    detail::check_compositional_problem<P>();  // one sentence per missing member, and nothing else
+    if constexpr (CompositionalProblem<P>) {
+      return run_in_process(problem, x, optimal_value);
+    } else {
+      return {};
+    }
+  }
+
+  /// The master: owns x (updated in place), computes snapshots, applies fresh-enough updates and
+  /// answers each with the current model. Closes the channel when it returns or throws. Returns
+  /// early (with the history so far) if the channel is closed by someone else.
+  template <class P, MasterWorkerChannel C>
+  CompositionalResult run_master(const P& problem, VectorRef x, C& channel,
+                                 std::optional<double> optimal_value = std::nullopt) const {
     detail::check_compositional_problem<P>();
+    if constexpr (CompositionalProblem<P>) {
+      return master(problem, x, channel, optimal_value);
+    } else {
+      channel.close();
+      return {};
+    }
+  }
+
+  /// A worker: pulls models, computes the estimator on each, pushes the direction, until the
+  /// channel closes. Uses the sample stream (seed, epoch, worker).
+  template <class P, MasterWorkerChannel C>
+  void run_worker(const P& problem, C& channel, int worker) const {
+    detail::check_compositional_problem<P>();
+    if constexpr (CompositionalProblem<P>) worker_loop(problem, channel, worker);
+  }
+
+  [[nodiscard]] const AsyVrscDistributedOptions& options() const noexcept { return options_; }
+
+ private:
+  template <CompositionalProblem P>
+  CompositionalResult run_in_process(const P& problem, VectorRef x, std::optional<double> optimal_value) const {
     detail::validate_problem(problem, x);
     InProcessChannel channel(options_.workers);
     std::exception_ptr worker_error;
@@ -98,17 +133,13 @@ class AsyVRSCDistributed {
     return result;
   }
 
-  /// The master: owns x (updated in place), computes snapshots, applies fresh-enough updates and
-  /// answers each with the current model. Closes the channel when it returns or throws. Returns
-  /// early (with the history so far) if the channel is closed by someone else.
-  template <class P, MasterWorkerChannel C>
-  CompositionalResult run_master(const P& problem, VectorRef x, C& channel,
-                                 std::optional<double> optimal_value = std::nullopt) const {
+  template <CompositionalProblem P, MasterWorkerChannel C>
+  CompositionalResult master(const P& problem, VectorRef x, C& channel,
+                             std::optional<double> optimal_value) const {
     struct CloseOnExit {
       C& c;
       ~CloseOnExit() { c.close(); }
     } close_on_exit{channel};
-    detail::check_compositional_problem<P>();
     detail::validate_problem(problem, x);
     const int workers = channel.workers();
     decopt::detail::require(workers >= 1, "asyvrsc-distributed: the channel has no workers");
@@ -175,11 +206,8 @@ class AsyVRSCDistributed {
     return result;
   }
 
-  /// A worker: pulls models, computes the estimator on each, pushes the direction, until the
-  /// channel closes. Uses the sample stream (seed, epoch, worker).
-  template <class P, MasterWorkerChannel C>
-  void run_worker(const P& problem, C& channel, int worker) const {
-    detail::check_compositional_problem<P>();
+  template <CompositionalProblem P, MasterWorkerChannel C>
+  void worker_loop(const P& problem, C& channel, int worker) const {
     const Eigen::Index d = problem.dimension();
     VrscEstimator<P> estimator(problem);
     auto w = estimator.make_workspace(options_.batch_a, options_.batch_b);
@@ -211,9 +239,6 @@ class AsyVRSCDistributed {
     }
   }
 
-  [[nodiscard]] const AsyVrscDistributedOptions& options() const noexcept { return options_; }
-
- private:
   AsyVrscDistributedOptions options_;
 };
 

@@ -28,6 +28,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -55,7 +56,19 @@ class AsyVRSCShared {
                                std::optional<double> optimal_value = std::nullopt) const {
     static_assert(std::atomic_ref<double>::is_always_lock_free,
                   "decopt: AsyVRSCShared needs lock-free atomic doubles.");
-    detail::check_compositional_problem<P>();
+    detail::check_compositional_problem<P>();  // one sentence per missing member, and nothing else
+    if constexpr (CompositionalProblem<P>) {
+      return run(problem, x, optimal_value);
+    } else {
+      return {};
+    }
+  }
+
+  [[nodiscard]] const AsyVrscSharedOptions& options() const noexcept { return options_; }
+
+ private:
+  template <CompositionalProblem P>
+  CompositionalResult run(const P& problem, VectorRef x, std::optional<double> optimal_value) const {
     detail::validate_problem(problem, x);
     decopt::detail::require(
         reinterpret_cast<std::uintptr_t>(x.data()) % std::atomic_ref<double>::required_alignment == 0,
@@ -165,9 +178,6 @@ class AsyVRSCShared {
     return monitor.result();
   }
 
-  [[nodiscard]] const AsyVrscSharedOptions& options() const noexcept { return options_; }
-
- private:
   AsyVrscSharedOptions options_;
 };
 

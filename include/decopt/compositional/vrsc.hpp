@@ -30,7 +30,19 @@ class VRSC {
   template <class P>
   CompositionalResult optimize(const P& problem, VectorRef x,
                                std::optional<double> optimal_value = std::nullopt) const {
-    detail::check_compositional_problem<P>();
+    detail::check_compositional_problem<P>();  // one sentence per missing member, and nothing else
+    if constexpr (CompositionalProblem<P>) {
+      return run(problem, x, optimal_value);
+    } else {
+      return {};
+    }
+  }
+
+  [[nodiscard]] const VrscOptions& options() const noexcept { return options_; }
+
+ private:
+  template <CompositionalProblem P>
+  CompositionalResult run(const P& problem, VectorRef x, std::optional<double> optimal_value) const {
     detail::validate_problem(problem, x);
     VrscEstimator<P> estimator(problem);
     auto w = estimator.make_workspace(options_.batch_a, options_.batch_b);
@@ -48,9 +60,6 @@ class VRSC {
     return monitor.result();
   }
 
-  [[nodiscard]] const VrscOptions& options() const noexcept { return options_; }
-
- private:
   VrscOptions options_;
 };
 
