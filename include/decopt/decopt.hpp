@@ -12,3 +12,6 @@
 #include "decopt/topology/topology_all.hpp"
 #include "decopt/privacy/privacy.hpp"
 #include "decopt/compositional/compositional.hpp"
+#include "decopt/optimizer/optimizer.hpp"
+#include "decopt/transport/link_model.hpp"
+#include "decopt/transport/thread_network.hpp"

@@ -1,0 +1,294 @@
+// decopt/optimizer/decentralized_optimizer.hpp — one node of compressed decentralized SGD over the
+// user's own parameter buffer.
+//
+// Round of node i (Malcom-PSGD, Campbell et al. arXiv 2311.05760; CHOCO-SGD, Koloskova et al. 2019):
+//   1. g = ∇f_i(x; ξ)                    the user's callback
+//   2. x = x − η g                        (heavy-ball momentum optional; τ local steps)
+//   3. q = C(x − x̂)                       compress the residual
+//   4. post code(q); collect code(q_j) from every neighbour
+//   5. x̂ += q;  s += w_ii q + Σ_j w_ij q_j
+//   6. x = x + γ (s − x̂)                  consensus
+//   7. x = prox_{ηR}(x)                   e.g. soft threshold for R = λ‖·‖₁
+// The StepPolicy orders these (SyncStep: 1–2 then 3–4; OverlappedStep: 3–4 then 1–2 in flight).
+//
+// State is O(d) whatever the degree: x (the user's buffer, updated in place, never copied), the
+// public copy x̂ (what the neighbours know of x) and s = Σ_j w_ij x̂_j over the node and its
+// neighbours, kept incrementally — never one x̂ per neighbour. Scratch for the gradient, residual
+// and reconstruction is per thread (shared by every node a thread drives), so a simulation of n
+// nodes holds 2·d floats of state per node plus messages (and m when momentum > 0).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "decopt/core/error.hpp"
+#include "decopt/core/finite.hpp"
+#include "decopt/core/rng.hpp"
+#include "decopt/optimizer/concepts.hpp"
+#include "decopt/optimizer/options.hpp"
+#include "decopt/optimizer/steps.hpp"
+#include "decopt/prox/prox.hpp"
+#include "decopt/topology/topology.hpp"
+#include "decopt/transport/transport.hpp"
+
+namespace decopt {
+
+namespace detail {
+/// Per-thread scratch buffers, grown on demand and shared by every optimizer a thread drives.
+struct RoundScratch {
+  std::vector<float> gradient;   // g, then the residual x − x̂
+  std::vector<float> reconstruction;  // q
+  std::vector<std::span<const std::byte>> inbox;
+  static RoundScratch& for_this_thread(std::size_t d) {
+    thread_local RoundScratch scratch;
+    if (scratch.gradient.size() < d) {
+      scratch.gradient.resize(d);
+      scratch.reconstruction.resize(d);
+    }
+    return scratch;
+  }
+};
+
+/// A contiguous float view of an Eigen dense lvalue (Matrix, Map, Ref, Block of a column-major
+/// column...). Throws ConfigError when the expression is not contiguous in memory.
+template <class Derived>
+std::span<float> contiguous_span(Derived& buffer) {
+  static_assert(std::is_same_v<typename Derived::Scalar, float>,
+                "decopt: the parameter buffer must hold float (decopt's messages are float32)");
+  const auto size = static_cast<std::size_t>(buffer.size());
+  const bool contiguous = buffer.innerStride() == 1 &&
+                          (buffer.outerSize() <= 1 || buffer.outerStride() == buffer.innerSize());
+  require(contiguous, "parameter buffer: the Eigen expression is not contiguous in memory");
+  return {buffer.data(), size};
+}
+}  // namespace detail
+
+/**
+ * @brief One node of compressed decentralized optimization over a user-owned parameter buffer.
+ *
+ * @tparam Compressor  a ResidualCompressor, e.g. Compressor<Dense, DitheredQuantizer, VectorSourceCoder>
+ * @tparam Prox        a ProximalPolicy applied after consensus, e.g. L1Prox (NoProx for none)
+ * @tparam Step        SyncStep or OverlappedStep
+ *
+ * Drive it with step(grad) in a thread or process of its own, or with begin_round(grad) on every
+ * node and then finish_round() on every node in a single-process simulation.
+ */
+template <class CompressorT, class ProxT = NoProx, class StepT = SyncStep>
+class DecentralizedOptimizer {
+  static_assert(ResidualCompressor<CompressorT>,
+                "decopt: the Compressor policy needs encode(span<const float>, Rng&, vector<byte>&, "
+                "span<float>), decode_add(span<const byte>, float, span<float>) const, and the traits "
+                "`unbiased` and `lossless`");
+  static_assert(ProximalPolicy<ProxT>,
+                "decopt: the Prox policy needs apply(span<float>, double step) const and value(span<const float>) const");
+  static_assert(StepPolicy<StepT>, "decopt: the Step policy needs `name` and `overlaps_communication`");
+
+ public:
+  using Compressor = CompressorT;
+  using Prox = ProxT;
+  using Step = StepT;
+
+  /**
+   * @param params    the user's parameters x, updated in place (never copied); every node must
+   *                  start from the same x⁰
+   * @param topology  the mixing matrix W; this node's row is copied, the topology need not outlive
+   * @param transport this node's endpoint; its rank() selects the row of W; must outlive the optimizer
+   */
+  DecentralizedOptimizer(std::span<float> params, const Topology& topology, TransportRef transport,
+                         Options options = {}, Compressor compressor = {}, Prox prox = {})
+      : x_(params), transport_(transport), options_(options), compressor_(std::move(compressor)),
+        prox_(std::move(prox)), rank_(transport.rank()) {
+    options_.validate();
+    detail::require(!params.empty(), "parameter buffer is empty");
+    detail::require(rank_ >= 0 && rank_ < topology.size(),
+                    "transport rank " + std::to_string(rank_) + " is not a node of " + topology.name());
+    const auto neighbors = topology.neighbors(rank_);
+    detail::require(transport.degree() == static_cast<int>(neighbors.size()),
+                    "transport of rank " + std::to_string(rank_) + " has " + std::to_string(transport.degree()) +
+                        " neighbours but the topology gives it " + std::to_string(neighbors.size()));
+    neighbors_.assign(neighbors.begin(), neighbors.end());
+    self_weight_ = topology.self_weight(rank_);
+    topology_fingerprint_ = topology.fingerprint();
+    const std::size_t d = params.size();
+    public_copy_.assign(d, 0.0f);
+    neighbor_sum_.assign(d, 0.0f);
+    if (options_.momentum > 0) momentum_.assign(d, 0.0f);
+    rng_ = Rng::derive(options_.seed, {static_cast<std::uint64_t>(rank_), 0x6f707469ULL /* "opti" */});
+  }
+
+  /// Over any contiguous Eigen dense lvalue of float (VectorXf, Map, Ref, MatrixXf...).
+  template <class Derived>
+    requires requires(Derived& b) { { b.data() } -> std::convertible_to<float*>; b.innerStride(); }
+  DecentralizedOptimizer(Derived& params, const Topology& topology, TransportRef transport, Options options = {},
+                         Compressor compressor = {}, Prox prox = {})
+      : DecentralizedOptimizer(detail::contiguous_span(params), topology, transport, options,
+                               std::move(compressor), std::move(prox)) {}
+
+  DecentralizedOptimizer(const DecentralizedOptimizer&) = delete;
+  DecentralizedOptimizer& operator=(const DecentralizedOptimizer&) = delete;
+  DecentralizedOptimizer(DecentralizedOptimizer&&) noexcept = default;
+
+  /// One whole round: begin_round then finish_round. For a node that runs in its own thread/process.
+  template <GradientFunction Grad>
+  RoundStats step(Grad&& grad) {
+    begin_round(grad);
+    return finish_round();
+  }
+
+  /// The first half of a round: local steps, compression and post (in the Step policy's order).
+  template <GradientFunction Grad>
+  void begin_round(Grad&& grad) {
+    detail::require(!in_round_, "begin_round called twice without finish_round (node " + std::to_string(rank_) + ")");
+    in_round_ = true;
+    current_ = RoundStats{};
+    current_.round = round_;
+    loss_sum_ = 0;
+    loss_count_ = 0;
+    const auto start = Clock::now();
+    Step::begin(*this, grad);
+    current_.compute_seconds += seconds_since(start);
+  }
+
+  /// The second half: collect the neighbours' messages, consensus and prox. Returns the round's stats.
+  RoundStats finish_round() {
+    detail::require(in_round_, "finish_round called before begin_round (node " + std::to_string(rank_) + ")");
+    Step::finish(*this);
+    in_round_ = false;
+    if (loss_count_ > 0) current_.loss = loss_sum_ / loss_count_;
+    totals_.add(current_);
+    ++round_;
+    return current_;
+  }
+
+  // ---- the primitives the Step policies order ----
+
+  /// τ local (momentum) SGD steps on x in place. Checks each gradient for NaN/∞.
+  template <class Grad>
+  void run_local_steps(Grad& grad) {
+    auto& scratch = detail::RoundScratch::for_this_thread(dimension());
+    const std::span<float> g(scratch.gradient.data(), dimension());
+    const float lr = static_cast<float>(options_.lr);
+    for (int t = 0; t < options_.local_steps; ++t) {
+      const double loss = call_gradient(grad, std::span<const float>(x_), g);
+      if (!decopt::all_finite(std::span<const float>(g))) {
+        if (options_.non_finite == NonFinitePolicy::Skip) {
+          current_.skipped = true;
+          return;
+        }
+        throw NonFiniteError("gradient of node " + std::to_string(rank_) + " in round " + std::to_string(round_));
+      }
+      if (std::isfinite(loss)) {
+        loss_sum_ += loss;
+        ++loss_count_;
+      }
+      if (momentum_.empty()) {
+        for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= lr * g[k];
+      } else {
+        const float mu = static_cast<float>(options_.momentum);
+        for (std::size_t k = 0; k < x_.size(); ++k) {
+          momentum_[k] = mu * momentum_[k] + g[k];
+          x_[k] -= lr * momentum_[k];
+        }
+      }
+    }
+  }
+
+  /// q = C(x − x̂); x̂ += q; s += w_ii q; post the message.
+  void compress_and_post() {
+    if (!decopt::all_finite(std::span<const float>(x_)))
+      throw NonFiniteError("model of node " + std::to_string(rank_) + " at round " + std::to_string(round_));
+    auto& scratch = detail::RoundScratch::for_this_thread(dimension());
+    const std::span<float> residual(scratch.gradient.data(), dimension());
+    const std::span<float> q(scratch.reconstruction.data(), dimension());
+    for (std::size_t k = 0; k < x_.size(); ++k) residual[k] = x_[k] - public_copy_[k];
+    message_.clear();
+    compressor_.encode(std::span<const float>(residual), rng_, message_, q);
+    const float w_self = static_cast<float>(self_weight_);
+    for (std::size_t k = 0; k < x_.size(); ++k) {
+      public_copy_[k] += q[k];
+      neighbor_sum_[k] += w_self * q[k];
+    }
+    transport_.post(round_, message_);
+    current_.message_bytes = message_.size();
+    current_.bytes_sent = message_.size() * neighbors_.size();
+  }
+
+  /// s += Σ_j w_ij q_j (in neighbour order, for determinism); x += γ(s − x̂); x = prox_{ηR}(x).
+  void collect_and_mix() {
+    auto& inbox = detail::RoundScratch::for_this_thread(dimension()).inbox;
+    const auto wait_start = Clock::now();
+    transport_.collect(round_, inbox);
+    current_.wait_seconds += seconds_since(wait_start);
+    const auto start = Clock::now();
+    detail::require(inbox.size() == neighbors_.size(), "transport delivered a wrong number of messages");
+    for (std::size_t k = 0; k < neighbors_.size(); ++k) {
+      compressor_.decode_add(inbox[k], static_cast<float>(neighbors_[k].weight), std::span<float>(neighbor_sum_));
+      current_.bytes_received += inbox[k].size();
+    }
+    const float gamma = static_cast<float>(options_.consensus_step);
+    for (std::size_t k = 0; k < x_.size(); ++k) x_[k] += gamma * (neighbor_sum_[k] - public_copy_[k]);
+    prox_.apply(x_, options_.lr);
+    current_.compute_seconds += seconds_since(start);
+  }
+
+  // ---- inspection ----
+  [[nodiscard]] int rank() const noexcept { return rank_; }
+  [[nodiscard]] std::size_t dimension() const noexcept { return x_.size(); }
+  [[nodiscard]] long round() const noexcept { return round_; }
+  [[nodiscard]] std::span<float> parameters() const noexcept { return x_; }
+  /// x̂: what the neighbours know of this node's model.
+  [[nodiscard]] std::span<const float> public_copy() const noexcept { return public_copy_; }
+  /// s = w_ii x̂_i + Σ_j w_ij x̂_j, kept incrementally.
+  [[nodiscard]] std::span<const float> neighbor_sum() const noexcept { return neighbor_sum_; }
+  [[nodiscard]] const RunningTotals& totals() const noexcept { return totals_; }
+  [[nodiscard]] const Options& options() const noexcept { return options_; }
+  [[nodiscard]] const Compressor& compressor() const noexcept { return compressor_; }
+  [[nodiscard]] const Prox& prox() const noexcept { return prox_; }
+  [[nodiscard]] std::span<const Edge> neighbors() const noexcept { return neighbors_; }
+  [[nodiscard]] double self_weight() const noexcept { return self_weight_; }
+  /// The regularised objective's regulariser R(x) at the current model.
+  [[nodiscard]] double regularizer_value() const { return prox_.value(std::span<const float>(x_)); }
+
+  /// Changes the local step size (for schedules); validated like Options::lr.
+  void set_learning_rate(double lr) {
+    Options o = options_;
+    o.lr = lr;
+    o.validate();
+    options_ = o;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static double seconds_since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  }
+
+  std::span<float> x_;
+  TransportRef transport_;
+  Options options_;
+  Compressor compressor_;
+  Prox prox_;
+  int rank_;
+  std::vector<Edge> neighbors_;
+  double self_weight_ = 1;
+  std::uint64_t topology_fingerprint_ = 0;
+  std::vector<float> public_copy_;   // x̂
+  std::vector<float> neighbor_sum_;  // s
+  std::vector<float> momentum_;      // m, empty without momentum
+  std::vector<std::byte> message_;   // this round's outgoing message; valid until the next post
+  Rng rng_;
+  long round_ = 0;
+  bool in_round_ = false;
+  RoundStats current_;
+  RunningTotals totals_;
+  double loss_sum_ = 0;
+  int loss_count_ = 0;
+};
+
+}  // namespace decopt

@@ -1,0 +1,12 @@
+// decopt/optimizer/optimizer.hpp — aggregate: the optimizer, its step policies, the lockstep
+// simulation driver and the named configurations.
+#pragma once
+
+#include "decopt/optimizer/concepts.hpp"
+#include "decopt/optimizer/configurations.hpp"
+#include "decopt/optimizer/decentralized_optimizer.hpp"
+#include "decopt/optimizer/options.hpp"
+#include "decopt/optimizer/simulation.hpp"
+#include "decopt/optimizer/steps.hpp"
+#include "decopt/transport/simulated_network.hpp"
+#include "decopt/transport/transport.hpp"

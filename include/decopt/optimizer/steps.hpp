@@ -1,0 +1,54 @@
+// decopt/optimizer/steps.hpp — step policies: in which order a round does its local work and its
+// exchange. Both keep the public copy x̂ (error memory), so any contractive compressor converges.
+//
+// SyncStep — Malcom-PSGD / CHOCO-SGD (Koloskova et al. 2019; Campbell et al. arXiv 2311.05760):
+//   x −= η g (τ times); q = C(x − x̂); exchange; x̂ += q; s += Σ_j w_ij q_j; x += γ(s − x̂); prox.
+// OverlappedStep — CoCoD-style (Shen et al., IJCAI 2019, arXiv 1906.12043), decentralized:
+//   q_t = C(x_t − x̂_t); start the exchange; y = x_t − η Σ local gradients (τ steps) while it is in
+//   flight; wait; x̂ += q_t; s += Σ_j w_ij q_j; x_{t+1} = prox(y + γ(s − x̂)).
+// With the identity compressor, W = 11ᵀ/n and γ = 1 the overlapped step is exactly CoCoD-SGD:
+// x_{t+1} = mean_j x_t^j + (y − x_t).
+#pragma once
+
+#include <concepts>
+
+namespace decopt {
+
+/// Communicate after the local steps; the exchange waits for them (synchronous round).
+struct SyncStep {
+  static constexpr const char* name = "sync";
+  static constexpr bool overlaps_communication = false;
+  template <class Node, class Grad>
+  static void begin(Node& node, Grad& grad) {
+    node.run_local_steps(grad);
+    node.compress_and_post();
+  }
+  template <class Node>
+  static void finish(Node& node) {
+    node.collect_and_mix();
+  }
+};
+
+/// Post the residual of x_t first, then compute the τ local steps while the exchange is in flight.
+struct OverlappedStep {
+  static constexpr const char* name = "overlap";
+  static constexpr bool overlaps_communication = true;
+  template <class Node, class Grad>
+  static void begin(Node& node, Grad& grad) {
+    node.compress_and_post();
+    node.run_local_steps(grad);
+  }
+  template <class Node>
+  static void finish(Node& node) {
+    node.collect_and_mix();
+  }
+};
+
+/// A step policy: begin(node, grad) does the local work and posts; finish(node) collects and mixes.
+template <class S>
+concept StepPolicy = requires {
+  { S::name } -> std::convertible_to<const char*>;
+  { S::overlaps_communication } -> std::convertible_to<bool>;
+};
+
+}  // namespace decopt
