@@ -58,7 +58,13 @@ class VectorSourceCoder {
   void encode_levels(const detail::CodeShape& shape, std::span<const std::int16_t> levels, int s, std::vector<std::byte>& out) {
     const auto bins = static_cast<std::size_t>(2 * s + 1);
     counts_.assign(bins, 0);
-    if (!shape.positions.empty()) {
+    // Very sparse dense-shaped vectors (e.g. ℓ2-scaled dithering) are scanned four zeros at a
+    // time; the branch-free pass below pays a store per element and wins only when non-zeros are
+    // common. A prefix of the levels decides.
+    std::size_t probe_nonzeros = 0;
+    const std::size_t probe = std::min<std::size_t>(levels.size(), 4096);
+    for (std::size_t j = 0; j < probe; ++j) probe_nonzeros += levels[j] != 0 ? 1u : 0u;
+    if (!shape.positions.empty() || probe_nonzeros * 16 < probe) {
       std::uint64_t* counts = counts_.data() + s;
       detail::for_each_nonzero(shape.positions, levels, [counts](std::size_t, int l) { ++counts[l]; });
       encode_runs(shape.n, s, out, [&](auto&& f) { detail::for_each_nonzero(shape.positions, levels, f); });
