@@ -1,0 +1,131 @@
+// train/config.hpp — decopt-train's settings, their command line (CLI11), and the topology they name.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <decopt/decopt.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fashion/idx.hpp"
+#include "fashion/mlp.hpp"
+
+namespace decopt::train {
+
+/// Everything one decopt-train invocation does. Flags and JSON fields are part of decopt's contract.
+struct TrainConfig {
+  std::string algorithm = "malcom";  ///< malcom | choco | dpsgd
+  std::vector<std::string> compare;  ///< --compare malcom,choco,dpsgd: run each on the same data and seed
+  std::string step = "sync";         ///< sync | overlap
+  int local_steps = 1;
+  int nodes = 8;
+  std::string topology = "ring";
+  double erdos_renyi_p = 0.5;
+  double epochs = 2;
+  long rounds = 0;  ///< when > 0, overrides epochs
+  std::uint64_t seed = 1;
+  std::string transport = "sim";  ///< sim | threads | mpi
+  std::string partition = "iid";
+  // Defaults measured on Fashion-MNIST, 8 nodes, ring, 2 epochs (README "Results"): with the ℓ2
+  // scale and s = 256 most levels are 0 or ±1, which the vector source coder sends in ≈ 1.9 bits
+  // per parameter while fixed width needs ⌈log2(2s+1)⌉ = 10; s = 64 is too coarse (diverges at γ = 0.5).
+  int levels = 256;
+  std::string norm = "l2";
+  double lambda = 1e-4;
+  double lr = examples::kDefaultLearningRate;
+  double gamma = 0.5;  ///< consensus step (D-PSGD always uses 1)
+  double momentum = 0.0;
+  int batch = examples::kDefaultBatchSize;
+  int hidden = examples::kDefaultHidden;
+  long eval_every = 0;  ///< rounds between evaluations; 0 = once per epoch
+  long train_samples = 0;  ///< use only the first N training samples (0 = all), for quick runs
+  std::string data_dir = examples::kDefaultFashionMnistDir;
+  std::string csv, plot, checkpoint, resume;
+  long checkpoint_every = 0;
+  double latency_ms = 0, bandwidth_mbps = 0;  ///< link model (0 = instant / unlimited)
+  double timeout_s = 60;
+  bool json = false;
+  bool quiet = false;
+
+  /// The algorithms this run trains: the --compare list, or the one --algorithm.
+  [[nodiscard]] std::vector<std::string> algorithms() const { return compare.empty() ? std::vector{algorithm} : compare; }
+
+  [[nodiscard]] LinkModel link_model() const {
+    LinkModel link;
+    link.latency_seconds = latency_ms / 1000.0;
+    if (bandwidth_mbps > 0) link.bandwidth_bytes_per_second = bandwidth_mbps * 1e6 / 8.0;
+    return link;
+  }
+};
+
+/// Registers every flag of decopt-train on `app`.
+inline void add_flags(CLI::App& app, TrainConfig& c) {
+  const std::vector<std::string> algorithms{"malcom", "choco", "dpsgd"};
+  app.add_option("--algorithm", c.algorithm, "malcom (dithered + vector source coding + l1 prox), choco, dpsgd")
+      ->check(CLI::IsMember(algorithms));
+  app.add_option("--compare", c.compare, "run several algorithms on the same data and seed, e.g. malcom,choco,dpsgd")
+      ->delimiter(',')
+      ->check(CLI::IsMember(algorithms));
+  app.add_option("--step", c.step, "sync or overlap (CoCoD-style: local steps while the exchange is in flight)")
+      ->check(CLI::IsMember({"sync", "overlap"}));
+  app.add_option("--local-steps", c.local_steps, "local SGD steps per round")->check(CLI::PositiveNumber);
+  app.add_option("--nodes", c.nodes, "number of nodes")->check(CLI::Range(1, 4096));
+  app.add_option("--topology", c.topology, "ring|torus|complete|star|hypercube|exponential|erdos-renyi")
+      ->check(CLI::IsMember({"ring", "torus", "complete", "star", "hypercube", "exponential", "erdos-renyi"}));
+  app.add_option("--erdos-renyi-p", c.erdos_renyi_p, "edge probability of the erdos-renyi topology")->check(CLI::Range(1e-9, 1.0));
+  auto* epochs = app.add_option("--epochs", c.epochs, "passes over each node's share of the data")->check(CLI::PositiveNumber);
+  app.add_option("--rounds", c.rounds, "communication rounds (instead of --epochs)")->check(CLI::PositiveNumber)->excludes(epochs);
+  app.add_option("--seed", c.seed, "seed of the initial model, partition, batches and compression");
+  app.add_option("--transport", c.transport, "sim (one process, lockstep), threads (a thread per node), mpi")
+      ->check(CLI::IsMember({"sim", "threads", "mpi"}));
+  app.add_option("--partition", c.partition, "iid or by-label (non-IID: two label shards per node)")
+      ->check(CLI::IsMember({"iid", "by-label"}));
+  app.add_option("--levels", c.levels, "quantization levels s per sign")->check(CLI::Range(1, 32767));
+  app.add_option("--norm", c.norm, "scale of the dithered quantizer: l2 or linf")->check(CLI::IsMember({"l2", "linf"}));
+  app.add_option("--lambda", c.lambda, "l1 weight of Malcom-PSGD's proximal step")->check(CLI::NonNegativeNumber);
+  app.add_option("--lr", c.lr, "learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--gamma", c.gamma, "consensus step in (0, 1] (D-PSGD uses 1)")->check(CLI::Range(1e-12, 1.0));
+  app.add_option("--momentum", c.momentum, "heavy-ball momentum in [0, 1)")->check(CLI::Range(0.0, 0.999999));
+  app.add_option("--batch", c.batch, "mini-batch size per node")->check(CLI::PositiveNumber);
+  app.add_option("--hidden", c.hidden, "hidden units of the MLP")->check(CLI::PositiveNumber);
+  app.add_option("--eval-every", c.eval_every, "rounds between evaluations (default: once per epoch)")->check(CLI::NonNegativeNumber);
+  app.add_option("--train-samples", c.train_samples, "use only the first N training samples (quick runs)")->check(CLI::NonNegativeNumber);
+  app.add_option("--data", c.data_dir, "folder with the Fashion-MNIST .gz files");
+  app.add_option("--csv", c.csv, "write one row per evaluation to this CSV file");
+  app.add_option("--plot", c.plot, "draw test accuracy against megabytes sent to this PNG (gnuplot)");
+  app.add_option("--checkpoint", c.checkpoint, "write the whole training state here (atomically)");
+  app.add_option("--checkpoint-every", c.checkpoint_every, "rounds between checkpoints (default: only at the end)")->check(CLI::NonNegativeNumber);
+  app.add_option("--resume", c.resume, "continue from a checkpoint written by --checkpoint");
+  app.add_option("--latency-ms", c.latency_ms, "link latency in milliseconds")->check(CLI::NonNegativeNumber);
+  app.add_option("--bandwidth-mbps", c.bandwidth_mbps, "link bandwidth in megabits per second (0 = unlimited)")->check(CLI::NonNegativeNumber);
+  app.add_option("--timeout", c.timeout_s, "seconds a node waits for a neighbour before failing")->check(CLI::PositiveNumber);
+  app.add_flag("--json", c.json, "print a JSON summary as the last line of stdout");
+  app.add_flag("--quiet", c.quiet, "no progress bar or table");
+}
+
+/// The --topology graph on --nodes nodes; ConfigError when the node count does not fit it.
+inline Topology make_topology(const TrainConfig& c) {
+  const int n = c.nodes;
+  if (c.topology == "ring") return Topology::ring(n);
+  if (c.topology == "complete") return Topology::complete(n);
+  if (c.topology == "star") return Topology::star(n);
+  if (c.topology == "exponential") return Topology::exponential(n);
+  if (c.topology == "erdos-renyi") return Topology::erdos_renyi(n, c.erdos_renyi_p, c.seed);
+  if (c.topology == "hypercube") {
+    const int dim = static_cast<int>(std::lround(std::log2(n)));
+    detail::require(n >= 1 && (1 << dim) == n, "topology hypercube needs a power-of-two node count, got --nodes " + std::to_string(n));
+    return Topology::hypercube(dim);
+  }
+  if (c.topology == "torus") {
+    // The most square factorisation rows × cols = n with rows ≥ 2.
+    int rows = static_cast<int>(std::sqrt(static_cast<double>(n)));
+    while (rows >= 2 && n % rows != 0) --rows;
+    detail::require(rows >= 2, "topology torus needs a node count with a factorisation rows x cols, rows and cols >= 2; got --nodes " + std::to_string(n));
+    return Topology::torus(rows, n / rows);
+  }
+  throw ConfigError("unknown topology '" + c.topology + "'");
+}
+
+}  // namespace decopt::train

@@ -1,0 +1,248 @@
+// train/experiment.hpp — one decentralized training run of the Fashion-MNIST MLP: the data split
+// over the nodes, an optimizer per node over that node's own model buffer, rounds on the chosen
+// transport, and an evaluation every --eval-every rounds (test accuracy of every node's own model).
+#pragma once
+
+#include <decopt/decopt.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "fashion/batches.hpp"
+#include "fashion/dataset.hpp"
+#include "fashion/idx.hpp"
+#include "fashion/mlp.hpp"
+#include "fashion/partition.hpp"
+#include "train/config.hpp"
+
+namespace decopt::train {
+
+/// Training and test sets, standardised with the training set's mean and deviation.
+struct TrainingData {
+  examples::Dataset train;
+  examples::Dataset test;
+};
+
+inline TrainingData load_data(const TrainConfig& c) {
+  TrainingData data{examples::load_fashion_mnist(c.data_dir, true), examples::load_fashion_mnist(c.data_dir, false)};
+  if (c.train_samples > 0 && c.train_samples < data.train.size()) {
+    data.train.images.conservativeResize(Eigen::NoChange, c.train_samples);
+    data.train.labels.resize(static_cast<std::size_t>(c.train_samples));
+  }
+  const auto norm = examples::compute_normalization(data.train);
+  examples::normalize(data.train, norm);
+  examples::normalize(data.test, norm);
+  return data;
+}
+
+/// One evaluation point of a run.
+struct EvalRow {
+  long round = 0;
+  double epoch = 0;
+  std::uint64_t bytes_sent = 0;  ///< all nodes, every copy to every neighbour
+  double test_accuracy = 0;      ///< mean over nodes of each node's own model
+  double test_loss = 0;
+  double train_loss = 0;         ///< mean mini-batch loss since the previous evaluation
+  double sparsity = 0;           ///< mean over nodes of the fraction of exactly-zero parameters
+  double consensus_distance = 0; ///< (1/n) Σ_i ‖x_i − x̄‖²
+  double seconds = 0;
+};
+
+/// The outcome of one run.
+struct RunResult {
+  std::string algorithm;
+  std::string topology;
+  int nodes = 0;
+  long rounds = 0;
+  std::size_t parameters = 0;
+  std::uint64_t link_count = 0;  ///< Σ_i deg_i: messages sent per round
+  std::vector<EvalRow> rows;
+  std::uint64_t model_checksum = 0;
+  double seconds = 0;
+  double wait_seconds = 0;  ///< summed over nodes
+
+  [[nodiscard]] const EvalRow& last() const { return rows.back(); }
+  /// Bits per parameter per link per round: 8·bytes / (rounds · Σ_i deg_i · d) — the size of one
+  /// message in bits per parameter (32 for uncompressed float32).
+  [[nodiscard]] double bits_per_param_per_round() const {
+    return rounds == 0 ? 0.0
+                       : 8.0 * static_cast<double>(last().bytes_sent) /
+                             (static_cast<double>(rounds) * static_cast<double>(link_count) * static_cast<double>(parameters));
+  }
+};
+
+/// FNV-1a over the bits of every node's model, in node order: equal iff the models are bit-identical.
+inline std::uint64_t model_checksum(std::span<const std::vector<float>> models) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const auto& m : models) {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(m.data());
+    for (std::size_t k = 0; k < m.size() * sizeof(float); ++k) {
+      h ^= bytes[k];
+      h *= 0x100000001b3ULL;
+    }
+  }
+  return h;
+}
+
+/// Called after every round with (round, total rounds, last evaluation or null).
+using ProgressFn = std::function<void(long, long, const EvalRow*)>;
+
+namespace detail {
+
+/// What each node needs to compute its gradients: its data share, sampler and batch buffers.
+struct NodeWorker {
+  examples::Mlp model;
+  examples::BatchSampler sampler;
+  Eigen::MatrixXf batch_x;
+  std::vector<std::uint8_t> batch_y;
+
+  NodeWorker(const examples::Mlp& m, std::vector<int> indices, int batch, std::uint64_t seed, int features)
+      : model(m), sampler(std::move(indices), batch, seed), batch_x(features, batch), batch_y(static_cast<std::size_t>(batch)) {}
+
+  double gradient(const examples::Dataset& train, std::span<const float> x, std::span<float> g) {
+    sampler.next(train, batch_x, batch_y);
+    return model.loss_and_gradient(x, batch_x, batch_y, g);
+  }
+};
+
+template <class Optimizer>
+RunResult run_with(const TrainConfig& c, const std::string& algorithm, const TrainingData& data, Options options,
+                   typename Optimizer::Compressor compressor, typename Optimizer::Prox prox, const ProgressFn& progress) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const Topology topology = make_topology(c);
+  const int n = topology.size();
+  const examples::Mlp mlp(data.train.features(), c.hidden, 10);
+  const std::size_t d = mlp.parameter_count();
+
+  // Every node starts from the same x⁰ (same seed), as the algorithms assume.
+  std::vector<std::vector<float>> models(static_cast<std::size_t>(n), std::vector<float>(d));
+  {
+    Rng init = Rng::derive(c.seed, {0x696e6974ULL /* "init" */});
+    mlp.initialize(std::span<float>(models[0]), init);
+    for (auto& m : models) m = models[0];
+  }
+  const auto shares = examples::partition(data.train.labels, n, examples::parse_partition(c.partition), c.seed);
+  std::vector<NodeWorker> workers;
+  workers.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i)
+    workers.emplace_back(mlp, shares[static_cast<std::size_t>(i)], c.batch,
+                         Rng::derive(c.seed, {0x62617463ULL /* "batc" */, static_cast<std::uint64_t>(i)}).next(),
+                         data.train.features());
+  const long rounds_per_epoch = workers[0].sampler.batches_per_epoch();
+  const long total_rounds = c.rounds > 0 ? c.rounds : static_cast<long>(std::ceil(c.epochs * static_cast<double>(rounds_per_epoch)));
+  const long eval_every = c.eval_every > 0 ? c.eval_every : rounds_per_epoch;
+
+  RunResult result;
+  result.algorithm = algorithm;
+  result.topology = topology.name();
+  result.nodes = n;
+  result.parameters = d;
+  for (int i = 0; i < n; ++i) result.link_count += topology.neighbors(i).size();
+
+  std::vector<std::span<float>> spans(models.begin(), models.end());
+  double loss_sum = 0;
+  long loss_count = 0;
+  auto evaluate = [&](long round, std::uint64_t bytes) {
+    EvalRow row;
+    row.round = round;
+    row.epoch = static_cast<double>(round) / static_cast<double>(rounds_per_epoch);
+    row.bytes_sent = bytes;
+    for (int i = 0; i < n; ++i) {
+      const auto e = mlp.evaluate(std::span<const float>(models[static_cast<std::size_t>(i)]), data.test);
+      row.test_accuracy += e.accuracy / n;
+      row.test_loss += e.loss / n;
+      const auto zeros = std::count(models[static_cast<std::size_t>(i)].begin(), models[static_cast<std::size_t>(i)].end(), 0.0f);
+      row.sparsity += static_cast<double>(zeros) / static_cast<double>(d) / n;
+    }
+    row.train_loss = loss_count > 0 ? loss_sum / static_cast<double>(loss_count) : std::nan("");
+    loss_sum = 0;
+    loss_count = 0;
+    row.consensus_distance = consensus_distance(spans);
+    row.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    result.rows.push_back(row);
+    return &result.rows.back();
+  };
+  auto next_eval = [&](long round) { return std::min(total_rounds, (round / eval_every + 1) * eval_every); };
+
+  if (c.transport == "sim") {
+    Simulation<Optimizer> sim(topology, spans, options, compressor, prox);
+    auto grad = [&](int i, std::span<const float> x, std::span<float> g) {
+      return workers[static_cast<std::size_t>(i)].gradient(data.train, x, g);
+    };
+    for (long t = 0; t < total_rounds; ++t) {
+      const auto stats = sim.round(grad);
+      if (std::isfinite(stats.mean_loss)) {
+        loss_sum += stats.mean_loss;
+        ++loss_count;
+      }
+      const EvalRow* row = (t + 1 == next_eval(t)) ? evaluate(t + 1, sim.total_bytes_sent()) : nullptr;
+      if (progress) progress(t + 1, total_rounds, row);
+    }
+    for (int i = 0; i < n; ++i) result.wait_seconds += sim.node(i).totals().wait_seconds;
+  } else if (c.transport == "threads") {
+    ThreadNetwork network(topology, c.link_model(), std::chrono::milliseconds(static_cast<long>(c.timeout_s * 1000)));
+    std::vector<Optimizer> nodes;
+    nodes.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i)
+      nodes.emplace_back(spans[static_cast<std::size_t>(i)], topology, network.endpoint(i), options, compressor, prox);
+    std::vector<double> node_loss(static_cast<std::size_t>(n), 0.0);
+    for (long t = 0; t < total_rounds;) {
+      const long segment_end = next_eval(t);
+      network.run([&](int r) {
+        auto& node = nodes[static_cast<std::size_t>(r)];
+        auto& worker = workers[static_cast<std::size_t>(r)];
+        double sum = 0;
+        for (long s = t; s < segment_end; ++s)
+          sum += node.step([&](std::span<const float> x, std::span<float> g) { return worker.gradient(data.train, x, g); }).loss;
+        node_loss[static_cast<std::size_t>(r)] = sum;
+      });
+      for (double l : node_loss) loss_sum += l / n;
+      loss_count += segment_end - t;
+      std::uint64_t bytes = 0;
+      for (const auto& node : nodes) bytes += node.totals().bytes_sent;
+      t = segment_end;
+      const EvalRow* row = evaluate(t, bytes);
+      if (progress) progress(t, total_rounds, row);
+    }
+    for (const auto& node : nodes) result.wait_seconds += node.totals().wait_seconds;
+  } else {
+    throw ConfigError("transport '" + c.transport + "' is not available in this build of decopt-train");
+  }
+  result.rounds = total_rounds;
+  result.model_checksum = model_checksum(models);
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return result;
+}
+
+}  // namespace detail
+
+/// Runs `algorithm` (malcom | choco | dpsgd) with the config's step policy.
+inline RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, const TrainingData& data,
+                                const ProgressFn& progress) {
+  Options options;
+  options.lr = c.lr;
+  options.consensus_step = c.gamma;
+  options.momentum = c.momentum;
+  options.local_steps = c.local_steps;
+  options.seed = c.seed;
+  const DitheredQuantizer quantizer{c.levels, c.norm == "l2" ? Norm::L2 : Norm::Linf};
+  auto dispatch = [&]<class Step>(Step) -> RunResult {
+    if (algorithm == "malcom")
+      return detail::run_with<MalcomPSGD<Step>>(c, algorithm, data, options, {Dense{}, quantizer, VectorSourceCoder{}},
+                                                L1Prox{c.lambda}, progress);
+    if (algorithm == "choco")
+      return detail::run_with<ChocoSGD<Step>>(c, algorithm, data, options, {Dense{}, quantizer, RawCoder{}}, NoProx{}, progress);
+    if (algorithm == "dpsgd")
+      return detail::run_with<DPSGD<Step>>(c, algorithm, data, dpsgd_options(options), {}, NoProx{}, progress);
+    throw ConfigError("unknown algorithm '" + algorithm + "'");
+  };
+  return c.step == "overlap" ? dispatch(OverlappedStep{}) : dispatch(SyncStep{});
+}
+
+}  // namespace decopt::train

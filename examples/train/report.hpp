@@ -1,0 +1,118 @@
+// train/report.hpp — what decopt-train shows a person: a progress bar on stderr (when it is a
+// terminal), a summary table, the JSON summary line, the CSV of evaluations and a gnuplot plot.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "train/config.hpp"
+#include "train/experiment.hpp"
+
+namespace decopt::train {
+
+/// A one-line progress bar on stderr, redrawn in place; silent when stderr is not a terminal.
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, bool enabled) : label_(std::move(label)), enabled_(enabled && isatty(2)) {}
+  void update(long done, long total, const EvalRow* row) {
+    if (row) last_ = *row;
+    if (!enabled_) return;
+    const int width = 30;
+    const int filled = static_cast<int>(static_cast<double>(width) * static_cast<double>(done) / static_cast<double>(total));
+    std::fprintf(stderr, "\r%-7s [%s%s] %ld/%ld rounds", label_.c_str(), std::string(static_cast<std::size_t>(filled), '=').c_str(),
+                 std::string(static_cast<std::size_t>(width - filled), ' ').c_str(), done, total);
+    if (last_.round > 0)
+      std::fprintf(stderr, "  acc %.3f  %.1f MB  %.0f s", last_.test_accuracy, static_cast<double>(last_.bytes_sent) / 1e6, last_.seconds);
+    if (done == total) std::fputc('\n', stderr);
+    std::fflush(stderr);
+  }
+
+ private:
+  std::string label_;
+  bool enabled_;
+  EvalRow last_;
+};
+
+inline std::string hex64(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+/// The JSON summary object of one run (one line). Field names are part of decopt's contract.
+inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
+  const EvalRow& last = r.last();
+  std::ostringstream o;
+  o.precision(10);
+  o << "{\"algorithm\":\"" << r.algorithm << "\",\"nodes\":" << r.nodes << ",\"topology\":\"" << r.topology
+    << "\",\"rounds\":" << r.rounds << ",\"epochs\":" << last.epoch << ",\"step\":\"" << c.step << "\",\"transport\":\""
+    << c.transport << "\",\"partition\":\"" << c.partition << "\",\"test_accuracy\":" << last.test_accuracy
+    << ",\"test_loss\":" << last.test_loss << ",\"total_bytes_sent\":" << last.bytes_sent
+    << ",\"bits_per_param_per_round\":" << r.bits_per_param_per_round() << ",\"sparsity\":" << last.sparsity
+    << ",\"consensus_distance\":" << last.consensus_distance << ",\"parameters\":" << r.parameters
+    << ",\"seconds\":" << r.seconds << ",\"wait_seconds\":" << r.wait_seconds << ",\"model_checksum\":\""
+    << hex64(r.model_checksum) << "\"}";
+  return o.str();
+}
+
+/// The human-readable comparison table.
+inline void print_table(std::FILE* out, const TrainConfig& c, const std::vector<RunResult>& runs) {
+  if (runs.empty()) return;
+  std::fprintf(out, "\ndecopt-train: %d nodes, %s, %s partition, %ld rounds (%.2f epochs), %s step, %s transport\n",
+               runs[0].nodes, runs[0].topology.c_str(), c.partition.c_str(), runs[0].rounds, runs[0].last().epoch,
+               c.step.c_str(), c.transport.c_str());
+  std::fprintf(out, "%-8s %9s %12s %10s %14s %9s %11s %9s\n", "algorithm", "accuracy", "MB sent", "vs first",
+               "bits/param/rd", "sparsity", "consensus", "seconds");
+  const double first = static_cast<double>(runs[0].last().bytes_sent);
+  for (const auto& r : runs) {
+    const auto& l = r.last();
+    std::fprintf(out, "%-8s %9.4f %12.2f %9.1f%% %14.3f %8.1f%% %11.3g %9.1f\n", r.algorithm.c_str(), l.test_accuracy,
+                 static_cast<double>(l.bytes_sent) / 1e6, 100.0 * static_cast<double>(l.bytes_sent) / first,
+                 r.bits_per_param_per_round(), 100.0 * l.sparsity, l.consensus_distance, r.seconds);
+  }
+}
+
+/// One row per evaluation and algorithm.
+inline void write_csv(const std::string& path, const std::vector<RunResult>& runs) {
+  std::ofstream f(path);
+  if (!f) throw ConfigError("cannot write --csv file " + path);
+  f << "algorithm,round,epoch,bytes_sent,megabytes_sent,test_accuracy,test_loss,train_loss,sparsity,consensus_distance,seconds\n";
+  for (const auto& r : runs)
+    for (const auto& row : r.rows)
+      f << r.algorithm << ',' << row.round << ',' << row.epoch << ',' << row.bytes_sent << ','
+        << static_cast<double>(row.bytes_sent) / 1e6 << ',' << row.test_accuracy << ',' << row.test_loss << ','
+        << row.train_loss << ',' << row.sparsity << ',' << row.consensus_distance << ',' << row.seconds << '\n';
+}
+
+/// Test accuracy against megabytes sent, one curve per algorithm (gnuplot, PNG). Log-scale x so
+/// compressed and uncompressed runs share one plot.
+inline void write_plot(const std::string& png, const std::vector<RunResult>& runs) {
+  const auto dir = std::filesystem::temp_directory_path() / ("decopt-plot-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream script(dir / "plot.gp");
+  script << "set terminal pngcairo size 1000,620 font ',11'\nset output '" << png << "'\n"
+         << "set title 'Fashion-MNIST, " << runs[0].nodes << " nodes, " << runs[0].topology << "'\n"
+         << "set xlabel 'megabytes sent (all nodes, log scale)'\nset ylabel 'test accuracy (mean over nodes)'\n"
+         << "set logscale x\nset grid\nset key bottom right\nplot ";
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const auto data = dir / (runs[i].algorithm + ".dat");
+    std::ofstream f(data);
+    for (const auto& row : runs[i].rows) f << static_cast<double>(row.bytes_sent) / 1e6 << ' ' << row.test_accuracy << '\n';
+    script << (i ? ", " : "") << "'" << data.string() << "' using 1:2 with linespoints lw 2 title '" << runs[i].algorithm << "'";
+  }
+  script << '\n';
+  script.close();
+  const std::string command = "gnuplot '" + (dir / "plot.gp").string() + "'";
+  const int rc = std::system(command.c_str());
+  std::filesystem::remove_all(dir);
+  if (rc != 0) throw Error("decopt-train: gnuplot failed (install gnuplot-nox) while writing " + png);
+}
+
+}  // namespace decopt::train
