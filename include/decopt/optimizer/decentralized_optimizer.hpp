@@ -19,6 +19,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -27,9 +28,11 @@
 #include <type_traits>
 #include <vector>
 
+#include "decopt/core/bytes.hpp"
 #include "decopt/core/error.hpp"
 #include "decopt/core/finite.hpp"
 #include "decopt/core/rng.hpp"
+#include "decopt/optimizer/checkpoint.hpp"
 #include "decopt/optimizer/concepts.hpp"
 #include "decopt/optimizer/options.hpp"
 #include "decopt/optimizer/steps.hpp"
@@ -138,13 +141,20 @@ class DecentralizedOptimizer {
   template <GradientFunction Grad>
   RoundStats step(Grad&& grad) {
     begin_round(grad);
-    return finish_round();
+    const RoundStats stats = finish_round();
+    if (resync_due()) {
+      begin_resync();
+      finish_resync();
+    }
+    return stats;
   }
 
   /// The first half of a round: local steps, compression and post (in the Step policy's order).
   template <GradientFunction Grad>
   void begin_round(Grad&& grad) {
     detail::require(!in_round_, "begin_round called twice without finish_round (node " + std::to_string(rank_) + ")");
+    detail::require(!resync_due(), "node " + std::to_string(rank_) + " must resynchronise before round " +
+                                       std::to_string(round_) + ": call begin_resync() on every node, then finish_resync()");
     in_round_ = true;
     current_ = RoundStats{};
     current_.round = round_;
@@ -207,23 +217,23 @@ class DecentralizedOptimizer {
     const std::span<float> residual(scratch.gradient.data(), dimension());
     const std::span<float> q(scratch.reconstruction.data(), dimension());
     for (std::size_t k = 0; k < x_.size(); ++k) residual[k] = x_[k] - public_copy_[k];
-    message_.clear();
-    compressor_.encode(std::span<const float>(residual), rng_, message_, q);
+    auto& message = next_message_buffer();
+    compressor_.encode(std::span<const float>(residual), rng_, message, q);
     const float w_self = static_cast<float>(self_weight_);
     for (std::size_t k = 0; k < x_.size(); ++k) {
       public_copy_[k] += q[k];
       neighbor_sum_[k] += w_self * q[k];
     }
-    transport_.post(round_, message_);
-    current_.message_bytes = message_.size();
-    current_.bytes_sent = message_.size() * neighbors_.size();
+    transport_.post(exchange_, message);
+    current_.message_bytes = message.size();
+    current_.bytes_sent = message.size() * neighbors_.size();
   }
 
   /// s += Σ_j w_ij q_j (in neighbour order, for determinism); x += γ(s − x̂); x = prox_{ηR}(x).
   void collect_and_mix() {
     auto& inbox = detail::RoundScratch::for_this_thread(dimension()).inbox;
     const auto wait_start = Clock::now();
-    transport_.collect(round_, inbox);
+    transport_.collect(exchange_++, inbox);
     current_.wait_seconds += seconds_since(wait_start);
     const auto start = Clock::now();
     detail::require(inbox.size() == neighbors_.size(), "transport delivered a wrong number of messages");
@@ -235,6 +245,51 @@ class DecentralizedOptimizer {
     for (std::size_t k = 0; k < x_.size(); ++k) x_[k] += gamma * (neighbor_sum_[k] - public_copy_[k]);
     prox_.apply(x_, options_.lr);
     current_.compute_seconds += seconds_since(start);
+  }
+
+  // ---- resynchronisation of s (every Options::resync_every rounds) ----
+  // A phase of its own between two rounds: every node posts x̂ uncompressed, then every node
+  // collects its neighbours' and recomputes s = w_ii x̂_i + Σ_j w_ij x̂_j from scratch, in
+  // neighbour order (so every transport gives the same bits). step() runs it by itself; a
+  // lockstep driver (Simulation) calls begin_resync() on every node, then finish_resync().
+
+  /// True after the round that completes a resynchronisation period, until finish_resync().
+  [[nodiscard]] bool resync_due() const noexcept {
+    return options_.resync_every > 0 && round_ > 0 && round_ % options_.resync_every == 0 && last_resync_ != round_;
+  }
+
+  /// Posts x̂ uncompressed to every neighbour.
+  void begin_resync() {
+    detail::require(resync_due() && !resync_posted_, "begin_resync called when no resynchronisation is due");
+    auto& message = next_message_buffer();
+    put_le<std::uint32_t>(message, kResyncMagic);
+    checkpoint::put_floats(message, public_copy_);
+    transport_.post(exchange_, message);
+    totals_.bytes_sent += message.size() * neighbors_.size();
+    totals_.resync_bytes_sent += message.size() * neighbors_.size();
+    resync_posted_ = true;
+  }
+
+  /// Collects the neighbours' x̂ and recomputes s exactly.
+  void finish_resync() {
+    detail::require(resync_posted_, "finish_resync called before begin_resync");
+    auto& inbox = detail::RoundScratch::for_this_thread(dimension()).inbox;
+    const auto wait_start = Clock::now();
+    transport_.collect(exchange_++, inbox);
+    totals_.wait_seconds += seconds_since(wait_start);
+    const float w_self = static_cast<float>(self_weight_);
+    for (std::size_t k = 0; k < x_.size(); ++k) neighbor_sum_[k] = w_self * public_copy_[k];
+    for (std::size_t j = 0; j < neighbors_.size(); ++j) {
+      ByteReader in(inbox[j]);
+      detail::require_decodable(in.get_le<std::uint32_t>() == kResyncMagic, "resynchronisation message expected");
+      detail::require_decodable(in.get_le<std::uint64_t>() == dimension(), "resynchronisation message of another dimension");
+      detail::require_decodable(in.remaining() == dimension() * sizeof(float), "resynchronisation message truncated");
+      const float w = static_cast<float>(neighbors_[j].weight);
+      for (std::size_t k = 0; k < x_.size(); ++k) neighbor_sum_[k] += w * in.get_le<float>();
+      totals_.bytes_received += inbox[j].size();
+    }
+    resync_posted_ = false;
+    last_resync_ = round_;
   }
 
   // ---- inspection ----
@@ -254,6 +309,101 @@ class DecentralizedOptimizer {
   [[nodiscard]] double self_weight() const noexcept { return self_weight_; }
   /// The regularised objective's regulariser R(x) at the current model.
   [[nodiscard]] double regularizer_value() const { return prox_.value(std::span<const float>(x_)); }
+
+  // ---- checkpoints (format: decopt/optimizer/checkpoint.hpp) ----
+
+  /// Appends one framed record with the whole state: x, x̂, s, momentum, RNG, round and totals.
+  /// Call between rounds. Loading it into an optimizer over a buffer of the same size on the same
+  /// topology, rank and pipeline continues the run bit for bit.
+  void save_state(std::vector<std::byte>& out) const {
+    detail::require(!in_round_ && !resync_posted_, "save_state called inside a round (node " + std::to_string(rank_) + ")");
+    const std::size_t start = checkpoint::begin_record(out);
+    put_le<std::uint64_t>(out, dimension());
+    put_le<std::int32_t>(out, rank_);
+    put_le<std::uint64_t>(out, topology_fingerprint_);
+    checkpoint::put_string(out, pipeline_name());
+    put_le<std::int64_t>(out, round_);
+    put_le<std::int64_t>(out, exchange_);
+    put_le<std::int64_t>(out, last_resync_);
+    put_le<std::int64_t>(out, totals_.rounds);
+    put_le<std::uint64_t>(out, totals_.bytes_sent);
+    put_le<std::uint64_t>(out, totals_.bytes_received);
+    put_le<double>(out, totals_.wait_seconds);
+    put_le<double>(out, totals_.compute_seconds);
+    put_le<std::int64_t>(out, totals_.skipped_rounds);
+    put_le<std::uint64_t>(out, totals_.resync_bytes_sent);
+    for (std::uint64_t word : rng_.state()) put_le<std::uint64_t>(out, word);
+    put_le<double>(out, options_.lr);
+    checkpoint::put_floats(out, x_);
+    checkpoint::put_floats(out, public_copy_);
+    checkpoint::put_floats(out, neighbor_sum_);
+    checkpoint::put_floats(out, momentum_);
+    checkpoint::end_record(out, start);
+  }
+
+  /**
+   * Restores a state written by save_state; returns the bytes consumed (records can be concatenated).
+   * @throws DecodeError for a truncated, corrupted or foreign record (nothing is changed);
+   *         ConfigError when it belongs to another dimension, rank, topology or pipeline.
+   */
+  std::size_t load_state(std::span<const std::byte> bytes) {
+    detail::require(!in_round_, "load_state called inside a round (node " + std::to_string(rank_) + ")");
+    std::size_t consumed = 0;
+    ByteReader in(checkpoint::open_record(bytes, consumed));
+    const auto d = in.get_le<std::uint64_t>();
+    detail::require(d == dimension(), "checkpoint is for dimension " + std::to_string(d) + ", this optimizer has " +
+                                          std::to_string(dimension()));
+    const auto rank = in.get_le<std::int32_t>();
+    detail::require(rank == rank_, "checkpoint is of node " + std::to_string(rank) + ", this optimizer is node " +
+                                       std::to_string(rank_));
+    const auto fingerprint = in.get_le<std::uint64_t>();
+    detail::require(fingerprint == topology_fingerprint_, "checkpoint was written on another topology (fingerprint differs)");
+    const std::string pipeline = checkpoint::get_string(in);
+    detail::require(pipeline == pipeline_name(),
+                    "checkpoint was written by pipeline " + pipeline + ", this optimizer runs " + pipeline_name());
+    // Read everything into temporaries first: a failure leaves this optimizer untouched.
+    const long round = static_cast<long>(in.get_le<std::int64_t>());
+    const long exchange = static_cast<long>(in.get_le<std::int64_t>());
+    const long last_resync = static_cast<long>(in.get_le<std::int64_t>());
+    RunningTotals totals;
+    totals.rounds = static_cast<long>(in.get_le<std::int64_t>());
+    totals.bytes_sent = in.get_le<std::uint64_t>();
+    totals.bytes_received = in.get_le<std::uint64_t>();
+    totals.wait_seconds = in.get_le<double>();
+    totals.compute_seconds = in.get_le<double>();
+    totals.skipped_rounds = static_cast<long>(in.get_le<std::int64_t>());
+    totals.resync_bytes_sent = in.get_le<std::uint64_t>();
+    Rng::State rng_state;
+    for (auto& word : rng_state) word = in.get_le<std::uint64_t>();
+    const double lr = in.get_le<double>();
+    std::vector<float> x(dimension()), xhat(dimension()), s(dimension()), m(momentum_.size());
+    checkpoint::get_floats(in, x, "model");
+    checkpoint::get_floats(in, xhat, "public copy");
+    checkpoint::get_floats(in, s, "neighbour sum");
+    checkpoint::get_floats(in, m, "momentum");
+    detail::require_decodable(in.remaining() == 0, "checkpoint record has trailing bytes");
+    detail::require_decodable(decopt::all_finite(std::span<const float>(x)) && decopt::all_finite(std::span<const float>(xhat)) &&
+                                  decopt::all_finite(std::span<const float>(s)) && decopt::all_finite(std::span<const float>(m)),
+                              "checkpoint holds non-finite values");
+    set_learning_rate(lr);
+    round_ = round;
+    exchange_ = exchange;
+    last_resync_ = last_resync;
+    totals_ = totals;
+    rng_.set_state(rng_state);
+    std::copy(x.begin(), x.end(), x_.begin());
+    public_copy_ = std::move(xhat);
+    neighbor_sum_ = std::move(s);
+    momentum_ = std::move(m);
+    return consumed;
+  }
+
+  /// A name for the pipeline and step, stored in checkpoints to refuse loading a foreign one.
+  [[nodiscard]] static std::string pipeline_name() {
+    std::string name = std::string(Step::name) + "/";
+    if constexpr (requires { Compressor::name(); }) name += Compressor::name();
+    return name;
+  }
 
   /// Changes the local step size (for schedules); validated like Options::lr.
   void set_learning_rate(double lr) {
@@ -281,7 +431,21 @@ class DecentralizedOptimizer {
   std::vector<float> public_copy_;   // x̂
   std::vector<float> neighbor_sum_;  // s
   std::vector<float> momentum_;      // m, empty without momentum
-  std::vector<std::byte> message_;   // this round's outgoing message; valid until the next post
+  // Outgoing messages, double-buffered: a posted buffer must stay untouched until the next post
+  // returns (an MPI send of it may still be in flight while the next one is being encoded).
+  std::array<std::vector<std::byte>, 2> messages_;
+  int current_message_ = 0;
+  long exchange_ = 0;  // transport exchanges so far: one per round, plus one per resynchronisation
+  long last_resync_ = 0;      // the round at which s was last recomputed
+  bool resync_posted_ = false;
+  static constexpr std::uint32_t kResyncMagic = 0x4e595352;  // "RSYN"
+
+  std::vector<std::byte>& next_message_buffer() {
+    current_message_ ^= 1;
+    auto& m = messages_[static_cast<std::size_t>(current_message_)];
+    m.clear();
+    return m;
+  }
   Rng rng_;
   long round_ = 0;
   bool in_round_ = false;

@@ -29,6 +29,10 @@ struct Options {
   int local_steps = 1;          ///< τ ≥ 1 local steps per round (τ > 1 is local SGD)
   std::uint64_t seed = 0;       ///< every random stream (dither, RandomK) derives from it
   NonFinitePolicy non_finite = NonFinitePolicy::Throw;
+  /// Every this many rounds the nodes exchange x̂ uncompressed (32 bits per parameter, once) and
+  /// recompute s = Σ_j w_ij x̂_j exactly, removing the float drift of its incremental updates
+  /// (measured: ≈7e-4 relative after 10⁴ rounds without it). 0 = never.
+  long resync_every = 1000;
 
   /// Throws ConfigError naming the first option out of range.
   void validate() const {
@@ -38,6 +42,7 @@ struct Options {
     detail::require(std::isfinite(momentum) && momentum >= 0 && momentum < 1,
                     "option momentum must be in [0, 1), got " + std::to_string(momentum));
     detail::require(local_steps >= 1, "option local_steps must be >= 1, got " + std::to_string(local_steps));
+    detail::require(resync_every >= 0, "option resync_every must be >= 0, got " + std::to_string(resync_every));
   }
 };
 
@@ -61,6 +66,7 @@ struct RunningTotals {
   double wait_seconds = 0;
   double compute_seconds = 0;
   long skipped_rounds = 0;
+  std::uint64_t resync_bytes_sent = 0;  ///< the part of bytes_sent spent on resynchronisations
 
   void add(const RoundStats& s) noexcept {
     ++rounds;

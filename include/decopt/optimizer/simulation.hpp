@@ -97,6 +97,10 @@ class Simulation {
       }
     }
     if (loss_count > 0) stats.mean_loss = loss_sum / loss_count;
+    if (!nodes_.empty() && nodes_[0].resync_due()) {  // every node is due at the same round
+      for (auto& node : nodes_) node.begin_resync();
+      for (auto& node : nodes_) node.finish_resync();
+    }
     return stats;
   }
 
