@@ -161,7 +161,9 @@ class DecentralizedOptimizer {
     loss_sum_ = 0;
     loss_count_ = 0;
     const auto start = Clock::now();
+    phase_start_ = start;
     Step::begin(*this, grad);
+    transport_.advance(seconds_since(phase_start_));  // compute after the post (overlapped steps)
     current_.compute_seconds += seconds_since(start);
   }
 
@@ -224,6 +226,8 @@ class DecentralizedOptimizer {
       public_copy_[k] += q[k];
       neighbor_sum_[k] += w_self * q[k];
     }
+    transport_.advance(seconds_since(phase_start_));  // compute before the post
+    phase_start_ = Clock::now();
     transport_.post(exchange_, message);
     current_.message_bytes = message.size();
     current_.bytes_sent = message.size() * neighbors_.size();
@@ -244,7 +248,9 @@ class DecentralizedOptimizer {
     const float gamma = static_cast<float>(options_.consensus_step);
     for (std::size_t k = 0; k < x_.size(); ++k) x_[k] += gamma * (neighbor_sum_[k] - public_copy_[k]);
     prox_.apply(x_, options_.lr);
-    current_.compute_seconds += seconds_since(start);
+    const double mixing = seconds_since(start);
+    transport_.advance(mixing);
+    current_.compute_seconds += mixing;
   }
 
   // ---- resynchronisation of s (every Options::resync_every rounds) ----
@@ -435,6 +441,7 @@ class DecentralizedOptimizer {
   // returns (an MPI send of it may still be in flight while the next one is being encoded).
   std::array<std::vector<std::byte>, 2> messages_;
   int current_message_ = 0;
+  Clock::time_point phase_start_{};  // start of the compute phase being timed for the virtual clock
   long exchange_ = 0;  // transport exchanges so far: one per round, plus one per resynchronisation
   long last_resync_ = 0;      // the round at which s was last recomputed
   bool resync_posted_ = false;

@@ -53,9 +53,10 @@ inline double consensus_distance(std::span<const std::span<float>> models) {
 template <class Optimizer>
 class Simulation {
  public:
+  /// @param link latency and bandwidth of every link, applied to the nodes' virtual clocks
   Simulation(const Topology& topology, std::vector<std::span<float>> buffers, Options options = {},
-             typename Optimizer::Compressor compressor = {}, typename Optimizer::Prox prox = {})
-      : network_(std::make_unique<SimulatedNetwork>(topology)), buffers_(std::move(buffers)) {
+             typename Optimizer::Compressor compressor = {}, typename Optimizer::Prox prox = {}, LinkModel link = {})
+      : network_(std::make_unique<SimulatedNetwork>(topology, link)), buffers_(std::move(buffers)) {
     detail::require(static_cast<int>(buffers_.size()) == topology.size(),
                     "Simulation: " + std::to_string(buffers_.size()) + " parameter buffers for " +
                         std::to_string(topology.size()) + " nodes");
@@ -73,6 +74,8 @@ class Simulation {
   [[nodiscard]] const Optimizer& node(int i) const { return nodes_.at(static_cast<std::size_t>(i)); }
   [[nodiscard]] std::span<const std::span<float>> models() const noexcept { return buffers_; }
   [[nodiscard]] const Topology& topology() const noexcept { return network_->topology(); }
+  /// Simulated wall time so far under the LinkModel: real compute time plus modelled communication.
+  [[nodiscard]] double virtual_time() const noexcept { return network_->virtual_time(); }
 
   /// One lockstep round. `grad(node, x, g)` computes node's gradient at x (may return the loss).
   template <class Grad>

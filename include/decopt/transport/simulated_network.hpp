@@ -4,8 +4,14 @@
 // then every node collects. Nothing is copied: a neighbour reads the sender's own message buffer,
 // which stays valid until the sender's next post. Collecting a message that was not posted yet is
 // a driving error (a node finished a round before all nodes began it) and throws.
+//
+// Under a LinkModel each node keeps a virtual clock: the optimizer advances it by the time it
+// really computed; a message posted at time t over a link arrives at t + queueing + bytes/bandwidth
+// + latency (link_model.hpp); collecting moves the clock to the latest arrival. So communication
+// cost and its overlap with computation can be studied deterministically on one machine.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -13,6 +19,7 @@
 
 #include "decopt/core/error.hpp"
 #include "decopt/topology/topology.hpp"
+#include "decopt/transport/link_model.hpp"
 
 namespace decopt {
 
@@ -28,9 +35,11 @@ class SimulatedNetwork {
       auto& slot = network_->slots_[static_cast<std::size_t>(rank_)];
       slot.round = round;
       slot.message = message;
+      slot.arrival.resize(links_.size());
+      for (std::size_t k = 0; k < links_.size(); ++k) slot.arrival[k] = links_[k].send(clock_, message.size(), network_->link_);
     }
 
-    void collect(long round, std::vector<std::span<const std::byte>>& inbox) const {
+    void collect(long round, std::vector<std::span<const std::byte>>& inbox) {
       const auto neighbors = network_->topology_.neighbors(rank_);
       inbox.resize(neighbors.size());
       for (std::size_t k = 0; k < neighbors.size(); ++k) {
@@ -40,22 +49,41 @@ class SimulatedNetwork {
                       std::to_string(round) + " but neighbour " + std::to_string(neighbors[k].node) +
                       " has not posted it; begin every node's round before finishing any");
         inbox[k] = slot.message;
+        clock_ = std::max(clock_, slot.arrival[static_cast<std::size_t>(slot_at_neighbor_[k])]);
       }
     }
+
+    /// Adds `seconds` of computation to this node's virtual clock.
+    void advance(double seconds) noexcept { clock_ += seconds; }
+    /// This node's virtual time in seconds.
+    [[nodiscard]] double virtual_time() const noexcept { return clock_; }
 
    private:
     friend class SimulatedNetwork;
     SimulatedNetwork* network_ = nullptr;
     int rank_ = 0;
+    double clock_ = 0;
+    std::vector<LinkClock> links_;        // my outgoing links, in neighbour order
+    std::vector<int> slot_at_neighbor_;  // my index in each neighbour's neighbour list
   };
 
-  explicit SimulatedNetwork(Topology topology) : topology_(std::move(topology)) {
+  explicit SimulatedNetwork(Topology topology, LinkModel link = {}) : topology_(std::move(topology)), link_(link) {
+    link_.validate();
     const auto n = static_cast<std::size_t>(topology_.size());
     slots_.resize(n);
     endpoints_.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
-      endpoints_[i].network_ = this;
-      endpoints_[i].rank_ = static_cast<int>(i);
+      auto& e = endpoints_[i];
+      e.network_ = this;
+      e.rank_ = static_cast<int>(i);
+      const auto neighbors = topology_.neighbors(e.rank_);
+      e.links_.resize(neighbors.size());
+      for (const Edge& edge : neighbors) {
+        const auto back = topology_.neighbors(edge.node);
+        int slot = 0;
+        while (back[static_cast<std::size_t>(slot)].node != e.rank_) ++slot;
+        e.slot_at_neighbor_.push_back(slot);
+      }
     }
   }
   SimulatedNetwork(const SimulatedNetwork&) = delete;  // endpoints point back at the network
@@ -63,6 +91,13 @@ class SimulatedNetwork {
 
   [[nodiscard]] int size() const noexcept { return topology_.size(); }
   [[nodiscard]] const Topology& topology() const noexcept { return topology_; }
+  [[nodiscard]] const LinkModel& link_model() const noexcept { return link_; }
+  /// The latest virtual time over all nodes: the simulated wall time of the run so far.
+  [[nodiscard]] double virtual_time() const noexcept {
+    double t = 0;
+    for (const auto& e : endpoints_) t = std::max(t, e.clock_);
+    return t;
+  }
   [[nodiscard]] Endpoint& endpoint(int rank) {
     detail::require(rank >= 0 && rank < size(), "SimulatedNetwork::endpoint: rank " + std::to_string(rank) +
                                                     " outside [0, " + std::to_string(size()) + ")");
@@ -73,8 +108,10 @@ class SimulatedNetwork {
   struct Slot {
     long round = -1;
     std::span<const std::byte> message;
+    std::vector<double> arrival;  // virtual arrival time at each of the sender's neighbours
   };
   Topology topology_;
+  LinkModel link_;
   std::vector<Slot> slots_;
   std::vector<Endpoint> endpoints_;
 };

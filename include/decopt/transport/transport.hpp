@@ -31,6 +31,11 @@ concept Transport = requires(T& t, long round, std::span<const std::byte> messag
   t.collect(round, inbox);
 };
 
+/// A transport that keeps a virtual clock: the optimizer tells it how long the node computed
+/// (SimulatedNetwork under a LinkModel). Transports that run in real time need not provide it.
+template <class T>
+concept VirtualClockTransport = Transport<T> && requires(T& t, double seconds) { t.advance(seconds); };
+
 /// A non-owning, type-erased reference to a Transport. The optimizer calls its transport twice a
 /// round, so one indirect call there costs nothing, and the optimizer's type stays independent
 /// of the network it runs on (the same program picks sim, threads or MPI at run time).
@@ -45,6 +50,10 @@ class TransportRef {
         post_([](void* o, long r, std::span<const std::byte> m) { static_cast<T*>(o)->post(r, m); }),
         collect_([](void* o, long r, std::vector<std::span<const std::byte>>& in) {
           static_cast<T*>(o)->collect(r, in);
+        }),
+        advance_([](void* o, double seconds) {
+          if constexpr (VirtualClockTransport<T>) static_cast<T*>(o)->advance(seconds);
+          else (void)o, (void)seconds;
         }) {}
 
   [[nodiscard]] int rank() const { return rank_(object_); }
@@ -53,6 +62,8 @@ class TransportRef {
   void collect(long round, std::vector<std::span<const std::byte>>& inbox) const {
     collect_(object_, round, inbox);
   }
+  /// Adds `seconds` of computation to a virtual clock; a no-op on real-time transports.
+  void advance(double seconds) const { advance_(object_, seconds); }
 
  private:
   void* object_;
@@ -60,6 +71,7 @@ class TransportRef {
   int (*degree_)(void*);
   void (*post_)(void*, long, std::span<const std::byte>);
   void (*collect_)(void*, long, std::vector<std::span<const std::byte>>&);
+  void (*advance_)(void*, double);
 };
 
 }  // namespace decopt
