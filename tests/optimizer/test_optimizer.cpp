@@ -310,3 +310,46 @@ TEST_CASE("Same seed, same bits: two simulations agree exactly; another seed dif
   CHECK(a == b);
   CHECK(a != c);
 }
+
+TEST_CASE("DirectGossipStep (QDGD): exact D-PSGD with the identity; biased compressors rejected at compile time", "[optimizer][direct]") {
+  using Direct = DecentralizedOptimizer<Compressor<Dense, Identity, RawCoder>, NoProx, DirectGossipStep>;
+  using DirectDithered = DecentralizedOptimizer<Compressor<Dense, DitheredQuantizer, VectorSourceCoder>, NoProx, DirectGossipStep>;
+  // The compile-time rule (a failing instantiation is checked by the ctest test compile_fail_biased_direct).
+  STATIC_REQUIRE(converges_with<Compressor<Dense, DitheredQuantizer, RawCoder>, DirectGossipStep>);
+  STATIC_REQUIRE_FALSE(converges_with<Compressor<TopK, Identity, RawCoder>, DirectGossipStep>);
+  STATIC_REQUIRE_FALSE(converges_with<Compressor<Dense, Sign, RawCoder>, DirectGossipStep>);
+  STATIC_REQUIRE(converges_with<Compressor<TopK, Identity, RawCoder>, SyncStep>);
+
+  const int n = 5, d = 9;
+  const auto problem = decopt::testing::make_problem(SplitProblem::Loss::LeastSquares, n, 20, d, 4);
+  const Topology topology = Topology::ring(n);
+  Options options;
+  options.lr = 0.05;
+  Models models(n, d, 0.5f);
+  Simulation<Direct> sim(topology, models.spans, options);
+  const Eigen::MatrixXd W = topology.matrix();
+  std::vector<Eigen::VectorXd> ref(n, Eigen::VectorXd::Constant(d, 0.5));
+  for (int t = 0; t < 40; ++t) {
+    sim.round([&](int i, std::span<const float> x, std::span<float> g) { problem.gradient_into(i, x, g); });
+    std::vector<Eigen::VectorXd> half(n);
+    for (int i = 0; i < n; ++i) half[i] = ref[i] - options.lr * problem.gradient(i, ref[i]);
+    for (int i = 0; i < n; ++i) {
+      ref[i].setZero();
+      for (int j = 0; j < n; ++j) ref[i] += W(i, j) * half[j];
+    }
+  }
+  for (int i = 0; i < n; ++i)
+    for (int k = 0; k < d; ++k) CHECK(models.storage[i][k] == Approx(ref[i][k]).margin(2e-5));
+  CHECK(sim.node(0).public_copy().empty());  // no error memory: half the state
+
+  // With an unbiased quantizer it still approaches the optimum (noisy, so a loose tolerance).
+  Models noisy(n, d);
+  options.consensus_step = 0.5;
+  options.lr = 0.02;
+  Simulation<DirectDithered> qdgd(topology, noisy.spans, options,
+                                  DirectDithered::Compressor({}, DitheredQuantizer{64, Norm::Linf}, {}));
+  for (int t = 0; t < 3000; ++t)
+    qdgd.round([&](int i, std::span<const float> x, std::span<float> g) { problem.gradient_into(i, x, g); });
+  const Eigen::VectorXd optimum = decopt::testing::fista(problem, 0.0);
+  CHECK(max_relative_error(noisy.spans, optimum) < 0.05);
+}

@@ -90,7 +90,11 @@ class DecentralizedOptimizer {
                 "`unbiased` and `lossless`");
   static_assert(ProximalPolicy<ProxT>,
                 "decopt: the Prox policy needs apply(span<float>, double step) const and value(span<const float>) const");
-  static_assert(StepPolicy<StepT>, "decopt: the Step policy needs `name` and `overlaps_communication`");
+  static_assert(StepPolicy<StepT>, "decopt: the Step policy needs `name`, `overlaps_communication` and `keeps_public_copy`");
+  static_assert(converges_with<CompressorT, StepT>,
+                "decopt: this step has no error memory (no public copy x̂), so it converges only with an unbiased "
+                "compressor; this compressor is biased (TopK, RandTopK, Sign or RandomK without the d/k scale): use "
+                "SyncStep or OverlappedStep, whose error memory corrects a biased compressor");
 
  public:
   using Compressor = CompressorT;
@@ -119,8 +123,10 @@ class DecentralizedOptimizer {
     self_weight_ = topology.self_weight(rank_);
     topology_fingerprint_ = topology.fingerprint();
     const std::size_t d = params.size();
-    public_copy_.assign(d, 0.0f);
-    neighbor_sum_.assign(d, 0.0f);
+    if constexpr (Step::keeps_public_copy) {
+      public_copy_.assign(d, 0.0f);
+      neighbor_sum_.assign(d, 0.0f);
+    }
     if (options_.momentum > 0) momentum_.assign(d, 0.0f);
     rng_ = Rng::derive(options_.seed, {static_cast<std::uint64_t>(rank_), 0x6f707469ULL /* "opti" */});
   }
@@ -253,6 +259,43 @@ class DecentralizedOptimizer {
     current_.compute_seconds += mixing;
   }
 
+  /// DirectGossipStep: q = C(x); post. (No public copy: the compression error is not remembered.)
+  void compress_model_and_post() {
+    if (!decopt::all_finite(std::span<const float>(x_)))
+      throw NonFiniteError("model of node " + std::to_string(rank_) + " at round " + std::to_string(round_));
+    auto& scratch = detail::RoundScratch::for_this_thread(dimension());
+    const std::span<float> q(scratch.reconstruction.data(), dimension());
+    auto& message = next_message_buffer();
+    compressor_.encode(std::span<const float>(x_), rng_, message, q);
+    transport_.advance(seconds_since(phase_start_));
+    phase_start_ = Clock::now();
+    transport_.post(exchange_, message);
+    current_.message_bytes = message.size();
+    current_.bytes_sent = message.size() * neighbors_.size();
+  }
+
+  /// DirectGossipStep: x = (1 − γ(1 − w_ii)) x + γ Σ_j w_ij q_j; x = prox_{ηR}(x).
+  void collect_and_mix_direct() {
+    auto& scratch = detail::RoundScratch::for_this_thread(dimension());
+    const auto wait_start = Clock::now();
+    transport_.collect(exchange_++, scratch.inbox);
+    current_.wait_seconds += seconds_since(wait_start);
+    const auto start = Clock::now();
+    const std::span<float> mixed(scratch.reconstruction.data(), dimension());
+    std::fill(mixed.begin(), mixed.end(), 0.0f);
+    for (std::size_t k = 0; k < neighbors_.size(); ++k) {
+      compressor_.decode_add(scratch.inbox[k], static_cast<float>(neighbors_[k].weight), mixed);
+      current_.bytes_received += scratch.inbox[k].size();
+    }
+    const float gamma = static_cast<float>(options_.consensus_step);
+    const float keep = 1.0f - gamma * (1.0f - static_cast<float>(self_weight_));
+    for (std::size_t k = 0; k < x_.size(); ++k) x_[k] = keep * x_[k] + gamma * mixed[k];
+    prox_.apply(x_, options_.lr);
+    const double mixing = seconds_since(start);
+    transport_.advance(mixing);
+    current_.compute_seconds += mixing;
+  }
+
   // ---- resynchronisation of s (every Options::resync_every rounds) ----
   // A phase of its own between two rounds: every node posts x̂ uncompressed, then every node
   // collects its neighbours' and recomputes s = w_ii x̂_i + Σ_j w_ij x̂_j from scratch, in
@@ -261,7 +304,7 @@ class DecentralizedOptimizer {
 
   /// True after the round that completes a resynchronisation period, until finish_resync().
   [[nodiscard]] bool resync_due() const noexcept {
-    return options_.resync_every > 0 && round_ > 0 && round_ % options_.resync_every == 0 && last_resync_ != round_;
+    return Step::keeps_public_copy && options_.resync_every > 0 && round_ > 0 && round_ % options_.resync_every == 0 && last_resync_ != round_;
   }
 
   /// Posts x̂ uncompressed to every neighbour.
@@ -382,7 +425,7 @@ class DecentralizedOptimizer {
     Rng::State rng_state;
     for (auto& word : rng_state) word = in.get_le<std::uint64_t>();
     const double lr = in.get_le<double>();
-    std::vector<float> x(dimension()), xhat(dimension()), s(dimension()), m(momentum_.size());
+    std::vector<float> x(dimension()), xhat(public_copy_.size()), s(neighbor_sum_.size()), m(momentum_.size());
     checkpoint::get_floats(in, x, "model");
     checkpoint::get_floats(in, xhat, "public copy");
     checkpoint::get_floats(in, s, "neighbour sum");

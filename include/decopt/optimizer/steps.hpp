@@ -8,6 +8,11 @@
 //   flight; wait; x̂ += q_t; s += Σ_j w_ij q_j; x_{t+1} = prox(y + γ(s − x̂)).
 // With the identity compressor, W = 11ᵀ/n and γ = 1 the overlapped step is exactly CoCoD-SGD:
 // x_{t+1} = mean_j x_t^j + (y − x_t).
+// DirectGossipStep — QDGD (Reisizadeh, Mokhtari, Hassani & Pedarsani, IEEE TSP 2019): no public
+//   copy; each node sends C(x) itself: x −= η g; q = C(x); x = (1 − γ(1 − w_ii)) x + γ Σ_j w_ij q_j.
+//   Half the state (no x̂, no s), but with no error memory the compression error is never
+//   corrected, so it needs an unbiased compressor: the optimizer rejects a biased one (TopK,
+//   RandTopK, Sign) at compile time.
 #pragma once
 
 #include <concepts>
@@ -18,6 +23,7 @@ namespace decopt {
 struct SyncStep {
   static constexpr const char* name = "sync";
   static constexpr bool overlaps_communication = false;
+  static constexpr bool keeps_public_copy = true;  ///< error memory: x̂ and s
   template <class Node, class Grad>
   static void begin(Node& node, Grad& grad) {
     node.run_local_steps(grad);
@@ -33,6 +39,7 @@ struct SyncStep {
 struct OverlappedStep {
   static constexpr const char* name = "overlap";
   static constexpr bool overlaps_communication = true;
+  static constexpr bool keeps_public_copy = true;
   template <class Node, class Grad>
   static void begin(Node& node, Grad& grad) {
     node.compress_and_post();
@@ -44,11 +51,33 @@ struct OverlappedStep {
   }
 };
 
+/// Send the compressed model itself and mix it directly (QDGD); no error memory.
+struct DirectGossipStep {
+  static constexpr const char* name = "direct";
+  static constexpr bool overlaps_communication = false;
+  static constexpr bool keeps_public_copy = false;
+  template <class Node, class Grad>
+  static void begin(Node& node, Grad& grad) {
+    node.run_local_steps(grad);
+    node.compress_model_and_post();
+  }
+  template <class Node>
+  static void finish(Node& node) {
+    node.collect_and_mix_direct();
+  }
+};
+
 /// A step policy: begin(node, grad) does the local work and posts; finish(node) collects and mixes.
 template <class S>
 concept StepPolicy = requires {
   { S::name } -> std::convertible_to<const char*>;
   { S::overlaps_communication } -> std::convertible_to<bool>;
+  { S::keeps_public_copy } -> std::convertible_to<bool>;
 };
+
+/// Whether Step with compressor C can converge: a step without error memory (no public copy)
+/// needs an unbiased compressor, since nothing corrects a biased one's error.
+template <class C, class S>
+inline constexpr bool converges_with = S::keeps_public_copy || C::unbiased;
 
 }  // namespace decopt
