@@ -47,6 +47,7 @@ TEST_CASE("Same seed, same model bits: run after run, and on the simulated and t
   c.rounds = 12;
   c.eval_every = 6;
   c.train_samples = 2000;
+  c.hidden = 16;  // small model: this also runs under the sanitizers
   const TrainingData data = load_data(c);
   for (const std::string algorithm : {"malcom", "choco", "dpsgd"}) {
     CAPTURE(algorithm);
