@@ -18,6 +18,7 @@
 #include "fashion/idx.hpp"
 #include "fashion/mlp.hpp"
 #include "fashion/partition.hpp"
+#include "train/checkpoint.hpp"
 #include "train/config.hpp"
 
 namespace decopt::train {
@@ -52,6 +53,15 @@ struct EvalRow {
   double consensus_distance = 0; ///< (1/n) Σ_i ‖x_i − x̄‖²
   double seconds = 0;
 };
+
+inline std::vector<double> row_numbers(const EvalRow& r) {
+  return {static_cast<double>(r.round), r.epoch, static_cast<double>(r.bytes_sent), r.test_accuracy, r.test_loss,
+          r.train_loss, r.sparsity, r.consensus_distance, r.seconds};
+}
+inline EvalRow row_from_numbers(const std::vector<double>& v) {
+  decopt::detail::require_decodable(v.size() == 9, "checkpoint evaluation row of the wrong width");
+  return {static_cast<long>(v[0]), v[1], static_cast<std::uint64_t>(v[2]), v[3], v[4], v[5], v[6], v[7], v[8]};
+}
 
 /// The outcome of one run.
 struct RunResult {
@@ -148,6 +158,8 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   std::vector<std::span<float>> spans(models.begin(), models.end());
   double loss_sum = 0;
   long loss_count = 0;
+  double seconds_before = 0;  // run time before a resume
+  auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(Clock::now() - start).count(); };
   auto evaluate = [&](long round, std::uint64_t bytes) {
     EvalRow row;
     row.round = round;
@@ -164,24 +176,67 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     loss_sum = 0;
     loss_count = 0;
     row.consensus_distance = consensus_distance(spans);
-    row.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    row.seconds = elapsed();
     result.rows.push_back(row);
     return &result.rows.back();
   };
   auto next_eval = [&](long round) { return std::min(total_rounds, (round / eval_every + 1) * eval_every); };
+  // Rounds at which to stop: evaluations, checkpoints and the end.
+  auto next_stop = [&](long round) {
+    long stop = next_eval(round);
+    if (!c.checkpoint.empty() && c.checkpoint_every > 0)
+      stop = std::min(stop, (round / c.checkpoint_every + 1) * c.checkpoint_every);
+    return std::min(stop, total_rounds);
+  };
+  const std::string identity = run_identity(c, algorithm);
+  // Saves the run after `round` rounds; `node_at(i)` is node i's optimizer.
+  auto save = [&](long round, auto&& node_at) {
+    RunProgress p;
+    p.rounds_done = round;
+    p.seconds = elapsed();
+    p.loss_sum = loss_sum;
+    p.loss_count = loss_count;
+    for (const auto& w : workers) p.samplers.emplace_back(w.sampler.epoch(), w.sampler.position());
+    for (const auto& row : result.rows) p.rows.push_back(row_numbers(row));
+    write_file_atomically(c.checkpoint, encode_checkpoint(identity, p, n, node_at));
+  };
+  // Restores a saved run; returns the rounds already done.
+  auto resume = [&](auto&& node_at) -> long {
+    if (c.resume.empty()) return 0;
+    const auto bytes = read_file(c.resume);
+    const RunProgress p = decode_checkpoint(bytes, identity, n, node_at);
+    decopt::detail::require(p.rounds_done <= total_rounds, "the checkpoint is at round " + std::to_string(p.rounds_done) +
+                                                       ", beyond this run's " + std::to_string(total_rounds) + " rounds");
+    for (int i = 0; i < n; ++i)
+      workers[static_cast<std::size_t>(i)].sampler.seek(p.samplers[static_cast<std::size_t>(i)].first,
+                                                        p.samplers[static_cast<std::size_t>(i)].second);
+    for (const auto& row : p.rows) result.rows.push_back(row_from_numbers(row));
+    loss_sum = p.loss_sum;
+    loss_count = p.loss_count;
+    seconds_before = p.seconds;
+    return p.rounds_done;
+  };
+  auto after_stop = [&](long round, std::uint64_t bytes, auto&& node_at) -> const EvalRow* {
+    const EvalRow* row = (round == next_eval(round - 1)) ? evaluate(round, bytes) : nullptr;
+    if (!c.checkpoint.empty() &&
+        (round == total_rounds || (c.checkpoint_every > 0 && round % c.checkpoint_every == 0)))
+      save(round, node_at);
+    return row;
+  };
 
   if (c.transport == "sim") {
     Simulation<Optimizer> sim(topology, spans, options, compressor, prox);
+    auto node_at = [&](int i) -> Optimizer& { return sim.node(i); };
     auto grad = [&](int i, std::span<const float> x, std::span<float> g) {
       return workers[static_cast<std::size_t>(i)].gradient(data.train, x, g);
     };
-    for (long t = 0; t < total_rounds; ++t) {
+    for (long t = resume(node_at); t < total_rounds; ++t) {
       const auto stats = sim.round(grad);
       if (std::isfinite(stats.mean_loss)) {
         loss_sum += stats.mean_loss;
         ++loss_count;
       }
-      const EvalRow* row = (t + 1 == next_eval(t)) ? evaluate(t + 1, sim.total_bytes_sent()) : nullptr;
+      const EvalRow* row = (t + 1 == next_stop(t)) ? after_stop(t + 1, sim.total_bytes_sent(), node_at) : nullptr;
       if (progress) progress(t + 1, total_rounds, row);
     }
     for (int i = 0; i < n; ++i) result.wait_seconds += sim.node(i).totals().wait_seconds;
@@ -191,9 +246,10 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     nodes.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i)
       nodes.emplace_back(spans[static_cast<std::size_t>(i)], topology, network.endpoint(i), options, compressor, prox);
+    auto node_at = [&](int i) -> Optimizer& { return nodes[static_cast<std::size_t>(i)]; };
     std::vector<double> node_loss(static_cast<std::size_t>(n), 0.0);
-    for (long t = 0; t < total_rounds;) {
-      const long segment_end = next_eval(t);
+    for (long t = resume(node_at); t < total_rounds;) {
+      const long segment_end = next_stop(t);
       network.run([&](int r) {
         auto& node = nodes[static_cast<std::size_t>(r)];
         auto& worker = workers[static_cast<std::size_t>(r)];
@@ -207,7 +263,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
       std::uint64_t bytes = 0;
       for (const auto& node : nodes) bytes += node.totals().bytes_sent;
       t = segment_end;
-      const EvalRow* row = evaluate(t, bytes);
+      const EvalRow* row = after_stop(t, bytes, node_at);
       if (progress) progress(t, total_rounds, row);
     }
     for (const auto& node : nodes) result.wait_seconds += node.totals().wait_seconds;
@@ -216,7 +272,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   }
   result.rounds = total_rounds;
   result.model_checksum = model_checksum(models);
-  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  result.seconds = elapsed();
   return result;
 }
 

@@ -27,8 +27,8 @@ int main(int argc, char** argv) {
   }
   try {
     (void)make_topology(config);  // a topology that does not fit the node count fails before loading data
-    if (!config.resume.empty() || !config.checkpoint.empty())
-      throw decopt::ConfigError("--checkpoint/--resume are not supported by this build");
+    if ((!config.resume.empty() || !config.checkpoint.empty()) && config.algorithms().size() > 1)
+      throw decopt::ConfigError("--checkpoint and --resume work with one --algorithm, not with --compare");
     const TrainingData data = load_data(config);
     std::vector<RunResult> runs;
     for (const auto& algorithm : config.algorithms()) {

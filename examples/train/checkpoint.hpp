@@ -1,0 +1,127 @@
+// train/checkpoint.hpp — decopt-train's checkpoint file: the run's identity, its progress and every
+// node's optimizer state, written atomically (temporary file + rename) so a crash mid-write never
+// leaves a half-written checkpoint in place of the previous one.
+//
+// Layout: one framed record (decopt/optimizer/checkpoint.hpp: magic, version, length, checksum)
+// holding the run: the settings that must match to resume, the completed rounds, each node's
+// batch-sampler position, the evaluation rows so far; then one record per node from
+// DecentralizedOptimizer::save_state.
+#pragma once
+
+#include <decopt/decopt.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "train/config.hpp"
+
+namespace decopt::train {
+
+/// Everything that must be the same for a checkpoint to continue this run (not the run length).
+inline std::string run_identity(const TrainConfig& c, const std::string& algorithm) {
+  std::ostringstream o;
+  o.precision(17);
+  o << "algorithm=" << algorithm << " step=" << c.step << " nodes=" << c.nodes << " topology=" << c.topology
+    << " p=" << c.erdos_renyi_p << " seed=" << c.seed << " partition=" << c.partition << " levels=" << c.levels
+    << " norm=" << c.norm << " lambda=" << c.lambda << " lr=" << c.lr << " gamma=" << c.gamma
+    << " momentum=" << c.momentum << " batch=" << c.batch << " hidden=" << c.hidden << " local_steps=" << c.local_steps
+    << " train_samples=" << c.train_samples;
+  return o.str();
+}
+
+/// The progress part of a checkpoint (the optimizers' states follow it in the file).
+struct RunProgress {
+  long rounds_done = 0;
+  double seconds = 0;
+  double loss_sum = 0;
+  long loss_count = 0;
+  std::vector<std::pair<long, std::size_t>> samplers;  ///< (epoch, position) per node
+  std::vector<std::vector<double>> rows;               ///< evaluation rows, as numbers
+};
+
+inline void write_file_atomically(const std::string& path, const std::vector<std::byte>& bytes) {
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    if (!out) throw ConfigError("cannot write checkpoint " + temporary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) throw ConfigError("writing checkpoint " + temporary + " failed (disk full?)");
+  }
+  std::filesystem::rename(temporary, path);  // atomic on POSIX: readers see the old or the new file
+}
+
+inline std::vector<std::byte> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError("cannot open checkpoint " + path);
+  std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> bytes(chars.size());
+  std::memcpy(bytes.data(), chars.data(), chars.size());
+  return bytes;
+}
+
+/// Serialises the run's identity and progress, then each node's state (save_state of every node).
+template <class NodeAt>
+std::vector<std::byte> encode_checkpoint(const std::string& identity, const RunProgress& p, int nodes, NodeAt&& node_at) {
+  std::vector<std::byte> out;
+  const std::size_t start = checkpoint::begin_record(out);
+  checkpoint::put_string(out, identity);
+  put_le<std::int64_t>(out, p.rounds_done);
+  put_le<double>(out, p.seconds);
+  put_le<double>(out, p.loss_sum);
+  put_le<std::int64_t>(out, p.loss_count);
+  put_le<std::uint32_t>(out, static_cast<std::uint32_t>(p.samplers.size()));
+  for (auto [epoch, position] : p.samplers) {
+    put_le<std::int64_t>(out, epoch);
+    put_le<std::uint64_t>(out, position);
+  }
+  put_le<std::uint32_t>(out, static_cast<std::uint32_t>(p.rows.size()));
+  for (const auto& row : p.rows) {
+    put_le<std::uint32_t>(out, static_cast<std::uint32_t>(row.size()));
+    for (double v : row) put_le<double>(out, v);
+  }
+  checkpoint::end_record(out, start);
+  for (int i = 0; i < nodes; ++i) node_at(i).save_state(out);
+  return out;
+}
+
+/// Reads a checkpoint written by encode_checkpoint for the run `identity`, restoring every node
+/// (load_state of node_at(i)). Throws DecodeError for a damaged file, ConfigError for another run.
+template <class NodeAt>
+RunProgress decode_checkpoint(std::span<const std::byte> bytes, const std::string& identity, int nodes, NodeAt&& node_at) {
+  std::size_t used = 0;
+  ByteReader in(checkpoint::open_record(bytes, used));
+  const std::string saved = checkpoint::get_string(in);
+  detail::require(saved == identity, "the checkpoint belongs to another run (saved: " + saved + "; this run: " + identity + ")");
+  RunProgress p;
+  p.rounds_done = static_cast<long>(in.get_le<std::int64_t>());
+  p.seconds = in.get_le<double>();
+  p.loss_sum = in.get_le<double>();
+  p.loss_count = static_cast<long>(in.get_le<std::int64_t>());
+  const auto samplers = in.get_le<std::uint32_t>();
+  detail::require_decodable(samplers == static_cast<std::uint32_t>(nodes), "checkpoint holds another number of nodes");
+  for (std::uint32_t i = 0; i < samplers; ++i) {
+    const auto epoch = static_cast<long>(in.get_le<std::int64_t>());
+    const auto position = static_cast<std::size_t>(in.get_le<std::uint64_t>());
+    p.samplers.emplace_back(epoch, position);
+  }
+  const auto rows = in.get_le<std::uint32_t>();
+  detail::require_decodable(rows <= 1u << 24, "checkpoint row count out of range");
+  for (std::uint32_t r = 0; r < rows; ++r) {
+    const auto width = in.get_le<std::uint32_t>();
+    detail::require_decodable(width <= 64, "checkpoint row width out of range");
+    auto& row = p.rows.emplace_back();
+    for (std::uint32_t k = 0; k < width; ++k) row.push_back(in.get_le<double>());
+  }
+  for (int i = 0; i < nodes; ++i) used += node_at(i).load_state(bytes.subspan(used));
+  detail::require_decodable(used == bytes.size(), "checkpoint has trailing bytes");
+  return p;
+}
+
+}  // namespace decopt::train
