@@ -32,6 +32,9 @@ inline std::string run_identity(const TrainConfig& c, const std::string& algorit
     << " norm=" << c.norm << " lambda=" << c.lambda << " lr=" << c.lr << " gamma=" << c.gamma
     << " momentum=" << c.momentum << " batch=" << c.batch << " hidden=" << c.hidden << " local_steps=" << c.local_steps
     << " train_samples=" << c.train_samples;
+  if (c.dp.enabled())
+    o << " dp_clip=" << c.dp.clip << " dp_noise=" << c.dp.noise << " dp_epsilon=" << c.dp.target_epsilon
+      << " clipping=" << c.dp.clipping << " dp_r=" << c.dp.r << " dp_delta=" << c.dp.delta;
   return o.str();
 }
 

@@ -11,6 +11,7 @@
 
 #include "fashion/idx.hpp"
 #include "fashion/mlp.hpp"
+#include "train/privacy.hpp"
 
 namespace decopt::train {
 
@@ -48,6 +49,7 @@ struct TrainConfig {
   double timeout_s = 60;
   bool json = false;
   bool quiet = false;
+  DpSettings dp;  ///< --dp-clip, --dp-noise, --dp-epsilon, --clipping
 
   /// The algorithms this run trains: the --compare list, or the one --algorithm.
   [[nodiscard]] std::vector<std::string> algorithms() const { return compare.empty() ? std::vector{algorithm} : compare; }
@@ -103,6 +105,7 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
   app.add_option("--timeout", c.timeout_s, "seconds a node waits for a neighbour before failing")->check(CLI::PositiveNumber);
   app.add_flag("--json", c.json, "print a JSON summary as the last line of stdout");
   app.add_flag("--quiet", c.quiet, "no progress bar or table");
+  add_dp_flags(app, c.dp);
 }
 
 /// The --topology graph on --nodes nodes; ConfigError when the node count does not fit it.

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -75,6 +76,8 @@ struct RunResult {
   std::uint64_t model_checksum = 0;
   double seconds = 0;
   double wait_seconds = 0;  ///< summed over nodes
+  double dp_noise = 0;      ///< σ used (0 without differential privacy)
+  double dp_epsilon = 0;    ///< ε of each node's (ε, δ) guarantee for the whole run
 
   [[nodiscard]] const EvalRow& last() const { return rows.back(); }
   /// Bits per parameter per link per round: 8·bytes / (rounds · Σ_i deg_i · d) — the size of one
@@ -114,8 +117,11 @@ struct NodeWorker {
   NodeWorker(const examples::Mlp& m, std::vector<int> indices, int batch, std::uint64_t seed, int features)
       : model(m), sampler(std::move(indices), batch, seed), batch_x(features, batch), batch_y(static_cast<std::size_t>(batch)) {}
 
+  std::optional<PrivateGradient> private_gradient;  ///< set when differential privacy is on
+
   double gradient(const examples::Dataset& train, std::span<const float> x, std::span<float> g) {
     sampler.next(train, batch_x, batch_y);
+    if (private_gradient) return (*private_gradient)(x, batch_x, batch_y, g);
     return model.loss_and_gradient(x, batch_x, batch_y, g);
   }
 };
@@ -149,6 +155,19 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   const long eval_every = c.eval_every > 0 ? c.eval_every : rounds_per_epoch;
 
   RunResult result;
+  c.dp.validate();
+  if (c.dp.enabled()) {
+    // Each node's privacy w.r.t. its own samples; the smallest share has the largest sample rate.
+    std::size_t smallest = shares[0].size();
+    for (const auto& share : shares) smallest = std::min(smallest, share.size());
+    const double sample_rate = std::min(1.0, static_cast<double>(c.batch) / static_cast<double>(smallest));
+    const long steps = total_rounds * c.local_steps;
+    result.dp_noise = noise_for_run(c.dp, sample_rate, steps);
+    result.dp_epsilon = epsilon_for_run(c.dp, result.dp_noise, sample_rate, steps);
+    for (int i = 0; i < n; ++i)
+      workers[static_cast<std::size_t>(i)].private_gradient.emplace(
+          c.dp, result.dp_noise, mlp, c.batch, Rng::derive(c.seed, {0x6470ULL /* "dp" */, static_cast<std::uint64_t>(i)}).next());
+  }
   result.algorithm = algorithm;
   result.topology = topology.name();
   result.nodes = n;

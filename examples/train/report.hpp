@@ -58,7 +58,11 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
     << ",\"bits_per_param_per_round\":" << r.bits_per_param_per_round() << ",\"sparsity\":" << last.sparsity
     << ",\"consensus_distance\":" << last.consensus_distance << ",\"parameters\":" << r.parameters
     << ",\"seconds\":" << r.seconds << ",\"wait_seconds\":" << r.wait_seconds << ",\"model_checksum\":\""
-    << hex64(r.model_checksum) << "\"}";
+    << hex64(r.model_checksum) << "\"";
+  if (c.dp.enabled())
+    o << ",\"dp_clip\":" << c.dp.clip << ",\"dp_noise\":" << r.dp_noise << ",\"clipping\":\"" << c.dp.clipping
+      << "\",\"epsilon\":" << r.dp_epsilon << ",\"delta\":" << c.dp.delta;
+  o << "}";
   return o.str();
 }
 
@@ -70,6 +74,9 @@ inline void print_table(std::FILE* out, const TrainConfig& c, const std::vector<
                c.step.c_str(), c.transport.c_str());
   std::fprintf(out, "%-8s %9s %12s %10s %14s %9s %11s %9s\n", "algorithm", "accuracy", "MB sent", "vs first",
                "bits/param/rd", "sparsity", "consensus", "seconds");
+  if (c.dp.enabled())
+    std::fprintf(out, "differential privacy: %s clipping, C = %g, sigma = %.4g: each node is (%.3g, %g)-DP\n",
+                 c.dp.clipping.c_str(), c.dp.clip, runs[0].dp_noise, runs[0].dp_epsilon, c.dp.delta);
   const double first = static_cast<double>(runs[0].last().bytes_sent);
   for (const auto& r : runs) {
     const auto& l = r.last();

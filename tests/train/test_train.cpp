@@ -85,3 +85,40 @@ TEST_CASE("A topology that does not fit the node count is a ConfigError naming b
   c.erdos_renyi_p = 0.5;
   CHECK(make_topology(c).size() == 12);
 }
+
+TEST_CASE("Differentially private training: the accountant's epsilon, reproducible noise, clear errors", "[train][privacy]") {
+  TrainConfig c;
+  c.nodes = 4;
+  c.rounds = 6;
+  c.eval_every = 6;
+  c.train_samples = 2000;
+  c.hidden = 16;
+  const TrainingData data = load_data(c);
+  TrainConfig dp = c;
+  dp.dp.clip = 1.0;
+  dp.dp.noise = 1.1;
+  dp.dp.clipping = "psac";
+  const auto a = run_experiment(dp, "dpsgd", data, {});
+  const auto b = run_experiment(dp, "dpsgd", data, {});
+  CHECK(a.model_checksum == b.model_checksum);  // the noise comes from seeded streams
+  CHECK(a.model_checksum != run_experiment(c, "dpsgd", data, {}).model_checksum);
+  // 500 samples per node, batch 32: q = 32/500, 6 steps.
+  decopt::privacy::RdpAccountant accountant;
+  accountant.step(1.1, 32.0 / 500.0, 6);
+  CHECK(a.dp_epsilon == Approx(accountant.epsilon(1e-5)).epsilon(1e-12));
+  CHECK(a.dp_noise == 1.1);
+
+  TrainConfig target = dp;
+  target.dp.noise = 0;
+  target.dp.target_epsilon = 4.0;
+  const auto t = run_experiment(target, "dpsgd", data, {});
+  CHECK(t.dp_epsilon <= 4.0);
+  CHECK(t.dp_epsilon > 3.9);
+
+  TrainConfig bad = c;
+  bad.dp.noise = 1.0;  // noise without a clip bound
+  REQUIRE_THROWS_WITH(run_experiment(bad, "dpsgd", data, {}), Catch::Contains("--dp-clip"));
+  bad = c;
+  bad.dp.clip = 1.0;  // a clip bound but neither noise nor a target epsilon
+  REQUIRE_THROWS_WITH(run_experiment(bad, "dpsgd", data, {}), Catch::Contains("--dp-noise"));
+}
