@@ -14,6 +14,10 @@
 #include <string>
 #include <vector>
 
+#ifdef DECOPT_TRAIN_WITH_MPI
+#include <decopt/mpi.hpp>
+#endif
+
 #include "fashion/batches.hpp"
 #include "fashion/dataset.hpp"
 #include "fashion/idx.hpp"
@@ -286,6 +290,62 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
       if (progress) progress(t, total_rounds, row);
     }
     for (const auto& node : nodes) result.wait_seconds += node.totals().wait_seconds;
+  } else if (c.transport == "mpi") {
+#ifdef DECOPT_TRAIN_WITH_MPI
+    // One node per MPI rank. Evaluations and the checksum are collective; rank 0 reports.
+    decopt::detail::require(c.checkpoint.empty() && c.resume.empty(), "--checkpoint/--resume are not supported with --transport mpi");
+    MpiTransport transport(topology, MPI_COMM_WORLD, MpiOptions{std::chrono::milliseconds(static_cast<long>(c.timeout_s * 1000))});
+    const int me = transport.rank();
+    transport.check_same_dimension(d);
+    auto& mine = models[static_cast<std::size_t>(me)];
+    Optimizer node(std::span<float>(mine), topology, transport, options, compressor, prox);
+    auto& worker = workers[static_cast<std::size_t>(me)];
+    auto sum_all = [](double v) {
+      double total = 0;
+      MPI_Allreduce(&v, &total, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+      return total;
+    };
+    auto evaluate_mpi = [&](long round) {
+      EvalRow row;
+      row.round = round;
+      row.epoch = static_cast<double>(round) / static_cast<double>(rounds_per_epoch);
+      const auto e = mlp.evaluate(std::span<const float>(mine), data.test);
+      row.test_accuracy = sum_all(e.accuracy) / n;
+      row.test_loss = sum_all(e.loss) / n;
+      row.sparsity = sum_all(static_cast<double>(std::count(mine.begin(), mine.end(), 0.0f)) / static_cast<double>(d)) / n;
+      row.bytes_sent = static_cast<std::uint64_t>(sum_all(static_cast<double>(node.totals().bytes_sent)));
+      row.train_loss = sum_all(loss_count > 0 ? loss_sum / static_cast<double>(loss_count) : 0.0) / n;
+      loss_sum = 0;
+      loss_count = 0;
+      std::vector<double> mean(d), local(mine.begin(), mine.end());
+      MPI_Allreduce(local.data(), mean.data(), static_cast<int>(d), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+      double distance = 0;
+      for (std::size_t k = 0; k < d; ++k) distance += std::pow(local[k] - mean[k] / n, 2);
+      row.consensus_distance = sum_all(distance) / n;
+      row.seconds = elapsed();
+      result.rows.push_back(row);
+      return &result.rows.back();
+    };
+    for (long t = 0; t < total_rounds; ++t) {
+      const double loss =
+          node.step([&](std::span<const float> x, std::span<float> g) { return worker.gradient(data.train, x, g); }).loss;
+      if (std::isfinite(loss)) {
+        loss_sum += loss;
+        ++loss_count;
+      }
+      const EvalRow* row = (t + 1 == next_eval(t)) ? evaluate_mpi(t + 1) : nullptr;
+      if (progress && me == 0) progress(t + 1, total_rounds, row);
+    }
+    // Every node's model on rank 0, in rank order, for the checksum.
+    std::vector<float> all(d * static_cast<std::size_t>(n));
+    MPI_Gather(mine.data(), static_cast<int>(d), MPI_FLOAT, all.data(), static_cast<int>(d), MPI_FLOAT, 0, MPI_COMM_WORLD);
+    for (int i = 0; i < n; ++i)
+      std::copy(all.begin() + static_cast<std::ptrdiff_t>(d) * i, all.begin() + static_cast<std::ptrdiff_t>(d) * (i + 1),
+                models[static_cast<std::size_t>(i)].begin());
+    result.wait_seconds = sum_all(node.totals().wait_seconds);
+#else
+    throw ConfigError("this decopt-train was built without MPI (install libopenmpi-dev and rebuild)");
+#endif
   } else {
     throw ConfigError("transport '" + c.transport + "' is not available in this build of decopt-train");
   }

@@ -12,6 +12,11 @@
 #include "train/experiment.hpp"
 #include "train/report.hpp"
 
+#ifdef DECOPT_TRAIN_WITH_MPI
+#include <decopt/mpi.hpp>
+#include <memory>
+#endif
+
 int main(int argc, char** argv) {
   using namespace decopt::train;
   TrainConfig config;
@@ -25,6 +30,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "decopt-train: %s (see --help)\n", e.what());
     return 2;
   }
+#ifdef DECOPT_TRAIN_WITH_MPI
+  // Under --transport mpi every rank runs this program; only rank 0 reports.
+  std::unique_ptr<decopt::MpiSession> mpi;
+  if (config.transport == "mpi") {
+    mpi = std::make_unique<decopt::MpiSession>(argc, argv);
+    if (decopt::MpiSession::rank() != 0) {
+      config.quiet = true;
+      config.csv.clear();
+      config.plot.clear();
+      config.json = false;
+    }
+  }
+#endif
   try {
     (void)make_topology(config);  // a topology that does not fit the node count fails before loading data
     if ((!config.resume.empty() || !config.checkpoint.empty()) && config.algorithms().size() > 1)
