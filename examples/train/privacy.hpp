@@ -224,6 +224,11 @@ class PrivateGradient {
   [[nodiscard]] const privacy::ClippingStats& last_stats() const noexcept { return stats_; }
   /// The per-sample gradients of the last batch, before clipping (P × B' block of the workspace).
   [[nodiscard]] auto last_per_sample() const { return per_sample_.leftCols(last_batch_); }
+  /// The noise stream's state. A checkpoint must store it and a resume restore it: a resumed run
+  /// that restarted the stream from its seed would add the same noise draws a second time, and
+  /// noise reused across released gradients cancels in their difference (no privacy left).
+  [[nodiscard]] const Rng::State& noise_state() const noexcept { return rng_.state(); }
+  void set_noise_state(const Rng::State& state) noexcept { rng_.set_state(state); }
   [[nodiscard]] double noise() const noexcept { return noise_; }
   [[nodiscard]] double clip_bound() const {
     return std::visit([](const auto& rule) { return rule.clip_bound(); }, rule_);

@@ -146,6 +146,17 @@ TEST_CASE("The noise is N(0, (sigma C / B)^2) per coordinate and fixed by the se
   CHECK(a2 == b2);
   CHECK(a2 != a);
 
+  // A resumed run restores the stream instead of restarting it: the next draws are the ones the
+  // uninterrupted run makes, not the first step's again.
+  PrivateGradient resumed(settings("psac", clip), sigma, t.mlp, t.batch(), 11);
+  resumed.set_noise_state(gc.noise_state());  // any other state first: set_noise_state must replace it
+  resumed.set_noise_state(ga.noise_state());
+  std::vector<float> a3(t.p()), r3(t.p());
+  ga(t.params, t.x, t.labels, a3);
+  resumed(t.params, t.x, t.labels, r3);
+  CHECK(r3 == a3);
+  CHECK(r3 != a);
+
   const Eigen::VectorXd noise = (as_vector(a) - as_vector(clean)).cast<double>();
   const double expected_sd = sigma * clip / t.batch();
   const double sd = std::sqrt(noise.squaredNorm() / static_cast<double>(noise.size()));
