@@ -1,17 +1,7 @@
 # ctest helper: decopt-train on 4 MPI ranks, on the simulated network and on threads must end with
 # the same model_checksum for the same seed.
 set(common --nodes 4 --rounds 12 --eval-every 6 --train-samples 2000 --hidden 32 --quiet --json)
-function(checksum_of out_var)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "${ARGN} failed (${rc}): ${err}")
-  endif()
-  string(REGEX MATCH "\"model_checksum\":\"([0-9a-f]+)\"" found "${out}")
-  if(NOT found)
-    message(FATAL_ERROR "no model_checksum in: ${out}")
-  endif()
-  set(${out_var} ${CMAKE_MATCH_1} PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/checksum_of.cmake)
 checksum_of(sim ${PROGRAM} ${common} --transport sim)
 checksum_of(threads ${PROGRAM} ${common} --transport threads)
 checksum_of(mpi ${MPIEXEC} -np 4 --allow-run-as-root --oversubscribe ${PROGRAM} ${common} --transport mpi)

@@ -95,14 +95,8 @@ struct RunResult {
 
 /// FNV-1a over the bits of every node's model, in node order: equal iff the models are bit-identical.
 inline std::uint64_t model_checksum(std::span<const std::vector<float>> models) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (const auto& m : models) {
-    const auto* bytes = reinterpret_cast<const unsigned char*>(m.data());
-    for (std::size_t k = 0; k < m.size() * sizeof(float); ++k) {
-      h ^= bytes[k];
-      h *= 0x100000001b3ULL;
-    }
-  }
+  std::uint64_t h = checkpoint::kFnvOffsetBasis;
+  for (const auto& m : models) h = checkpoint::fnv1a64(std::as_bytes(std::span<const float>(m)), h);
   return h;
 }
 

@@ -50,6 +50,28 @@ void train(Simulation<Opt>& sim, const SplitProblem& p, double lr0, int rounds, 
   }
 }
 
+/// Runs `rounds` rounds of `sim` and checks every node against exact D-PSGD computed in double:
+/// x_i ← Σ_j w_ij (x_j − η ∇f_j(x_j)) = W(x − η g) (adapt then combine), from x⁰ = `start`.
+template <class Opt>
+void check_equals_exact_dpsgd(Simulation<Opt>& sim, Models& models, const SplitProblem& problem, double lr,
+                              double start, int rounds) {
+  const int n = sim.size();
+  const int d = problem.d;
+  const Eigen::MatrixXd W = sim.topology().matrix();
+  std::vector<Eigen::VectorXd> ref(n, Eigen::VectorXd::Constant(d, start));
+  for (int t = 0; t < rounds; ++t) {
+    sim.round([&](int i, std::span<const float> x, std::span<float> g) { problem.gradient_into(i, x, g); });
+    std::vector<Eigen::VectorXd> half(n);
+    for (int i = 0; i < n; ++i) half[i] = ref[i] - lr * problem.gradient(i, ref[i]);
+    for (int i = 0; i < n; ++i) {
+      ref[i].setZero();
+      for (int j = 0; j < n; ++j) ref[i] += W(i, j) * half[j];
+    }
+  }
+  for (int i = 0; i < n; ++i)
+    for (int k = 0; k < d; ++k) CHECK(models.storage[i][k] == Approx(ref[i][k]).margin(2e-5));
+}
+
 }  // namespace
 
 TEST_CASE("Malcom-PSGD reaches the centralized l1-regularized optimum on ring and torus", "[optimizer][convergence]") {
@@ -118,22 +140,7 @@ TEST_CASE("Identity compressor with gamma = 1 is exact D-PSGD (adapt then combin
   options.lr = 0.05;
   options.consensus_step = 1.0;
   Simulation<Exact> sim(topology, models.spans, options);
-
-  // Reference: x_i ← Σ_j w_ij (x_j − η ∇f_j(x_j)) = W(x − η g), in double.
-  const Eigen::MatrixXd W = topology.matrix();
-  std::vector<Eigen::VectorXd> ref(n, Eigen::VectorXd::Constant(d, 0.25));
-  for (int t = 0; t < 50; ++t) {
-    sim.round([&](int i, std::span<const float> x, std::span<float> g) { problem.gradient_into(i, x, g); });
-    std::vector<Eigen::VectorXd> half(n);
-    for (int i = 0; i < n; ++i) half[i] = ref[i] - options.lr * problem.gradient(i, ref[i]);
-    for (int i = 0; i < n; ++i) {
-      ref[i].setZero();
-      for (int j = 0; j < n; ++j) ref[i] += W(i, j) * half[j];
-    }
-  }
-  for (int i = 0; i < n; ++i)
-    for (int k = 0; k < d; ++k)
-      CHECK(models.storage[i][k] == Approx(ref[i][k]).margin(2e-5));
+  check_equals_exact_dpsgd(sim, models, problem, options.lr, 0.25, 50);
 }
 
 TEST_CASE("Overlapped step with identity, complete graph and gamma = 1 equals CoCoD-SGD", "[optimizer][cocod]") {
@@ -327,19 +334,7 @@ TEST_CASE("DirectGossipStep (QDGD): exact D-PSGD with the identity; biased compr
   options.lr = 0.05;
   Models models(n, d, 0.5f);
   Simulation<Direct> sim(topology, models.spans, options);
-  const Eigen::MatrixXd W = topology.matrix();
-  std::vector<Eigen::VectorXd> ref(n, Eigen::VectorXd::Constant(d, 0.5));
-  for (int t = 0; t < 40; ++t) {
-    sim.round([&](int i, std::span<const float> x, std::span<float> g) { problem.gradient_into(i, x, g); });
-    std::vector<Eigen::VectorXd> half(n);
-    for (int i = 0; i < n; ++i) half[i] = ref[i] - options.lr * problem.gradient(i, ref[i]);
-    for (int i = 0; i < n; ++i) {
-      ref[i].setZero();
-      for (int j = 0; j < n; ++j) ref[i] += W(i, j) * half[j];
-    }
-  }
-  for (int i = 0; i < n; ++i)
-    for (int k = 0; k < d; ++k) CHECK(models.storage[i][k] == Approx(ref[i][k]).margin(2e-5));
+  check_equals_exact_dpsgd(sim, models, problem, options.lr, 0.5, 40);
   CHECK(sim.node(0).public_copy().empty());  // no error memory: half the state
 
   // With an unbiased quantizer it still approaches the optimum (noisy, so a loose tolerance).

@@ -26,9 +26,11 @@ inline constexpr std::uint32_t kMagic = 0x54504344;  // "DCPT" little-endian
 inline constexpr std::uint32_t kVersion = 1;
 inline constexpr std::size_t kHeaderBytes = 24;
 
+inline constexpr std::uint64_t kFnvOffsetBasis = 0xcbf29ce484222325ULL;
+
 /// FNV-1a 64 (Fowler–Noll–Vo) over bytes: cheap, dependency-free, catches accidental corruption.
-inline std::uint64_t fnv1a64(std::span<const std::byte> bytes) noexcept {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
+/// Pass the previous result as `h` to hash a sequence of buffers as one.
+inline std::uint64_t fnv1a64(std::span<const std::byte> bytes, std::uint64_t h = kFnvOffsetBasis) noexcept {
   for (std::byte b : bytes) {
     h ^= std::to_integer<std::uint64_t>(b);
     h *= 0x100000001b3ULL;

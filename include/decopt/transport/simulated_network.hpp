@@ -20,6 +20,7 @@
 #include "decopt/core/error.hpp"
 #include "decopt/topology/topology.hpp"
 #include "decopt/transport/link_model.hpp"
+#include "decopt/transport/transport.hpp"
 
 namespace decopt {
 
@@ -76,14 +77,8 @@ class SimulatedNetwork {
       auto& e = endpoints_[i];
       e.network_ = this;
       e.rank_ = static_cast<int>(i);
-      const auto neighbors = topology_.neighbors(e.rank_);
-      e.links_.resize(neighbors.size());
-      for (const Edge& edge : neighbors) {
-        const auto back = topology_.neighbors(edge.node);
-        int slot = 0;
-        while (back[static_cast<std::size_t>(slot)].node != e.rank_) ++slot;
-        e.slot_at_neighbor_.push_back(slot);
-      }
+      e.links_.resize(topology_.neighbors(e.rank_).size());
+      e.slot_at_neighbor_ = detail::reverse_neighbor_slots(topology_, e.rank_);
     }
   }
   SimulatedNetwork(const SimulatedNetwork&) = delete;  // endpoints point back at the network

@@ -24,6 +24,7 @@
 #include "decopt/core/error.hpp"
 #include "decopt/topology/topology.hpp"
 #include "decopt/transport/link_model.hpp"
+#include "decopt/transport/transport.hpp"
 
 namespace decopt {
 
@@ -137,12 +138,9 @@ class ThreadNetwork {
       Endpoint& e = endpoints_[static_cast<std::size_t>(i)];
       e.network_ = this;
       e.rank_ = i;
-      for (const Edge& edge : topology_.neighbors(i)) {
-        const auto back = topology_.neighbors(edge.node);
-        int slot = 0;
-        while (back[static_cast<std::size_t>(slot)].node != i) ++slot;
-        e.slots_.push_back({edge.node, slot});
-      }
+      const auto back_slots = detail::reverse_neighbor_slots(topology_, i);
+      const auto neighbors = topology_.neighbors(i);
+      for (std::size_t k = 0; k < neighbors.size(); ++k) e.slots_.push_back({neighbors[k].node, back_slots[k]});
       e.links_.resize(e.slots_.size());
     }
   }

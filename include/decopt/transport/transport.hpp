@@ -19,6 +19,22 @@
 
 namespace decopt {
 
+namespace detail {
+/// For each neighbour j of `rank` (in neighbour order), the index of `rank` in j's neighbour list:
+/// where a transport files rank's message in j's inbox.
+template <class TopologyT>
+std::vector<int> reverse_neighbor_slots(const TopologyT& topology, int rank) {
+  std::vector<int> slots;
+  for (const auto& edge : topology.neighbors(rank)) {
+    const auto back = topology.neighbors(edge.node);
+    int slot = 0;
+    while (back[static_cast<std::size_t>(slot)].node != rank) ++slot;
+    slots.push_back(slot);
+  }
+  return slots;
+}
+}  // namespace detail
+
 /// One node's end of a network. `post(round, msg)`: the bytes stay valid and unchanged until the
 /// next post() on the same endpoint. `collect(round, inbox)`: fills inbox with one span per
 /// neighbour, in topology-neighbour order, valid until the next post() of this endpoint.
