@@ -80,6 +80,7 @@ struct RunResult {
   std::uint64_t model_checksum = 0;
   double seconds = 0;
   double wait_seconds = 0;  ///< summed over nodes
+  double simulated_seconds = 0;  ///< sim transport: virtual time under the link model (compute + modelled communication)
   double dp_noise = 0;      ///< σ used (0 without differential privacy)
   double dp_epsilon = 0;    ///< ε of each node's (ε, δ) guarantee for the whole run
 
@@ -242,7 +243,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   };
 
   if (c.transport == "sim") {
-    Simulation<Optimizer> sim(topology, spans, options, compressor, prox);
+    Simulation<Optimizer> sim(topology, spans, options, compressor, prox, c.link_model());
     auto node_at = [&](int i) -> Optimizer& { return sim.node(i); };
     auto grad = [&](int i, std::span<const float> x, std::span<float> g) {
       return workers[static_cast<std::size_t>(i)].gradient(data.train, x, g);
@@ -257,6 +258,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
       if (progress) progress(t + 1, total_rounds, row);
     }
     for (int i = 0; i < n; ++i) result.wait_seconds += sim.node(i).totals().wait_seconds;
+    result.simulated_seconds = sim.virtual_time();
   } else if (c.transport == "threads") {
     ThreadNetwork network(topology, c.link_model(), std::chrono::milliseconds(static_cast<long>(c.timeout_s * 1000)));
     std::vector<Optimizer> nodes;

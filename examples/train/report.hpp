@@ -57,7 +57,8 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
     << ",\"test_loss\":" << last.test_loss << ",\"total_bytes_sent\":" << last.bytes_sent
     << ",\"bits_per_param_per_round\":" << r.bits_per_param_per_round() << ",\"sparsity\":" << last.sparsity
     << ",\"consensus_distance\":" << last.consensus_distance << ",\"parameters\":" << r.parameters
-    << ",\"seconds\":" << r.seconds << ",\"wait_seconds\":" << r.wait_seconds << ",\"model_checksum\":\""
+    << ",\"seconds\":" << r.seconds << ",\"wait_seconds\":" << r.wait_seconds
+    << ",\"simulated_seconds\":" << r.simulated_seconds << ",\"model_checksum\":\""
     << hex64(r.model_checksum) << "\"";
   if (c.dp.enabled())
     o << ",\"dp_clip\":" << c.dp.clip << ",\"dp_noise\":" << r.dp_noise << ",\"clipping\":\"" << c.dp.clipping
