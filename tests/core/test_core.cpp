@@ -4,6 +4,7 @@
 #include <decopt/decopt.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <numeric>
 #include <vector>
@@ -169,4 +170,26 @@ TEST_CASE("Rng is reproducible, splittable and has the right moments", "[core][r
   const auto x1 = rng.next();
   rng.set_state(s);
   REQUIRE(rng.next() == x1);
+}
+
+TEST_CASE("all_finite finds NaN and infinities anywhere, for float and double", "[core][finite]") {
+  std::vector<float> f(1001, 1.5f);
+  std::vector<double> d(1001, -2.5);
+  f[7] = std::numeric_limits<float>::max();
+  f[8] = std::numeric_limits<float>::denorm_min();
+  d[9] = std::numeric_limits<double>::lowest();
+  CHECK(all_finite(std::span<const float>(f)));
+  CHECK(all_finite(std::span<const double>(d)));
+  for (std::size_t at : {std::size_t{0}, std::size_t{500}, std::size_t{1000}}) {
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                      -std::numeric_limits<float>::infinity()}) {
+      auto g = f;
+      g[at] = bad;
+      CHECK_FALSE(all_finite(std::span<const float>(g)));
+      auto e = d;
+      e[at] = static_cast<double>(bad);
+      CHECK_FALSE(all_finite(std::span<const double>(e)));
+    }
+  }
+  CHECK(all_finite(std::span<const float>()));
 }

@@ -25,22 +25,10 @@
 #include "decopt/compress/message.hpp"
 #include "decopt/core/bytes.hpp"
 #include "decopt/core/error.hpp"
+#include "decopt/core/finite.hpp"
 #include "decopt/core/rng.hpp"
 
 namespace decopt {
-
-namespace detail {
-/// True when every value is finite. Branch-free: an all-ones exponent carries into bit 31.
-inline bool all_finite(std::span<const float> v) noexcept {
-  std::uint32_t acc = 0;
-  for (const float x : v) {
-    std::uint32_t bits;
-    std::memcpy(&bits, &x, sizeof bits);
-    acc |= (bits & 0x7f800000u) + 0x00800000u;
-  }
-  return (acc & 0x80000000u) == 0;
-}
-}  // namespace detail
 
 /// A compression pipeline: sparsify, quantize, entropy-code.
 ///
@@ -94,7 +82,7 @@ class Compressor {
     detail::require(q.size() == v.size(), "Compressor::encode: q.size() must equal v.size()");
     detail::require(!v.empty() && v.size() <= message::max_dimension,
                     "Compressor::encode: the dimension must be in [1, 2^32 - 2]");
-    detail::require(detail::all_finite(v), "Compressor::encode: the input holds a non-finite value");
+    detail::require(decopt::all_finite(v), "Compressor::encode: the input holds a non-finite value");
     const std::size_t d = v.size();
     sparsifier_.select(v, rng, sel_);
     std::span<const float> x = v;
