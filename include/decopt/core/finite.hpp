@@ -3,30 +3,34 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <span>
+#include <type_traits>
 
 namespace decopt {
 
-/// True when every value is finite. One vectorisable pass over the bits: an all-ones exponent
-/// (NaN or ±∞) carries into the sign position when one is added to it, and the OR keeps it.
-inline bool all_finite(std::span<const float> v) noexcept {
-  std::uint32_t acc = 0;
-  for (const float x : v) {
-    std::uint32_t bits;
+namespace detail {
+/// One vectorisable pass over the bits of IEEE values: an all-ones exponent (NaN or ±∞) carries
+/// into the sign position when the lowest exponent bit is added to it, and the OR keeps it.
+template <class T, class Bits>
+bool all_exponents_finite(std::span<const T> v) noexcept {
+  static_assert(sizeof(T) == sizeof(Bits) && std::numeric_limits<T>::is_iec559);
+  constexpr int mantissa_bits = std::numeric_limits<T>::digits - 1;
+  constexpr Bits sign = Bits{1} << (8 * sizeof(Bits) - 1);
+  constexpr Bits exponent = ~sign & ~((Bits{1} << mantissa_bits) - 1);
+  constexpr Bits lowest_exponent_bit = Bits{1} << mantissa_bits;
+  Bits acc = 0;
+  for (const T x : v) {
+    Bits bits;
     std::memcpy(&bits, &x, sizeof bits);
-    acc |= (bits & 0x7f800000u) + 0x00800000u;
+    acc |= (bits & exponent) + lowest_exponent_bit;
   }
-  return (acc & 0x80000000u) == 0;
+  return (acc & sign) == 0;
 }
+}  // namespace detail
 
-inline bool all_finite(std::span<const double> v) noexcept {
-  std::uint64_t acc = 0;
-  for (const double x : v) {
-    std::uint64_t bits;
-    std::memcpy(&bits, &x, sizeof bits);
-    acc |= (bits & 0x7ff0000000000000ULL) + 0x0010000000000000ULL;
-  }
-  return (acc & 0x8000000000000000ULL) == 0;
-}
+/// True when every value is finite.
+inline bool all_finite(std::span<const float> v) noexcept { return detail::all_exponents_finite<float, std::uint32_t>(v); }
+inline bool all_finite(std::span<const double> v) noexcept { return detail::all_exponents_finite<double, std::uint64_t>(v); }
 
 }  // namespace decopt
