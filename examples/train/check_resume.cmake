@@ -32,4 +32,13 @@ execute_process(COMMAND ${PROGRAM} ${common} --rounds 40 --seed 2 --resume ${ck}
 if(rc EQUAL 0 OR NOT err MATCHES "another run")
   message(FATAL_ERROR "a checkpoint of another run was not refused (rc ${rc}): ${err}")
 endif()
+# A private run resumes its noise streams too (replayed noise would void the privacy guarantee).
+set(private --dp-clip 1 --dp-noise 1 --clipping psac)
+set(ck_private ${WORK_DIR}/resume_test_private.ckpt)
+checksum_of(private_straight ${PROGRAM} ${common} ${private} --rounds 40)
+checksum_of(private_half ${PROGRAM} ${common} ${private} --rounds 20 --checkpoint ${ck_private})
+checksum_of(private_resumed ${PROGRAM} ${common} ${private} --rounds 40 --resume ${ck_private})
+if(NOT private_straight STREQUAL private_resumed)
+  message(FATAL_ERROR "private run: 40 rounds gave ${private_straight}, 20 + resume gave ${private_resumed}")
+endif()
 message(STATUS "40 rounds = 20 + resume (${straight}); damaged and foreign checkpoints refused")

@@ -45,6 +45,7 @@ struct RunProgress {
   double loss_sum = 0;
   long loss_count = 0;
   std::vector<std::pair<long, std::size_t>> samplers;  ///< (epoch, position) per node
+  std::vector<Rng::State> noise_states;                ///< DP noise stream per node (empty without DP)
   std::vector<std::vector<double>> rows;               ///< evaluation rows, as numbers
 };
 
@@ -84,6 +85,11 @@ std::vector<std::byte> encode_checkpoint(const std::string& identity, const RunP
     put_le<std::int64_t>(out, epoch);
     put_le<std::uint64_t>(out, position);
   }
+  // A resumed private run must continue each node's noise stream: replayed noise would cancel
+  // between released gradients and void the (ε, δ) guarantee.
+  put_le<std::uint32_t>(out, static_cast<std::uint32_t>(p.noise_states.size()));
+  for (const auto& state : p.noise_states)
+    for (std::uint64_t word : state) put_le<std::uint64_t>(out, word);
   put_le<std::uint32_t>(out, static_cast<std::uint32_t>(p.rows.size()));
   for (const auto& row : p.rows) {
     put_le<std::uint32_t>(out, static_cast<std::uint32_t>(row.size()));
@@ -113,6 +119,14 @@ RunProgress decode_checkpoint(std::span<const std::byte> bytes, const std::strin
     const auto epoch = static_cast<long>(in.get_le<std::int64_t>());
     const auto position = static_cast<std::size_t>(in.get_le<std::uint64_t>());
     p.samplers.emplace_back(epoch, position);
+  }
+  const auto noise_states = in.get_le<std::uint32_t>();
+  detail::require_decodable(noise_states == 0 || noise_states == static_cast<std::uint32_t>(nodes),
+                            "checkpoint holds another number of noise streams");
+  for (std::uint32_t i = 0; i < noise_states; ++i) {
+    Rng::State state;
+    for (auto& word : state) word = in.get_le<std::uint64_t>();
+    p.noise_states.push_back(state);
   }
   const auto rows = in.get_le<std::uint32_t>();
   detail::require_decodable(rows <= 1u << 24, "checkpoint row count out of range");

@@ -159,13 +159,12 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     // Each node's privacy w.r.t. its own samples; the smallest share has the largest sample rate.
     std::size_t smallest = shares[0].size();
     for (const auto& share : shares) smallest = std::min(smallest, share.size());
-    const double sample_rate = std::min(1.0, static_cast<double>(c.batch) / static_cast<double>(smallest));
-    const long steps = total_rounds * c.local_steps;
-    result.dp_noise = noise_for_run(c.dp, sample_rate, steps);
-    result.dp_epsilon = epsilon_for_run(c.dp, result.dp_noise, sample_rate, steps);
+    const DpPlan plan = plan_dp_run(c.dp, c.batch, smallest, total_rounds * c.local_steps);
+    result.dp_noise = plan.noise;
+    result.dp_epsilon = plan.epsilon;
     for (int i = 0; i < n; ++i)
-      workers[static_cast<std::size_t>(i)].private_gradient.emplace(
-          c.dp, result.dp_noise, mlp, c.batch, Rng::derive(c.seed, {0x6470ULL /* "dp" */, static_cast<std::uint64_t>(i)}).next());
+      workers[static_cast<std::size_t>(i)].private_gradient.emplace(c.dp, plan.noise, mlp, c.batch,
+                                                                    PrivateGradient::stream_seed(c.seed, i));
   }
   result.algorithm = algorithm;
   result.topology = topology.name();
@@ -214,7 +213,10 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     p.seconds = elapsed();
     p.loss_sum = loss_sum;
     p.loss_count = loss_count;
-    for (const auto& w : workers) p.samplers.emplace_back(w.sampler.epoch(), w.sampler.position());
+    for (const auto& w : workers) {
+      p.samplers.emplace_back(w.sampler.epoch(), w.sampler.position());
+      if (w.private_gradient) p.noise_states.push_back(w.private_gradient->noise_state());
+    }
     for (const auto& row : result.rows) p.rows.push_back(row_numbers(row));
     write_file_atomically(c.checkpoint, encode_checkpoint(identity, p, n, node_at));
   };
@@ -225,9 +227,13 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     const RunProgress p = decode_checkpoint(bytes, identity, n, node_at);
     decopt::detail::require(p.rounds_done <= total_rounds, "the checkpoint is at round " + std::to_string(p.rounds_done) +
                                                        ", beyond this run's " + std::to_string(total_rounds) + " rounds");
-    for (int i = 0; i < n; ++i)
-      workers[static_cast<std::size_t>(i)].sampler.seek(p.samplers[static_cast<std::size_t>(i)].first,
-                                                        p.samplers[static_cast<std::size_t>(i)].second);
+    decopt::detail::require(p.noise_states.size() == (c.dp.enabled() ? static_cast<std::size_t>(n) : 0u),
+                            "the checkpoint's differential-privacy noise streams do not match this run");
+    for (int i = 0; i < n; ++i) {
+      auto& w = workers[static_cast<std::size_t>(i)];
+      w.sampler.seek(p.samplers[static_cast<std::size_t>(i)].first, p.samplers[static_cast<std::size_t>(i)].second);
+      if (w.private_gradient) w.private_gradient->set_noise_state(p.noise_states[static_cast<std::size_t>(i)]);
+    }
     for (const auto& row : p.rows) result.rows.push_back(row_from_numbers(row));
     loss_sum = p.loss_sum;
     loss_count = p.loss_count;

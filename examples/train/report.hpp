@@ -60,9 +60,7 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
     << ",\"seconds\":" << r.seconds << ",\"wait_seconds\":" << r.wait_seconds
     << ",\"simulated_seconds\":" << r.simulated_seconds << ",\"model_checksum\":\""
     << hex64(r.model_checksum) << "\"";
-  if (c.dp.enabled())
-    o << ",\"dp_clip\":" << c.dp.clip << ",\"dp_noise\":" << r.dp_noise << ",\"clipping\":\"" << c.dp.clipping
-      << "\",\"epsilon\":" << r.dp_epsilon << ",\"delta\":" << c.dp.delta;
+  o << dp_json_fields(c.dp, r.dp_noise, r.dp_epsilon);
   o << "}";
   return o.str();
 }
@@ -75,9 +73,7 @@ inline void print_table(std::FILE* out, const TrainConfig& c, const std::vector<
                c.step.c_str(), c.transport.c_str());
   std::fprintf(out, "%-8s %9s %12s %10s %14s %9s %11s %9s\n", "algorithm", "accuracy", "MB sent", "vs first",
                "bits/param/rd", "sparsity", "consensus", "seconds");
-  if (c.dp.enabled())
-    std::fprintf(out, "differential privacy: %s clipping, C = %g, sigma = %.4g: each node is (%.3g, %g)-DP\n",
-                 c.dp.clipping.c_str(), c.dp.clip, runs[0].dp_noise, runs[0].dp_epsilon, c.dp.delta);
+  if (c.dp.enabled()) std::fprintf(out, "%s\n", dp_summary(c.dp, runs[0].dp_noise, runs[0].dp_epsilon).c_str());
   const double first = static_cast<double>(runs[0].last().bytes_sent);
   for (const auto& r : runs) {
     const auto& l = r.last();
