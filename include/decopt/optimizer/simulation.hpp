@@ -84,7 +84,8 @@ class Simulation {
     stats.round = nodes_.empty() ? 0 : nodes_[0].round();
     for (auto& node : nodes_) {
       const int i = node.rank();
-      node.begin_round([&grad, i](std::span<const float> x, std::span<float> g) { return call_node(grad, i, x, g); });
+      // Bind the node index; call_gradient (concepts.hpp) handles callbacks with or without a loss.
+      node.begin_round([&grad, i](std::span<const float> x, std::span<float> g) -> decltype(auto) { return grad(i, x, g); });
     }
     double loss_sum = 0;
     int loss_count = 0;
@@ -127,17 +128,6 @@ class Simulation {
   }
 
  private:
-  template <class Grad>
-  static double call_node(Grad& grad, int i, std::span<const float> x, std::span<float> g) {
-    using R = std::invoke_result_t<Grad&, int, std::span<const float>, std::span<float>>;
-    if constexpr (std::is_convertible_v<R, double>) {
-      return static_cast<double>(grad(i, x, g));
-    } else {
-      grad(i, x, g);
-      return std::numeric_limits<double>::quiet_NaN();
-    }
-  }
-
   std::unique_ptr<SimulatedNetwork> network_;  // endpoints point into it: keep its address stable
   std::vector<std::span<float>> buffers_;
   std::vector<Optimizer> nodes_;
