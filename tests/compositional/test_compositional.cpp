@@ -5,6 +5,8 @@
 
 #include <decopt/compositional/compositional.hpp>
 
+#include "compositional/problems.hpp"
+
 #include <cmath>
 #include <thread>
 #include <vector>
@@ -14,13 +16,7 @@ using namespace decopt::compositional;
 
 namespace {
 
-PortfolioProblem small_problem(Eigen::Index d = 20, Eigen::Index n = 200, std::uint64_t seed = 7) {
-  PortfolioOptions o;
-  o.assets = d;
-  o.periods = n;
-  o.seed = seed;
-  return PortfolioProblem(o);
-}
+using testing::small_problem;
 
 /// ∇f(x) straight from the compositional definition: (mean_j ∂G_j(x))ᵀ mean_i ∇F_i(mean_j G_j(x)),
 /// using the problem's callbacks only (no closed form, no estimator).
@@ -296,18 +292,10 @@ TEST_CASE("AsyVRSCShared with 2 threads converges to 1e-6 on the default problem
 
 TEST_CASE("AsyVRSCDistributed with one worker reproduces VRSC exactly", "[compositional][distributed]") {
   const auto problem = small_problem();
-  VrscOptions o;
-  o.step_size = 1e-3;
-  o.inner_steps = 200;
-  o.epochs = 5;
-  o.batch_b = 2;
+  const VrscOptions o = testing::short_vrsc_options();
   Vector x1 = Vector::Zero(problem.dimension()), x2 = x1;
   const auto r1 = VRSC(o).optimize(problem, x1, problem.optimal_value());
-  AsyVrscDistributedOptions dopt;
-  static_cast<VrscOptions&>(dopt) = o;
-  dopt.workers = 1;
-  dopt.max_staleness = 0;
-  const auto r2 = AsyVRSCDistributed(dopt).optimize(problem, x2, problem.optimal_value());
+  const auto r2 = AsyVRSCDistributed(testing::one_worker_options(o)).optimize(problem, x2, problem.optimal_value());
   REQUIRE(x1 == x2);
   CHECK(r2.dropped_updates == 0);
   CHECK(r2.max_staleness == 0);
@@ -319,10 +307,7 @@ TEST_CASE("AsyVRSCDistributed with one worker reproduces VRSC exactly", "[compos
 TEST_CASE("AsyVRSCDistributed with 2 workers converges to 1e-6 with bounded staleness",
           "[compositional][distributed]") {
   const PortfolioProblem problem;
-  AsyVrscDistributedOptions o;
-  o.workers = 2;
-  o.max_staleness = 4;
-  o.tolerance = 1e-6;
+  const AsyVrscDistributedOptions o = testing::converging_options(2);
   Vector x = Vector::Zero(problem.dimension());
   const auto r = AsyVRSCDistributed(o).optimize(problem, x, problem.optimal_value());
   INFO("epochs " << r.epochs << ", dropped " << r.dropped_updates);

@@ -1,14 +1,23 @@
 // MpiTransport under mpirun -np 4: the same seed gives the same model bits as SimulatedNetwork
 // (and so as ThreadNetwork); mismatched topologies or dimensions are ConfigErrors on every rank; a
 // rank that stops sending ends its neighbours' runs with an error naming rank and round.
+// AsyVRSC-Distributed over MpiMasterWorkerChannel: 3 workers reach 1e-6 on the default portfolio
+// problem with the same x on every rank; 1 worker (a 2-rank communicator) reproduces VRSC bit for
+// bit; differing dimensions and a 1-rank communicator are ConfigErrors on every rank; silent peers
+// end in a TransportError naming the rank.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
 #include <decopt/decopt.hpp>
 #include <decopt/mpi.hpp>
 
+#include <array>
 #include <cmath>
+#include <cstring>
+#include <thread>
 #include <vector>
+
+#include "compositional/problems.hpp"
 
 using namespace decopt;
 
@@ -91,6 +100,153 @@ TEST_CASE("A rank that stops sending ends its neighbours' runs with an error nam
   if (rank == 1 || rank == 3) CHECK_THAT(error, Catch::Contains("round 3 from neighbour (rank) 2"));
   if (rank == 2) CHECK(error.empty());
   if (rank == 0) CHECK_THAT(error, Catch::Contains("timed out") && Catch::Contains("round 4"));
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+namespace {
+
+namespace cmp = decopt::compositional;
+
+/// True on every rank when `x` has the same bits on every rank of `comm` (collective).
+bool same_on_every_rank(const cmp::Vector& x, MPI_Comm comm) {
+  int size = 0;
+  MPI_Comm_size(comm, &size);
+  const int d = static_cast<int>(x.size());
+  std::vector<double> all(static_cast<std::size_t>(d * size));
+  MPI_Allgather(x.data(), d, MPI_DOUBLE, all.data(), d, MPI_DOUBLE, comm);
+  for (int r = 1; r < size; ++r)
+    if (std::memcmp(all.data(), all.data() + r * d, sizeof(double) * static_cast<std::size_t>(d)) != 0) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("AsyVRSC-Distributed over MPI with 3 workers converges to 1e-6, the same x on every rank",
+          "[mpi][compositional]") {
+  const cmp::PortfolioProblem problem;
+  cmp::Vector x = cmp::Vector::Zero(problem.dimension());
+  const auto r = cmp::optimize_mpi(cmp::AsyVRSCDistributed(cmp::testing::converging_options(3)), problem, x,
+                                   problem.optimal_value());
+  INFO("epochs " << r.epochs << ", dropped " << r.dropped_updates);
+  REQUIRE(r.converged);
+  CHECK(r.suboptimality <= 1e-6);
+  CHECK(r.epochs <= 80);
+  CHECK(r.max_staleness <= 4);
+  CHECK(r.updates == static_cast<std::uint64_t>(r.epochs) * 1000u);
+  CHECK((problem.objective(x) - problem.optimal_value()) / std::abs(problem.optimal_value()) <= 1e-6);
+  CHECK(r.history.size() == static_cast<std::size_t>(r.epochs) + 1);
+  CHECK(same_on_every_rank(x, MPI_COMM_WORLD));
+  // The stats are rank 0's on every rank too.
+  const std::array<double, 3> mine{static_cast<double>(r.epochs), static_cast<double>(r.dropped_updates), r.seconds};
+  std::array<double, 3> low{}, high{};
+  MPI_Allreduce(mine.data(), low.data(), 3, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(mine.data(), high.data(), 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  CHECK(low == high);
+}
+
+TEST_CASE("AsyVRSC-Distributed over MPI with one worker reproduces VRSC bit for bit", "[mpi][compositional]") {
+  const int rank = MpiSession::rank();
+  MPI_Comm pair = MPI_COMM_NULL;  // ranks 0 and 1; the others idle
+  MPI_Comm_split(MPI_COMM_WORLD, rank < 2 ? 0 : MPI_UNDEFINED, rank, &pair);
+  if (pair != MPI_COMM_NULL) {
+    const auto problem = cmp::testing::small_problem();
+    const cmp::VrscOptions o = cmp::testing::short_vrsc_options();
+    cmp::Vector x1 = cmp::Vector::Zero(problem.dimension()), x2 = x1;
+    const auto r1 = cmp::VRSC(o).optimize(problem, x1, problem.optimal_value());
+    const auto r2 = cmp::optimize_mpi(cmp::AsyVRSCDistributed(cmp::testing::one_worker_options(o)), problem, x2,
+                                      problem.optimal_value(), pair);
+    CHECK(x1 == x2);  // on the master and, broadcast, on the worker
+    CHECK(r2.dropped_updates == 0);
+    CHECK(r2.max_staleness == 0);
+    CHECK(r2.updates == r1.updates);
+    REQUIRE(r1.history.size() == r2.history.size());
+    for (std::size_t e = 0; e < r1.history.size(); ++e) CHECK(r1.history[e].objective == r2.history[e].objective);
+    MPI_Comm_free(&pair);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+TEST_CASE("AsyVRSC-Distributed over MPI refuses differing dimensions and one rank, on every rank",
+          "[mpi][compositional]") {
+  const int rank = MpiSession::rank();
+  REQUIRE_THROWS_WITH(cmp::MpiMasterWorkerChannel(rank == 2 ? 11 : 10),
+                      Catch::Contains("ranks' problems have different dimensions") && Catch::Contains("from 10 to 11"));
+  const auto problem = cmp::testing::small_problem(rank == 3 ? 21 : 20);
+  cmp::Vector x = cmp::Vector::Zero(problem.dimension());
+  CHECK_THROWS_AS(cmp::optimize_mpi(cmp::AsyVRSCDistributed(), problem, x), ConfigError);
+  // x of the wrong size on one worker only: every rank fails, naming it.
+  const auto same = cmp::testing::small_problem();
+  cmp::Vector y = cmp::Vector::Zero(rank == 1 ? 19 : 20);
+  REQUIRE_THROWS_WITH(cmp::optimize_mpi(cmp::AsyVRSCDistributed(), same, y),
+                      Catch::Contains("x has 19 entries on rank 1"));
+  CHECK_THROWS_WITH(cmp::MpiMasterWorkerChannel(10, MPI_COMM_SELF),
+                    Catch::Contains("has 1 rank") && Catch::Contains("at least 2 ranks"));
+  CHECK_THROWS_AS(cmp::optimize_mpi(cmp::AsyVRSCDistributed(), same, x, std::nullopt, MPI_COMM_SELF), ConfigError);
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+TEST_CASE("MpiMasterWorkerChannel: silent peers time out naming the rank; a worker's close ends the run",
+          "[mpi][compositional]") {
+  MpiOptions quick;
+  quick.timeout = std::chrono::milliseconds(300);
+  cmp::ModelMessage m;
+  cmp::UpdateMessage u;
+  {  // the workers stay silent: the master times out
+    cmp::MpiMasterWorkerChannel channel(4, MPI_COMM_WORLD, quick);
+    REQUIRE(channel.workers() == 3);
+    if (channel.is_master())
+      CHECK_THROWS_WITH(channel.receive_update(u), Catch::Contains("rank 0 (master) timed out after 0.3") &&
+                                                       Catch::Contains("waiting for an update from any worker"));
+    MPI_Barrier(MPI_COMM_WORLD);
+  }  // the destructors' end handshake leaves nothing in flight
+  {  // the master stays silent: the workers time out, and then their close() ends the master's wait
+    cmp::MpiMasterWorkerChannel channel(4, MPI_COMM_WORLD, MpiSession::rank() == 0 ? MpiOptions{} : quick);
+    if (!channel.is_master())
+      CHECK_THROWS_WITH(channel.pull_model(channel.worker(), m),
+                        Catch::Contains("(worker " + std::to_string(channel.worker()) + ") timed out") &&
+                            Catch::Contains("a model from the master (rank 0)"));
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (channel.is_master()) CHECK_FALSE(channel.receive_update(u));
+  }
+  {
+    cmp::MpiMasterWorkerChannel channel(2);
+    m.x = {1.0, 2.0};
+    m.snapshot = {9.0};
+    if (channel.is_master()) {
+      for (int w = 0; w < 3; ++w) channel.send_model(w, m);
+      m.version = 1;
+      m.x = {3.0, 4.0};
+      m.snapshot.clear();
+      for (int w = 0; w < 3; ++w) channel.send_model(w, m);
+      MPI_Barrier(channel.communicator());  // both models posted
+      int received = 0;
+      while (channel.receive_update(u)) {  // until worker 1 closes
+        CHECK(u.direction == std::vector<double>{0.5, static_cast<double>(u.worker)});
+        ++received;
+      }
+      CHECK(channel.closed());
+      CHECK(received <= 2);
+    } else {
+      cmp::ModelMessage got;
+      MPI_Barrier(channel.communicator());
+      int arrived = 0;  // let both small (eager) messages land, so one pull sees both
+      while (!arrived) MPI_Iprobe(0, cmp::MpiMasterWorkerChannel::kModelTag, channel.communicator(), &arrived, MPI_STATUS_IGNORE);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      REQUIRE(channel.pull_model(channel.worker(), got));
+      CHECK(got.version == 1);
+      CHECK(got.x == std::vector<double>{3.0, 4.0});
+      CHECK(got.snapshot == std::vector<double>{9.0});  // the older pending snapshot is kept
+      if (channel.worker() == 1) {
+        channel.close();
+      } else {
+        u.worker = channel.worker();
+        u.direction = {0.5, static_cast<double>(u.worker)};
+        channel.push_update(u);
+        CHECK_FALSE(channel.pull_model(channel.worker(), got));  // the master's "end"
+      }
+      CHECK_THROWS_AS(channel.send_model(0, m), ConfigError);  // the master's call
+    }
+  }
   MPI_Barrier(MPI_COMM_WORLD);
 }
 

@@ -1,0 +1,48 @@
+// The problems and option sets the AsyVRSC tests run, shared by the in-process tests
+// (tests/compositional) and the MPI tests (tests/mpi), so both check the same runs.
+#pragma once
+
+#include <decopt/compositional/compositional.hpp>
+
+#include <cstdint>
+
+namespace decopt::compositional::testing {
+
+/// A small seeded portfolio problem (d assets, n periods): quick enough for exact comparisons.
+inline PortfolioProblem small_problem(Eigen::Index d = 20, Eigen::Index n = 200, std::uint64_t seed = 7) {
+  PortfolioOptions o;
+  o.assets = d;
+  o.periods = n;
+  o.seed = seed;
+  return PortfolioProblem(o);
+}
+
+/// A short VRSC run on small_problem() that an exact reproduction is checked against.
+inline VrscOptions short_vrsc_options() {
+  VrscOptions o;
+  o.step_size = 1e-3;
+  o.inner_steps = 200;
+  o.epochs = 5;
+  o.batch_b = 2;
+  return o;
+}
+
+/// AsyVRSCDistributed with one worker and no staleness: must reproduce VRSC(vrsc) bit for bit.
+inline AsyVrscDistributedOptions one_worker_options(const VrscOptions& vrsc) {
+  AsyVrscDistributedOptions o;
+  static_cast<VrscOptions&>(o) = vrsc;
+  o.workers = 1;
+  o.max_staleness = 0;
+  return o;
+}
+
+/// AsyVRSCDistributed on the default PortfolioProblem, to relative suboptimality 1e-6.
+inline AsyVrscDistributedOptions converging_options(int workers) {
+  AsyVrscDistributedOptions o;
+  o.workers = workers;
+  o.max_staleness = 4;
+  o.tolerance = 1e-6;
+  return o;
+}
+
+}  // namespace decopt::compositional::testing
