@@ -4,11 +4,18 @@
 //
 //   decopt-portfolio --solver asyvrsc-shared --threads 2 --json
 //   decopt-portfolio --solver vrsc --assets 200 --periods 2000 --csv run.csv --plot run.png
+//   mpirun -np 5 decopt-portfolio --solver asyvrsc-distributed --transport mpi --json
+//
+// --transport (asyvrsc-distributed only): threads (default) runs the master and --threads workers
+// as threads of this process; mpi runs one process per rank, rank 0 the master and every other
+// rank one worker (decopt::compositional::optimize_mpi), so the worker count is the number of
+// ranks − 1 and --threads, if given, must equal it. Every rank builds the same problem from the
+// flags; only rank 0 prints (progress, the summary, --csv, --plot, the JSON line).
 //
 // Progress goes to stderr, one line per epoch. With --json the last line of stdout is one JSON
-// object: solver, threads, assets, periods, epochs, converged, suboptimality (relative to the
-// exact optimum, (f − f*)/|f*|), objective, optimal_value, seconds, updates, dropped_updates,
-// max_staleness.
+// object: solver, transport, threads (threads or workers), assets, periods, epochs, converged,
+// suboptimality (relative to the exact optimum, (f − f*)/|f*|), objective, optimal_value, seconds,
+// updates, dropped_updates, max_staleness.
 #include <CLI/CLI.hpp>
 #include <decopt/compositional/compositional.hpp>
 
@@ -22,6 +29,13 @@
 #include <map>
 #include <sstream>
 #include <string>
+
+#ifdef DECOPT_PORTFOLIO_WITH_MPI
+#include <decopt/mpi.hpp>
+
+#include <chrono>
+#include <memory>
+#endif
 
 namespace {
 
@@ -101,14 +115,23 @@ int main(int argc, char** argv) {
   std::string plot_path;
   bool json = false;
   bool quiet = false;
+  std::string transport = "threads";
+  double timeout_s = 60.0;
 
   const std::map<std::string, Solver> solvers{
       {"vrsc", Solver::Vrsc}, {"asyvrsc-shared", Solver::Shared}, {"asyvrsc-distributed", Solver::Distributed}};
   std::string solver_flag = "vrsc";
   app.add_option("--solver", solver_flag, "vrsc | asyvrsc-shared | asyvrsc-distributed")
       ->check(CLI::IsMember({"vrsc", "asyvrsc-shared", "asyvrsc-distributed"}));
-  app.add_option("--threads", threads, "threads (asyvrsc-shared) or workers (asyvrsc-distributed)")
-      ->check(CLI::Range(1, 4096));
+  auto* threads_flag =
+      app.add_option("--threads", threads,
+                     "threads (asyvrsc-shared) or workers (asyvrsc-distributed; with --transport mpi: ranks - 1)")
+          ->check(CLI::Range(1, 4096));
+  app.add_option("--transport", transport,
+                 "asyvrsc-distributed: threads (one process) or mpi (under mpirun, one worker per rank beyond 0)")
+      ->check(CLI::IsMember({"threads", "mpi"}));
+  app.add_option("--timeout", timeout_s, "--transport mpi: seconds a rank waits for another before failing")
+      ->check(CLI::PositiveNumber);
   app.add_option("--assets", problem_options.assets, "d, number of assets")->check(CLI::Range(1, 1 << 20));
   app.add_option("--periods", problem_options.periods, "n, number of return periods")->check(CLI::Range(2, 1 << 30));
   app.add_option("--factors", problem_options.factors, "common factors of the returns model")
@@ -141,8 +164,26 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  const bool over_mpi = transport == "mpi";
+#ifdef DECOPT_PORTFOLIO_WITH_MPI
+  // Under --transport mpi every rank runs this program; only rank 0 reports.
+  std::unique_ptr<decopt::MpiSession> mpi;
+  if (over_mpi) mpi = std::make_unique<decopt::MpiSession>(argc, argv);
+  const bool reporting = !over_mpi || decopt::MpiSession::rank() == 0;
+  if (!reporting) {
+    quiet = true;
+    json = false;
+    csv_path.clear();
+    plot_path.clear();
+  }
+#else
+  const bool reporting = true;
+#endif
+
   try {
     solver = solvers.at(solver_flag);
+    if (over_mpi && solver != Solver::Distributed)
+      throw decopt::ConfigError("--transport mpi works with --solver asyvrsc-distributed only");
     problem_options.seed = seed;
     options.seed = seed;
     options.inner_steps = inner_steps > 0 ? inner_steps : problem_options.periods;
@@ -177,8 +218,24 @@ int main(int argc, char** argv) {
         static_cast<VrscOptions&>(o) = options;
         o.workers = used_threads = threads;
         o.max_staleness = max_staleness;
-        result = AsyVRSCDistributed(o).optimize(problem, x, problem.optimal_value());
+        if (!over_mpi) {
+          result = AsyVRSCDistributed(o).optimize(problem, x, problem.optimal_value());
+          break;
+        }
+#ifdef DECOPT_PORTFOLIO_WITH_MPI
+        used_threads = decopt::MpiSession::size() - 1;
+        if (threads_flag->count() > 0 && threads != used_threads)
+          throw decopt::ConfigError("--threads " + std::to_string(threads) + " with --transport mpi on " +
+                                    std::to_string(used_threads + 1) + " ranks: the workers are the ranks beyond 0, so " +
+                                    "--threads must be " + std::to_string(used_threads) + " (or left out)");
+        decopt::MpiOptions mpi_options;
+        mpi_options.timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000.0));
+        result = optimize_mpi(AsyVRSCDistributed(o), problem, x, problem.optimal_value(), MPI_COMM_WORLD, mpi_options);
         break;
+#else
+        (void)threads_flag;
+        throw decopt::ConfigError("this decopt-portfolio was built without MPI (install libopenmpi-dev and rebuild)");
+#endif
       }
     }
     if (!csv_path.empty()) write_csv(csv_path, result);
@@ -187,7 +244,8 @@ int main(int argc, char** argv) {
                                         std::to_string(problem.outer_count()) + " periods");
 
     std::ostringstream line;
-    line << "{\"solver\":\"" << solver_name(solver) << "\",\"threads\":" << used_threads
+    line << "{\"solver\":\"" << solver_name(solver) << "\",\"transport\":\"" << (over_mpi ? "mpi" : "threads")
+         << "\",\"threads\":" << used_threads
          << ",\"assets\":" << problem.dimension() << ",\"periods\":" << problem.outer_count()
          << ",\"epochs\":" << result.epochs << ",\"converged\":" << (result.converged ? "true" : "false")
          << ",\"suboptimality\":" << json_number(result.suboptimality)
@@ -196,6 +254,7 @@ int main(int argc, char** argv) {
          << ",\"seconds\":" << json_number(result.seconds) << ",\"updates\":" << result.updates
          << ",\"dropped_updates\":" << result.dropped_updates << ",\"max_staleness\":" << result.max_staleness
          << ",\"step\":" << json_number(options.step_size) << ",\"inner_steps\":" << options.inner_steps << "}";
+    if (!reporting) return 0;
     if (json) {
       std::cout << line.str() << std::endl;
     } else {
@@ -205,13 +264,20 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (const decopt::ConfigError& e) {
-    std::cerr << "decopt-portfolio: error: " << e.what() << '\n';
+    if (reporting) std::cerr << "decopt-portfolio: error: " << e.what() << '\n';
     return 2;
-  } catch (const decopt::Error& e) {
+#ifdef DECOPT_PORTFOLIO_WITH_MPI
+  } catch (const decopt::TransportError& e) {
+    // A rank stopped answering: the others may be waiting on it, so end the whole job.
     std::cerr << "decopt-portfolio: error: " << e.what() << '\n';
+    if (over_mpi) MPI_Abort(MPI_COMM_WORLD, 1);
+    return 1;
+#endif
+  } catch (const decopt::Error& e) {
+    if (reporting) std::cerr << "decopt-portfolio: error: " << e.what() << '\n';
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "decopt-portfolio: error: " << e.what() << '\n';
+    if (reporting) std::cerr << "decopt-portfolio: error: " << e.what() << '\n';
     return 1;
   }
 }

@@ -490,6 +490,7 @@ class MpiMasterWorkerChannel {
   /// The "end" message: a model header (to a worker) or an update header (to the master) with end = 1.
   void send_end(int destination, int tag) {
     std::vector<std::byte> out;
+    out.reserve(kModelHeader);
     if (tag == kModelTag) put_header(out, {0, 0, 0, 1});
     else put_header(out, {0, 0, 1});
     sends_.post(comm_.get(), destination, tag, std::move(out));
