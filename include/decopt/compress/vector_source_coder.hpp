@@ -16,15 +16,19 @@
 // Layout (bits, LSB-first): γ(m+1); per rank γ(zigzag(symbol)), δ(count), δ(b), δ(bytes+1);
 // zero padding to a byte; then the m byte-aligned Golomb streams in rank order.
 //
-// Encode: one pass over the levels for the histogram, one for the runs. For rank r the run to
-// a non-zero at position k is (k − prev_r − 1) minus the ranks-below-r non-zeros between them,
-// so only per-rank counters at non-zeros are needed: O(n) scan + O(nnz·m) work.
-// Decode (sparse messages): each rank r keeps a candidate absolute position c_r (its relative position plus the
-// lower-rank positions emitted so far, a lower bound); the smallest candidate (lowest rank on
-// ties) is exact, is emitted, and every higher rank's candidate moves up by one. Zeros cost
-// nothing: decode touches only the non-zero positions of the accumulator. Dense messages
-// (nnz ≥ n/32) instead claim positions in an n-bit scratch bitmap, rank by rank, and find each
-// relative position as the rel-th unclaimed bit: O(n/64·m + nnz).
+// Encode, dense levels (the dithered case): one histogram pass, then word-major: for each 64
+// positions and each rank r, the mask of rank-r symbols is compacted (pext) onto the positions
+// still unclaimed by ranks < r; for b = 1 the Golomb code of the runs *is* that compacted bit
+// string, so it is written whole; for b > 1 each set bit ends one run. O(n/64·m + nnz) with no
+// per-element branches. Sparse inputs (explicit positions, or dense levels that are nearly all
+// zero) walk only the non-zeros, with per-rank counters of the lower-rank non-zeros: O(nnz·m).
+// Decode, dense messages (nnz ≥ n/32): the mirror image, word-major, so the accumulator is
+// touched once per word: per rank, b = 1 streams are deposited (pdep) onto the word's free
+// positions, b > 1 runs select their position among them. O(n/64·m + nnz).
+// Decode, sparse messages: each rank r keeps a candidate absolute position c_r (its relative
+// position plus the lower-rank positions emitted so far, a lower bound); the smallest candidate
+// (lowest rank on ties) is exact, is emitted, and every higher rank's candidate moves up by one.
+// Zeros cost nothing: decode touches only the non-zero positions of the accumulator.
 #pragma once
 
 #include <algorithm>
@@ -33,6 +37,7 @@
 #include <cstdint>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -40,6 +45,7 @@
 #include "decopt/compress/detail/fast_bits.hpp"
 #include "decopt/compress/detail/pipeline.hpp"
 #include "decopt/compress/detail/positions.hpp"
+#include "decopt/compress/detail/word_bits.hpp"
 #include "decopt/compress/message.hpp"
 #include "decopt/core/bit_stream.hpp"
 #include "decopt/core/codes.hpp"
@@ -70,38 +76,29 @@ class VectorSourceCoder {
       encode_runs(shape.n, s, out, [&](auto&& f) { detail::for_each_nonzero(shape.positions, levels, f); });
       return;
     }
-    // Dense levels: one branch-free pass builds the histogram (four interleaved tables, so
-    // repeated symbols do not serialise on one counter) and compacts the non-zero positions;
-    // the run pass then walks only the non-zeros, without mispredicted branches on zeros.
+    // Dense levels: one pass builds the histogram (four interleaved tables, so repeated symbols
+    // do not serialise on one counter), then the word-major run pass.
     const std::size_t n = levels.size();
     hist_.assign(4 * bins, 0);
-    if (nonzero_.size() < n + 1) nonzero_.resize(n + 1);
-    std::uint32_t* nz = nonzero_.data();
     const std::int16_t* lv = levels.data();
     std::uint32_t* h0 = hist_.data() + s;
     std::uint32_t* h1 = h0 + bins;
     std::uint32_t* h2 = h1 + bins;
     std::uint32_t* h3 = h2 + bins;
-    std::size_t c = 0, i = 0;
-    auto step = [&](std::uint32_t* h, std::size_t j) {
-      const int l = lv[j];
-      ++h[l];
-      nz[c] = static_cast<std::uint32_t>(j);
-      c += l != 0 ? 1u : 0u;
-    };
+    std::size_t i = 0;
     for (; i + 4 <= n; i += 4) {
-      step(h0, i);
-      step(h1, i + 1);
-      step(h2, i + 2);
-      step(h3, i + 3);
+      ++h0[lv[i]];
+      ++h1[lv[i + 1]];
+      ++h2[lv[i + 2]];
+      ++h3[lv[i + 3]];
     }
-    for (; i < n; ++i) step(h0, i);
+    for (; i < n; ++i) ++h0[lv[i]];
     for (std::size_t b = 0; b < bins; ++b)
       counts_[b] = std::uint64_t{hist_[b]} + hist_[bins + b] + hist_[2 * bins + b] + hist_[3 * bins + b];
     counts_[static_cast<std::size_t>(s)] = 0;
-    encode_runs(shape.n, s, out, [&](auto&& f) {
-      for (std::size_t j = 0; j < c; ++j) f(static_cast<std::size_t>(nz[j]), static_cast<int>(lv[nz[j]]));
-    });
+    prepare_ranks(n, s);
+    encode_words(levels);
+    write_message(out);
   }
 
   template <class Sink>
@@ -155,6 +152,31 @@ class VectorSourceCoder {
   // counts_ holds the histogram over [−s, s]; for_each(f) calls f(pos, level) for each non-zero.
   template <class ForEach>
   void encode_runs(std::size_t n, int s, std::vector<std::byte>& out, ForEach&& for_each) {
+    prepare_ranks(n, s);
+    const std::size_t m = ranks_.size();
+    seen_.assign(m, 0);
+    last_.assign(m, std::numeric_limits<std::uint64_t>::max());  // "−1": the first run is rel
+    {
+      const std::uint32_t* rank_of = rank_of_.data() + s;
+      std::uint64_t* seen = seen_.data();
+      std::uint64_t* last = last_.data();
+      const Rank* ranks = ranks_.data();
+      detail::WordWriter* streams = streams_.data();
+      // seen[r] = non-zeros of rank < r so far; a fixed-trip loop keeps it branch-predictable.
+      for_each([&](std::size_t pos, int l) {
+        const std::uint32_t r = rank_of[l];
+        const std::uint64_t rel = pos - seen[r];
+        const std::uint64_t run = rel - last[r] - 1;
+        last[r] = rel;
+        for (std::size_t j = 0; j < m; ++j) seen[j] += j > r ? 1u : 0u;
+        if (!ranks[r].implied) ranks[r].golomb.write(streams[r], run);
+      });
+    }
+    write_message(out);
+  }
+
+  // Ranks from counts_ (decreasing count, ties by zigzag order), their Golomb codes, empty streams.
+  void prepare_ranks(std::size_t n, int s) {
     ranks_.clear();
     for (int l = -s; l <= s; ++l) {
       const std::uint64_t c = counts_[static_cast<std::size_t>(l + s)];
@@ -177,24 +199,92 @@ class VectorSourceCoder {
     }
     if (streams_.size() < m) streams_.resize(m);
     for (std::size_t r = 0; r < m; ++r) streams_[r].clear();
-    seen_.assign(m, 0);
-    last_.assign(m, std::numeric_limits<std::uint64_t>::max());  // "−1": the first run is rel
-    {
-      const std::uint32_t* rank_of = rank_of_.data() + s;
-      std::uint64_t* seen = seen_.data();
-      std::uint64_t* last = last_.data();
-      const Rank* ranks = ranks_.data();
-      detail::WordWriter* streams = streams_.data();
-      // seen[r] = non-zeros of rank < r so far; a fixed-trip loop keeps it branch-predictable.
-      for_each([&](std::size_t pos, int l) {
-        const std::uint32_t r = rank_of[l];
-        const std::uint64_t rel = pos - seen[r];
-        const std::uint64_t run = rel - last[r] - 1;
-        last[r] = rel;
-        for (std::size_t j = 0; j < m; ++j) seen[j] += j > r ? 1u : 0u;
-        if (!ranks[r].implied) ranks[r].golomb.write(streams[r], run);
-      });
+  }
+
+  // The run pass over dense levels, 64 positions at a time. `free` holds the positions of the
+  // word not claimed by lower ranks; rank r's runs count only those. A b = 1 Golomb code is unary,
+  // so the rank's stream for the word is the compacted hit mask itself (up to its last hit).
+  void encode_words(std::span<const std::int16_t> levels) {
+    const std::size_t n = levels.size();
+    const std::size_t m = ranks_.size();
+    left_.resize(m);
+    last_.assign(m, 0);  // misses since the rank's last hit (its pending run)
+    short_codes_.resize(m);
+    for (std::size_t r = 0; r < m; ++r) {
+      if (ranks_[r].golomb.b == 1 || ranks_[r].implied) continue;
+      for (std::uint64_t run = 0; run < short_runs; ++run) {
+        std::uint64_t code = 0;
+        int len = 0;
+        const bool fits = ranks_[r].golomb.codeword(run, code, len);
+        short_codes_[r].code[run] = code;
+        short_codes_[r].length[run] = static_cast<std::uint8_t>(fits ? len : 0);
+      }
     }
+    for (std::size_t r = 0; r < m; ++r) left_[r] = ranks_[r].count;
+    std::int16_t tail[64] = {};
+    for (std::size_t base = 0; base < n; base += 64) {
+      const std::size_t width = std::min<std::size_t>(64, n - base);
+      const std::int16_t* lv = levels.data() + base;
+      if (width < 64) {
+        std::copy(lv, lv + width, tail);  // zero padding never matches a (non-zero) symbol
+        lv = tail;
+      }
+      std::uint64_t free = detail::bits::low_mask(static_cast<unsigned>(width));
+      for (std::size_t r = 0; r < m && free != 0; ++r) {
+        if (left_[r] == 0) continue;
+        const Rank& rk = ranks_[r];
+        const std::uint64_t hits = detail::bits::equal_mask64(lv, static_cast<std::int16_t>(rk.symbol));
+        const auto slots = static_cast<unsigned>(detail::bits::popcount(free));
+        const std::uint64_t packed = detail::bits::extract(hits, free);
+        const auto c = static_cast<std::uint64_t>(detail::bits::popcount(hits));
+        free &= ~hits;
+        if (!rk.implied) {
+          detail::WordWriter& stream = streams_[r];
+          const ShortCodes& tab = short_codes_[r];
+          if (rk.golomb.b == 1) {
+            // the misses before the first hit of this word were written with the previous word
+            stream.write(packed, c == left_[r] ? 64 - std::countl_zero(packed) : static_cast<int>(slots));
+          } else {
+            // the word's codewords gather in a register and reach the stream in 64-bit writes
+            std::uint64_t run = last_[r], buf = 0;
+            int prev = -1, filled = 0;
+            for (std::uint64_t p = packed; p != 0; p &= p - 1) {
+              const int t = std::countr_zero(p);
+              run += static_cast<std::uint64_t>(t - prev - 1);
+              std::uint64_t code;
+              int len;
+              bool fits = run < short_runs && tab.length[run] != 0;
+              if (fits) {
+                code = tab.code[run];
+                len = tab.length[run];
+              } else {
+                fits = rk.golomb.codeword(run, code, len);
+              }
+              if (filled + (fits ? len : 64) > 64) {
+                stream.write(buf, filled);
+                buf = 0;
+                filled = 0;
+              }
+              if (fits) {
+                buf |= code << filled;
+                filled += len;
+              } else {
+                rk.golomb.write(stream, run);  // a codeword of 63 bits or more
+              }
+              run = 0;
+              prev = t;
+            }
+            stream.write(buf, filled);
+            last_[r] = run + (slots - static_cast<unsigned>(prev + 1));
+          }
+        }
+        left_[r] -= c;
+      }
+    }
+  }
+
+  void write_message(std::vector<std::byte>& out) {
+    const std::size_t m = ranks_.size();
     BitWriter head(out);
     codes::write_elias_gamma(head, m + 1);
     for (std::size_t r = 0; r < m; ++r) {
@@ -207,8 +297,94 @@ class VectorSourceCoder {
     for (std::size_t r = 0; r < m; ++r) streams_[r].append_to(out);
   }
 
-  // Calls sink(pos, level) for every non-zero in ascending position. `expected_total` (or max)
-  // is the number of non-zeros the caller knows must be there.
+  // Dense decode, 64 positions at a time (the mirror of encode_words): per rank, b = 1 streams are
+  // deposited onto the word's free positions, b > 1 runs select their position among them, an
+  // implied rank takes every free position. Returns false for a corrupt stream.
+  template <class Sink>
+  static bool decode_words(std::size_t n, std::span<const Rank> ranks, std::span<detail::BitCursor> cursors, Sink& sink) {
+    const std::size_t m = ranks.size();
+    constexpr std::uint64_t done = std::numeric_limits<std::uint64_t>::max() / 2;
+    std::vector<std::uint64_t> left(m), next(m, 0);  // next: free slots before the rank's next hit
+    bool bad = false;
+    std::vector<std::optional<detail::GolombTable>> tables(m);
+    for (std::size_t r = 0; r < m; ++r) {
+      left[r] = ranks[r].count;
+      if (ranks[r].golomb.b == 1 || ranks[r].implied) continue;
+      next[r] = read_run(ranks[r], cursors[r]);
+      if (ranks[r].count >= table_min_count) tables[r].emplace(ranks[r].golomb);
+    }
+    for (std::size_t base = 0; base < n && !bad; base += 64) {
+      std::uint64_t free = detail::bits::low_mask(static_cast<unsigned>(std::min<std::size_t>(64, n - base)));
+      for (std::size_t r = 0; r < m && free != 0; ++r) {
+        if (left[r] == 0) continue;
+        const Rank& rk = ranks[r];
+        const auto slots = static_cast<std::uint64_t>(detail::bits::popcount(free));
+        std::uint64_t hits = 0;
+        if (rk.implied) {
+          hits = free;
+          if (slots > left[r]) {
+            bad = true;
+            break;
+          }
+          left[r] -= slots;
+        } else if (rk.golomb.b == 1) {
+          hits = take_unary(cursors[r], free, left[r]);
+        } else {
+          std::uint64_t t = next[r];
+          if (t < slots) {
+            detail::BitCursor cursor = cursors[r];  // a local copy lives in registers
+            const std::uint64_t max_quotient = rk.remaining / rk.golomb.b + 1;
+            const detail::GolombTable* table = tables[r] ? &*tables[r] : nullptr;
+            do {
+              hits |= std::uint64_t{1} << detail::bits::select(free, static_cast<unsigned>(t));
+              if (--left[r] == 0) {
+                t = done;
+                break;
+              }
+              t += (table ? table->read(cursor, rk.golomb, max_quotient) : cursor.read_golomb(rk.golomb, max_quotient)) + 1;
+            } while (t < slots);
+            cursors[r] = cursor;
+          }
+          next[r] = t == done ? done : t - slots;
+        }
+        free &= ~hits;
+        for (; hits != 0; hits &= hits - 1) sink(base + static_cast<std::size_t>(std::countr_zero(hits)), rk.symbol);
+      }
+    }
+    for (std::size_t r = 0; r < m; ++r) bad |= left[r] != 0 || cursors[r].overrun();
+    return !bad;
+  }
+
+  static std::uint64_t read_run(const Rank& rk, detail::BitCursor& cursor) noexcept {
+    return cursor.read_golomb(rk.golomb, rk.remaining / rk.golomb.b + 1);
+  }
+
+  // A b = 1 (unary) stream over the free positions of one word: its next popcount(free) bits are
+  // the hit mask compacted onto them, up to the rank's last hit. Peeks are at most 56 bits.
+  static std::uint64_t take_unary(detail::BitCursor& cursor, std::uint64_t free, std::uint64_t& left) noexcept {
+    std::uint64_t hits = 0;
+    while (free != 0) {
+      const std::uint64_t part = detail::bits::popcount(free) > 56 ? detail::bits::lowest_set_bits(free, 56) : free;
+      const int width = detail::bits::popcount(part);
+      std::uint64_t bits = cursor.peek(width);
+      const auto c = static_cast<std::uint64_t>(detail::bits::popcount(bits));
+      if (c >= left) {  // the rank's last hit: consume up to it and stop
+        bits = detail::bits::lowest_set_bits(bits, static_cast<unsigned>(left));
+        cursor.skip(64 - std::countl_zero(bits));
+        left = 0;
+        return hits | detail::bits::deposit(bits, part);
+      }
+      cursor.skip(width);
+      left -= c;
+      hits |= detail::bits::deposit(bits, part);
+      free &= ~part;
+    }
+    return hits;
+  }
+
+  // Calls sink(pos, level) once for every non-zero: in ascending position for each symbol (so
+  // for one-symbol streams, such as positions, in ascending order), interleaved across symbols.
+  // `expected_total` (or max) is the number of non-zeros the caller knows must be there.
   template <class Sink>
   std::size_t decode_runs(std::span<const std::byte> bytes, std::size_t n, int s, std::uint64_t expected_total, Sink&& sink) const {
     BitReader head(bytes);
@@ -243,6 +419,10 @@ class VectorSourceCoder {
       offset += static_cast<std::size_t>(stream_bytes[r]);
     }
 
+    if (total >= n / 32) {  // dense message
+      if (!decode_words(n, ranks, cursors, sink)) throw DecodeError("VSC: corrupt run-length stream");
+      return offset;
+    }
     constexpr std::uint64_t exhausted = std::numeric_limits<std::uint64_t>::max() / 2;
     const std::size_t mm = ranks.size();
     std::vector<std::uint64_t> cand(mm), rel(mm), left(mm);
@@ -264,38 +444,6 @@ class VectorSourceCoder {
         if (--left[0] == 0) break;
         rel[0] += next_run(0) + 1;
         bad |= rel[0] >= ranks[0].remaining || cursors[0].overrun();
-      }
-    } else if (total >= n / 32) {
-      // Dense message: claim positions in a bitmap of n bits (scratch, not the accumulator) and
-      // decode rank by rank; rank r's relative position is the rel-th unclaimed bit. O(n/64·m +
-      // nnz) instead of O(nnz·m).
-      const std::size_t words = (n + 63) / 64;
-      std::vector<std::uint64_t> claimed(words, 0);
-      if (n % 64 != 0) claimed[words - 1] = ~std::uint64_t{0} << (n % 64);  // never select past n
-      for (std::size_t r = 0; r < mm && !bad; ++r) {
-        const int symbol = ranks[r].symbol;
-        const bool mark = r + 1 < mm;
-        std::size_t wi = 0;
-        std::uint64_t free = ~claimed[0];
-        std::uint64_t skip = rel[r];  // the first run is the first relative position
-        for (std::uint64_t item = 0; item < ranks[r].count; ++item) {
-          if (item > 0) skip = next_run(r);
-          for (int pc = std::popcount(free); static_cast<std::uint64_t>(pc) <= skip; pc = std::popcount(free)) {
-            skip -= static_cast<std::uint64_t>(pc);
-            if (++wi >= words) {
-              bad = true;
-              break;
-            }
-            free = ~claimed[wi];
-          }
-          if (bad) break;
-          for (; skip > 0; --skip) free &= free - 1;
-          const int bit = std::countr_zero(free);
-          free &= free - 1;
-          if (mark) claimed[wi] |= std::uint64_t{1} << bit;
-          sink(wi * 64 + static_cast<std::size_t>(bit), symbol);
-        }
-        bad |= cursors[r].overrun();
       }
     } else {
       for (std::uint64_t t = 0; t < total && !bad; ++t) {
@@ -334,8 +482,18 @@ class VectorSourceCoder {
   std::vector<detail::WordWriter> streams_;
   std::vector<std::uint64_t> seen_;
   std::vector<std::uint32_t> hist_;
-  std::vector<std::uint32_t> nonzero_;
   std::vector<std::uint64_t> last_;
+  std::vector<std::uint64_t> left_;
+  // Codewords of the runs below short_runs, per rank (the common case: runs are geometric with
+  // mean ≈ b, and a lookup avoids the data-dependent branches of the truncated-binary remainder).
+  static constexpr std::uint64_t short_runs = 64;
+  // Streams with at least this many codewords are decoded through a GolombTable.
+  static constexpr std::uint64_t table_min_count = 8192;
+  struct ShortCodes {
+    std::uint64_t code[short_runs];
+    std::uint8_t length[short_runs];
+  };
+  std::vector<ShortCodes> short_codes_;
 };
 
 }  // namespace decopt

@@ -26,31 +26,58 @@ struct GolombCode {
   std::uint64_t b = 1;
   int k = 0;
   std::uint64_t cutoff = 0;
+  std::uint64_t reciprocal = 0;  ///< ⌊(2^64 − 1)/b⌋ + 1 for 1 < b < 2^32, else 0
 
   GolombCode() = default;
   explicit GolombCode(std::uint64_t param) noexcept
-      : b(param), k(param <= 1 ? 0 : codes::floor_log2(param - 1) + 1), cutoff((std::uint64_t{1} << k) - param) {}
+      : b(param),
+        k(param <= 1 ? 0 : codes::floor_log2(param - 1) + 1),
+        cutoff((std::uint64_t{1} << k) - param),
+        reciprocal(param > 1 && param < (std::uint64_t{1} << 32) ? ~std::uint64_t{0} / param + 1 : 0) {}
+
+  static std::uint64_t mul_high(std::uint64_t a, std::uint64_t b) noexcept {
+    __extension__ using u128 = unsigned __int128;
+    return static_cast<std::uint64_t>((static_cast<u128>(a) * b) >> 64);
+  }
+  /// ⌊n/b⌋ without a division for n, b < 2^32 (Lemire, Kaser & Kurz, "Faster remainder by
+  /// direct computation", 2019: exact for all 32-bit n and b).
+  [[nodiscard]] std::uint64_t quotient(std::uint64_t n) const noexcept {
+    if (b == 1) return n;
+    if (reciprocal != 0 && n < (std::uint64_t{1} << 32))
+      return mul_high(reciprocal, n);
+    return n / b;
+  }
+
+  /// The codeword of n as (bits, length) when it fits in 63 bits; false otherwise.
+  inline __attribute__((always_inline)) bool codeword(std::uint64_t n, std::uint64_t& code, int& len) const noexcept {
+    const std::uint64_t q = quotient(n);
+    if (q + static_cast<std::uint64_t>(k) >= 63) return false;
+    const std::uint64_t rem = n - q * b;
+    code = std::uint64_t{1} << q;
+    len = static_cast<int>(q) + 1;
+    if (k > 0) {
+      if (rem < cutoff) {
+        code |= rem << len;
+        len += k - 1;
+      } else {
+        const std::uint64_t x = rem + cutoff;
+        code |= ((x >> 1) | ((x & 1u) << (k - 1))) << len;
+        len += k;
+      }
+    }
+    return true;
+  }
 
   template <class Writer>
   inline __attribute__((always_inline)) void write(Writer& w, std::uint64_t n) const {
-    const std::uint64_t q = n / b;
-    const std::uint64_t rem = n - q * b;
-    if (q + static_cast<std::uint64_t>(k) < 63) {  // common case: the whole codeword in one write
-      std::uint64_t code = std::uint64_t{1} << q;
-      int len = static_cast<int>(q) + 1;
-      if (k > 0) {
-        if (rem < cutoff) {
-          code |= rem << len;
-          len += k - 1;
-        } else {
-          const std::uint64_t x = rem + cutoff;
-          code |= ((x >> 1) | ((x & 1u) << (k - 1))) << len;
-          len += k;
-        }
-      }
+    std::uint64_t code;
+    int len;
+    if (codeword(n, code, len)) {  // common case: the whole codeword in one write
       w.write(code, len);
       return;
     }
+    const std::uint64_t q = quotient(n);
+    const std::uint64_t rem = n - q * b;
     w.write_unary(q);
     if (k == 0) return;
     if (rem < cutoff) {
@@ -129,8 +156,16 @@ class BitCursor {
   /// Bits consumed so far.
   [[nodiscard]] std::uint64_t position() const noexcept { return consumed_; }
 
+  /// The next n ≤ 56 bits (zero bits past the end) without consuming them.
+  std::uint64_t peek(int n) noexcept {
+    refill();
+    return n == 0 ? 0 : buf_ & (~std::uint64_t{0} >> (64 - n));
+  }
+  /// Consumes n ≤ 56 bits (after a peek of at least n).
+  void skip(int n) noexcept { consume(n); }
+
   /// Golomb-decodes one value; `max_quotient` bounds the unary part (corrupt input ends there).
-  std::uint64_t read_golomb(const GolombCode& g, std::uint64_t max_quotient) noexcept {
+  inline __attribute__((always_inline)) std::uint64_t read_golomb(const GolombCode& g, std::uint64_t max_quotient) noexcept {
     std::uint64_t q = 0;
     for (;;) {
       refill();
@@ -200,6 +235,36 @@ class BitCursor {
   std::uint64_t buf_ = 0;
   int avail_ = 0;
   bool overrun_ = false;
+};
+
+/// Decode table of one Golomb code over the next `bits` stream bits: entry = value << 8 | length
+/// for a codeword of at most `bits` bits starting there, 0 when it is longer (read it bit by bit).
+/// Built in O(2^bits), so worth it for streams of thousands of codewords.
+struct GolombTable {
+  static constexpr int bits = 12;
+  std::vector<std::uint32_t> entry;
+
+  explicit GolombTable(const GolombCode& g) : entry(std::size_t{1} << bits, 0) {
+    for (std::uint64_t n = 0;; ++n) {
+      std::uint64_t code;
+      int len;
+      if (!g.codeword(n, code, len) || len > bits) {
+        if (g.quotient(n) >= static_cast<std::uint64_t>(bits)) break;  // every longer n is longer still
+        continue;
+      }
+      for (std::uint64_t high = 0; high < (std::uint64_t{1} << (bits - len)); ++high)
+        entry[static_cast<std::size_t>(code | (high << len))] = static_cast<std::uint32_t>(n << 8 | static_cast<std::uint64_t>(len));
+    }
+  }
+  /// Reads one value, through the table when its codeword is short.
+  inline __attribute__((always_inline)) std::uint64_t read(BitCursor& cursor, const GolombCode& g, std::uint64_t max_quotient) const noexcept {
+    const std::uint32_t e = entry[static_cast<std::size_t>(cursor.peek(bits))];
+    if (e != 0) {
+      cursor.skip(static_cast<int>(e & 0xffu));
+      return e >> 8;
+    }
+    return cursor.read_golomb(g, max_quotient);
+  }
 };
 
 inline double GolombCode::expected_bits(double p) const noexcept {
