@@ -402,33 +402,24 @@ class MpiMasterWorkerChannel {
   /// Worker: waits for the next model (the newest of those waiting); false once the master ended the run.
   /// @throws TransportError after the timeout; DecodeError for a malformed message
   bool pull_model(int worker_id, ModelMessage& model) {
-    require_role(false, "pull_model");
-    decopt::detail::require(worker_id == worker(), "MpiMasterWorkerChannel: pull_model for worker " +
-                                                       std::to_string(worker_id) + " on rank " +
-                                                       std::to_string(rank_) + ", which is worker " +
-                                                       std::to_string(worker()));
+    require_own_worker("pull_model", worker_id);
     if (closed_) return false;
-    bool have = false;
-    decopt::detail::poll_until(
-        options_,
-        [&] {
-          sends_.reap();
-          while (!peer_ended_ && decopt::detail::try_receive(comm_.get(), 0, kModelTag, inbox_) >= 0)
-            have = merge_model(model, have) || have;
-          return have || peer_ended_ ? decopt::detail::Poll::done : decopt::detail::Poll::waiting;
+    bool have = false;  // every model already waiting is read; the newest counts
+    receive_until(
+        0, kModelTag,
+        [&](int) {
+          if (!merge_model(model, have)) return true;  // the master's "end"
+          have = true;
+          return false;  // read on: a newer model may be waiting
         },
-        [&] { return who(); }, [] { return std::string("a model from the master (rank 0)"); });
+        [&] { return have; }, "a model from the master (rank 0)");
     if (peer_ended_) close();  // answers the master's "end" with ours
     return !closed_;
   }
 
   /// Worker: sends `update` to the master without waiting for it to be received (dropped once closed).
   void push_update(const UpdateMessage& update) {
-    require_role(false, "push_update");
-    decopt::detail::require(update.worker == worker(), "MpiMasterWorkerChannel: push_update of worker " +
-                                                           std::to_string(update.worker) + " on rank " +
-                                                           std::to_string(rank_) + ", which is worker " +
-                                                           std::to_string(worker()));
+    require_own_worker("push_update", update.worker);
     require_size("push_update: the direction", update.direction.size());
     if (closed_) return;
     std::vector<std::byte> out;
@@ -444,16 +435,13 @@ class MpiMasterWorkerChannel {
     require_role(true, "receive_update");
     if (closed_) return false;
     bool ended = false;
-    decopt::detail::poll_until(
-        options_,
-        [&] {
-          sends_.reap();
-          const int source = decopt::detail::try_receive(comm_.get(), MPI_ANY_SOURCE, kUpdateTag, inbox_);
-          if (source < 0) return decopt::detail::Poll::waiting;
-          ended = !decode_update(source, update);
-          return decopt::detail::Poll::done;
+    receive_until(
+        MPI_ANY_SOURCE, kUpdateTag,
+        [&](int sender) {
+          ended = !decode_update(sender, update);
+          return true;
         },
-        [&] { return who(); }, [] { return std::string("an update from any worker"); });
+        [] { return false; }, "an update from any worker");
     if (ended) close();  // a worker quit: end the run for everyone
     return !closed_;
   }
@@ -536,26 +524,45 @@ class MpiMasterWorkerChannel {
     return true;
   }
 
-  /// Receives and hands to `take` every message with `tag` until `finished()`, at most the timeout.
-  template <class Finished, class Take>
-  void drain(int tag, Finished finished, Take take) {
+  /// Receives the messages with `tag` from `source` (or MPI_ANY_SOURCE), handing each to
+  /// take(sender), until take returns true or, with no message waiting, finished() does.
+  /// @throws TransportError after the timeout
+  template <class Take, class Finished>
+  void receive_until(int source, int tag, Take take, Finished finished, const char* what) {
     decopt::detail::poll_until(
         options_,
         [&] {
           sends_.reap();
-          if (finished()) return decopt::detail::Poll::done;
-          const int source = decopt::detail::try_receive(comm_.get(), MPI_ANY_SOURCE, tag, inbox_);
-          if (source < 0) return decopt::detail::Poll::waiting;
-          take(source);
-          return decopt::detail::Poll::progressed;
+          const int sender = decopt::detail::try_receive(comm_.get(), source, tag, inbox_);
+          if (sender < 0) return finished() ? decopt::detail::Poll::done : decopt::detail::Poll::waiting;
+          return take(sender) ? decopt::detail::Poll::done : decopt::detail::Poll::progressed;
         },
-        [&] { return who(); }, [] { return std::string("the peers' end of the run"); });
+        [&] { return who(); }, [what] { return std::string(what); });
+  }
+
+  /// Receives and hands to `take` every message with `tag` until `finished()`, at most the timeout.
+  template <class Finished, class Take>
+  void drain(int tag, Finished finished, Take take) {
+    receive_until(
+        MPI_ANY_SOURCE, tag,
+        [&](int sender) {
+          take(sender);
+          return finished();
+        },
+        finished, "the peers' end of the run");
   }
 
   void require_role(bool master, const char* call) const {
     decopt::detail::require(is_master() == master, std::string("MpiMasterWorkerChannel: ") + call + " is the " +
                                                        (master ? "master's (rank 0)" : "workers' (ranks 1..P-1)") +
                                                        " call; this is rank " + std::to_string(rank_));
+  }
+  /// A worker's call must name this rank's worker id.
+  void require_own_worker(const char* call, int worker_id) const {
+    require_role(false, call);
+    decopt::detail::require(worker_id == worker(), std::string("MpiMasterWorkerChannel: ") + call + " for worker " +
+                                                       std::to_string(worker_id) + " on rank " + std::to_string(rank_) +
+                                                       ", which is worker " + std::to_string(worker()));
   }
   void require_size(const char* what, std::size_t n) const {
     decopt::detail::require(n == dimension_, std::string("MpiMasterWorkerChannel: ") + what + " has " +
@@ -591,7 +598,7 @@ struct RemoteError {
   std::string what;
 };
 
-inline RemoteError describe(const std::exception_ptr& error) {
+inline RemoteError describe_error(const std::exception_ptr& error) {
   try {
     std::rethrow_exception(error);
   } catch (const ConfigError& e) {
@@ -659,7 +666,7 @@ inline void agree_on_failure(const std::exception_ptr& error, MPI_Comm comm, con
   const int source = lowest[1];
   if (source == size) return;
   RemoteError remote;
-  if (rank == source) remote = describe(error);
+  if (rank == source) remote = describe_error(error);
   std::array<int, 3> head{static_cast<int>(remote.kind), remote.epoch, static_cast<int>(remote.what.size())};
   MPI_Bcast(head.data(), 3, MPI_INT, source, comm);
   remote.kind = static_cast<ErrorKind>(head[0]);

@@ -1,9 +1,11 @@
-// The problems and option sets the AsyVRSC tests run, shared by the in-process tests
+// The problems, option sets and checks the AsyVRSC tests run, shared by the in-process tests
 // (tests/compositional) and the MPI tests (tests/mpi), so both check the same runs.
 #pragma once
 
+#include <catch2/catch.hpp>
 #include <decopt/compositional/compositional.hpp>
 
+#include <cmath>
 #include <cstdint>
 
 namespace decopt::compositional::testing {
@@ -43,6 +45,19 @@ inline AsyVrscDistributedOptions converging_options(int workers) {
   o.max_staleness = 4;
   o.tolerance = 1e-6;
   return o;
+}
+
+/// The checks of a converging_options() run on the default PortfolioProblem ending at x.
+inline void check_converged(const PortfolioProblem& problem, const Vector& x, const CompositionalResult& r,
+                            const AsyVrscDistributedOptions& o) {
+  INFO("epochs " << r.epochs << ", dropped " << r.dropped_updates);
+  REQUIRE(r.converged);
+  CHECK(r.suboptimality <= o.tolerance);
+  CHECK(r.epochs <= 80);
+  CHECK(r.max_staleness <= static_cast<std::uint64_t>(o.max_staleness));
+  CHECK(r.updates == static_cast<std::uint64_t>(r.epochs) * static_cast<std::uint64_t>(o.inner_steps));
+  CHECK(r.history.size() == static_cast<std::size_t>(r.epochs) + 1);
+  CHECK((problem.objective(x) - problem.optimal_value()) / std::abs(problem.optimal_value()) <= o.tolerance);
 }
 
 }  // namespace decopt::compositional::testing
