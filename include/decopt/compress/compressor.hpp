@@ -20,6 +20,7 @@
 
 #include "decopt/compress/concepts.hpp"
 #include "decopt/compress/dense.hpp"
+#include "decopt/compress/detail/add_sink.hpp"
 #include "decopt/compress/detail/pipeline.hpp"
 #include "decopt/compress/identity.hpp"
 #include "decopt/compress/message.hpp"
@@ -37,7 +38,8 @@ namespace decopt {
 /// @tparam C a Coder: RawCoder, EliasCoder, VectorSourceCoder
 ///
 /// Thread safety: encode uses scratch buffers held by the object (one compressor per sender);
-/// decode_add is const and uses only local state, so it may run concurrently.
+/// decode_add is const and uses only local and per-thread scratch state, so it may run
+/// concurrently (the vector source coder keeps one bit per position of scratch per thread).
 template <class S, class Q, class C>
 class Compressor {
   static_assert(Sparsifier<S>, "decopt::Compressor<S, Q, C>: S is not a Sparsifier (it needs static id, always_unbiased, sparse, uses_seed, name(), and members is_unbiased(), validate(), select(v, rng, sel), write_params(sel, out), static read_params(in, d, sel)).");
@@ -82,7 +84,9 @@ class Compressor {
     detail::require(q.size() == v.size(), "Compressor::encode: q.size() must equal v.size()");
     detail::require(!v.empty() && v.size() <= message::max_dimension,
                     "Compressor::encode: the dimension must be in [1, 2^32 - 2]");
-    detail::require(decopt::all_finite(v), "Compressor::encode: the input holds a non-finite value");
+    if constexpr (!quantizer_checks_finite) {
+      detail::require(decopt::all_finite(v), "Compressor::encode: the input holds a non-finite value");
+    }
     const std::size_t d = v.size();
     sparsifier_.select(v, rng, sel_);
     std::span<const float> x = v;
@@ -175,13 +179,19 @@ class Compressor {
       if (map) {
         consumed = coder_.decode_levels(payload, shape, block.s, [&](std::size_t pos, int l) { a[map[pos]] += wt[l]; });
       } else {
-        consumed = coder_.decode_levels(payload, shape, block.s, [&](std::size_t pos, int l) { a[pos] += wt[l]; });
+        consumed = coder_.decode_levels(payload, shape, block.s, detail::AddSink{a, wt});
       }
       if (consumed != payload.size()) throw DecodeError("trailing bytes after the payload");
     }
   }
 
  private:
+  // Dense hands v itself to a quantizer that rejects non-finite input in its own pass over v.
+  static constexpr bool quantizer_checks_finite = [] {
+    if constexpr (requires { Q::checks_finite; }) return std::is_same_v<S, Dense> && Q::checks_finite;
+    return false;
+  }();
+
   static detail::CodeShape shape_of(const detail::Selection& sel, std::size_t d, bool with_positions) {
     detail::CodeShape shape;
     shape.k = sel.k;

@@ -297,66 +297,101 @@ class VectorSourceCoder {
     for (std::size_t r = 0; r < m; ++r) streams_[r].append_to(out);
   }
 
-  // Dense decode, 64 positions at a time (the mirror of encode_words): per rank, b = 1 streams are
-  // deposited onto the word's free positions, b > 1 runs select their position among them, an
-  // implied rank takes every free position. Returns false for a corrupt stream.
+  // Dense decode (the mirror of encode_words). Phase 1 expands every b > 1 stream, on its own in a
+  // tight loop, into the rank's hit bitmap over the positions lower ranks leave free — the form a
+  // b = 1 stream already has (per-thread scratch: one bit per such position). Phase 2 walks the
+  // positions 64 at a time: per rank, the next popcount(free) bits of its bitmap (or b = 1 stream)
+  // are deposited (pdep) onto the word's free positions; an implied rank takes them all. Returns
+  // false for a corrupt stream.
   template <class Sink>
   static bool decode_words(std::size_t n, std::span<const Rank> ranks, std::span<detail::BitCursor> cursors, Sink& sink) {
     const std::size_t m = ranks.size();
-    constexpr std::uint64_t done = std::numeric_limits<std::uint64_t>::max() / 2;
-    std::vector<std::uint64_t> left(m), next(m, 0);  // next: free slots before the rank's next hit
-    bool bad = false;
-    std::vector<std::optional<detail::GolombTable>> tables(m);
+    std::vector<std::uint64_t> left(m), first(m, 0), taken(m, 0), words(m, 0);
+    thread_local std::vector<std::uint64_t> bitmap_scratch;
+    std::size_t total_words = 0;
     for (std::size_t r = 0; r < m; ++r) {
       left[r] = ranks[r].count;
-      if (ranks[r].golomb.b == 1 || ranks[r].implied) continue;
-      next[r] = read_run(ranks[r], cursors[r]);
-      if (ranks[r].count >= table_min_count) tables[r].emplace(ranks[r].golomb);
+      first[r] = total_words;
+      if (ranks[r].golomb.b > 1 && !ranks[r].implied) {
+        words[r] = static_cast<std::size_t>(ranks[r].remaining / 64 + 3);  // the bits, and two words of zeros to read past them
+        total_words += words[r];
+      }
     }
+    if (bitmap_scratch.size() < total_words) bitmap_scratch.resize(total_words);
+    std::uint64_t* bitmaps = bitmap_scratch.data();
+    std::vector<std::optional<detail::GolombTable>> tables(m);
+    std::vector<detail::GolombTable::Job> jobs;
+    std::vector<std::size_t> job_rank;
+    jobs.reserve(m);
+    for (std::size_t r = 0; r < m; ++r) {
+      const Rank& rk = ranks[r];
+      if (words[r] == 0) continue;
+      if (rk.count >= table_min_count) tables[r].emplace(rk.golomb);
+      jobs.push_back({tables[r] ? &*tables[r] : nullptr, &rk.golomb, rk.remaining / rk.golomb.b + 1, rk.count, cursors[r],
+                      detail::BitmapWriter(bitmaps + first[r], words[r] - 2)});
+      job_rank.push_back(r);
+    }
+    for (std::size_t j = 0; j < jobs.size(); j += 2) {  // ranks in pairs: the largest streams together
+      if (j + 1 < jobs.size()) {
+        detail::GolombTable::run_pair(jobs[j], jobs[j + 1]);
+      } else {
+        while (jobs[j].step()) {
+        }
+      }
+    }
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
+      const std::size_t r = job_rank[j];
+      cursors[r] = jobs[j].cursor;
+      const std::uint64_t used = jobs[j].out.finish();
+      if (jobs[j].out.full() || used > ranks[r].remaining || cursors[r].overrun()) return false;
+      std::uint64_t* bm = bitmaps + first[r];
+      std::fill(bm + static_cast<std::ptrdiff_t>((used + 63) / 64), bm + static_cast<std::ptrdiff_t>(words[r]), std::uint64_t{0});
+    }
+    bool bad = false;
     for (std::size_t base = 0; base < n && !bad; base += 64) {
       std::uint64_t free = detail::bits::low_mask(static_cast<unsigned>(std::min<std::size_t>(64, n - base)));
       for (std::size_t r = 0; r < m && free != 0; ++r) {
         if (left[r] == 0) continue;
         const Rank& rk = ranks[r];
-        const auto slots = static_cast<std::uint64_t>(detail::bits::popcount(free));
+        const auto width = static_cast<unsigned>(detail::bits::popcount(free));
         std::uint64_t hits = 0;
         if (rk.implied) {
           hits = free;
-          if (slots > left[r]) {
+          if (width > left[r]) {
             bad = true;
             break;
           }
-          left[r] -= slots;
+          left[r] -= width;
         } else if (rk.golomb.b == 1) {
           hits = take_unary(cursors[r], free, left[r]);
         } else {
-          std::uint64_t t = next[r];
-          if (t < slots) {
-            detail::BitCursor cursor = cursors[r];  // a local copy lives in registers
-            const std::uint64_t max_quotient = rk.remaining / rk.golomb.b + 1;
-            const detail::GolombTable* table = tables[r] ? &*tables[r] : nullptr;
-            do {
-              hits |= std::uint64_t{1} << detail::bits::select(free, static_cast<unsigned>(t));
-              if (--left[r] == 0) {
-                t = done;
-                break;
-              }
-              t += (table ? table->read(cursor, rk.golomb, max_quotient) : cursor.read_golomb(rk.golomb, max_quotient)) + 1;
-            } while (t < slots);
-            cursors[r] = cursor;
+          const std::uint64_t at = taken[r];
+          if (at / 64 + 1 >= words[r]) {  // more free positions than the rank has: corrupt counts
+            bad = true;
+            break;
           }
-          next[r] = t == done ? done : t - slots;
+          const std::uint64_t* w = bitmaps + first[r] + at / 64;
+          const unsigned shift = at % 64;
+          const std::uint64_t bits = (shift == 0 ? w[0] : (w[0] >> shift) | (w[1] << (64 - shift))) & detail::bits::low_mask(width);
+          const auto c = static_cast<std::uint64_t>(detail::bits::popcount(bits));
+          if (c > left[r]) {
+            bad = true;
+            break;
+          }
+          hits = detail::bits::deposit(bits, free);
+          left[r] -= c;
+          taken[r] = at + width;
         }
         free &= ~hits;
-        for (; hits != 0; hits &= hits - 1) sink(base + static_cast<std::size_t>(std::countr_zero(hits)), rk.symbol);
+        if constexpr (requires { sink.add_mask(base, hits, rk.symbol); }) {
+          if (hits != 0) sink.add_mask(base, hits, rk.symbol);
+        } else {
+          for (; hits != 0; hits &= hits - 1) sink(base + static_cast<std::size_t>(std::countr_zero(hits)), rk.symbol);
+        }
       }
     }
     for (std::size_t r = 0; r < m; ++r) bad |= left[r] != 0 || cursors[r].overrun();
     return !bad;
-  }
-
-  static std::uint64_t read_run(const Rank& rk, detail::BitCursor& cursor) noexcept {
-    return cursor.read_golomb(rk.golomb, rk.remaining / rk.golomb.b + 1);
   }
 
   // A b = 1 (unary) stream over the free positions of one word: its next popcount(free) bits are
@@ -487,7 +522,8 @@ class VectorSourceCoder {
   // Codewords of the runs below short_runs, per rank (the common case: runs are geometric with
   // mean ≈ b, and a lookup avoids the data-dependent branches of the truncated-binary remainder).
   static constexpr std::uint64_t short_runs = 64;
-  // Streams with at least this many codewords are decoded through a GolombTable.
+  // Streams with at least this many codewords are decoded through a GolombTable (its 4096
+  // entries cost about as much to build as decoding that many codewords bit by bit).
   static constexpr std::uint64_t table_min_count = 8192;
   struct ShortCodes {
     std::uint64_t code[short_runs];

@@ -237,15 +237,71 @@ class BitCursor {
   bool overrun_ = false;
 };
 
-/// Decode table of one Golomb code over the next `bits` stream bits: entry = value << 8 | length
-/// for a codeword of at most `bits` bits starting there, 0 when it is longer (read it bit by bit).
-/// Built in O(2^bits), so worth it for streams of thousands of codewords.
+/// Appends bits to a word array, LSB first, with no data-dependent branch; writes nothing past
+/// `capacity` words (then `full()` says the input asked for more).
+class BitmapWriter {
+ public:
+  BitmapWriter(std::uint64_t* words, std::size_t capacity) noexcept : out_(words), capacity_(capacity) {}
+  /// Appends the low `n` bits of `bits`, n < 64 (higher bits must be zero).
+  inline __attribute__((always_inline)) void append(std::uint64_t bits, unsigned n) noexcept {
+    acc_ |= bits << filled_;
+    const unsigned total = filled_ + n;
+    if (total >= 64) {
+      put(acc_);
+      acc_ = (bits >> 1) >> (63 - filled_);  // the bits that did not fit (filled_ > 0 here)
+    }
+    filled_ = total & 63u;
+  }
+  /// Appends n zero bits, any n.
+  void append_zeros(std::uint64_t n) noexcept {
+    const std::uint64_t total = filled_ + n;
+    if (total >= 64) {
+      put(acc_);
+      const std::uint64_t words = total / 64;  // the flushed one and words − 1 of zeros
+      for (std::uint64_t w = 1; w < words; ++w) {
+        if (at_ >= capacity_) {  // corrupt input: count the rest without writing it
+          at_ += words - w;
+          break;
+        }
+        put(0);
+      }
+      acc_ = 0;
+    }
+    filled_ = static_cast<unsigned>(total & 63u);
+  }
+  /// Writes the last partial word; returns the number of bits appended in all.
+  std::uint64_t finish() noexcept {
+    if (filled_ > 0 && at_ < capacity_) out_[at_] = acc_;
+    return at_ * 64 + filled_;
+  }
+  [[nodiscard]] bool full() const noexcept { return at_ * 64 + filled_ > capacity_ * 64; }
+
+ private:
+  void put(std::uint64_t word) noexcept {
+    if (at_ < capacity_) out_[at_] = word;
+    ++at_;
+  }
+
+  std::uint64_t* out_;
+  std::size_t capacity_;
+  std::size_t at_ = 0;
+  std::uint64_t acc_ = 0;
+  unsigned filled_ = 0;
+};
+
+/// Decode table of one Golomb code over the next 12 stream bits: the (up to four) whole codewords
+/// that start there, as the bit pattern they stand for — each run of v misses then a hit is v
+/// zeros then a one — so that one lookup appends several runs to a hit bitmap. Entry: pattern in
+/// bits 0…47, its span in bits 48…53, the codewords' total length in bits 54…57, their number in
+/// bits 58…60; 0 when the first codeword is longer than 12 bits or spans 48 or more (then read it
+/// bit by bit). Built in O(2^12), so worth it for streams of thousands of codewords.
 struct GolombTable {
   static constexpr int bits = 12;
-  std::vector<std::uint32_t> entry;
+  std::vector<std::uint64_t> entry;
 
   explicit GolombTable(const GolombCode& g) : entry(std::size_t{1} << bits, 0) {
-    for (std::uint64_t n = 0;; ++n) {
+    std::vector<std::uint16_t> first(std::size_t{1} << bits, 0);  // the one codeword at the start
+    for (std::uint64_t n = 0; n < 47; ++n) {
       std::uint64_t code;
       int len;
       if (!g.codeword(n, code, len) || len > bits) {
@@ -253,17 +309,66 @@ struct GolombTable {
         continue;
       }
       for (std::uint64_t high = 0; high < (std::uint64_t{1} << (bits - len)); ++high)
-        entry[static_cast<std::size_t>(code | (high << len))] = static_cast<std::uint32_t>(n << 8 | static_cast<std::uint64_t>(len));
+        first[static_cast<std::size_t>(code | (high << len))] = static_cast<std::uint16_t>(n << 4 | static_cast<std::uint64_t>(len));
+    }
+    for (std::size_t window = 0; window < entry.size(); ++window) {
+      std::uint64_t pattern = 0, span = 0, count = 0;
+      int pos = 0;
+      while (count < 4) {
+        const std::uint16_t e = first[window >> pos];  // bits above the window read as zeros…
+        const int len = e & 0xf;
+        const std::uint64_t v = e >> 4;
+        if (e == 0 || len > bits - pos || span + v + 1 > 47) break;  // …so a codeword must end inside it
+        pattern |= std::uint64_t{1} << (span + v);
+        span += v + 1;
+        pos += len;
+        ++count;
+      }
+      if (count > 0) entry[window] = pattern | span << 48 | static_cast<std::uint64_t>(pos) << 54 | count << 58;
     }
   }
-  /// Reads one value, through the table when its codeword is short.
-  inline __attribute__((always_inline)) std::uint64_t read(BitCursor& cursor, const GolombCode& g, std::uint64_t max_quotient) const noexcept {
-    const std::uint32_t e = entry[static_cast<std::size_t>(cursor.peek(bits))];
-    if (e != 0) {
-      cursor.skip(static_cast<int>(e & 0xffu));
-      return e >> 8;
+
+  /// One stream's decode into its hit bitmap (v zeros and a one per run).
+  struct Job {
+    const GolombTable* table;  ///< null: bit by bit
+    const GolombCode* code;
+    std::uint64_t max_quotient;
+    std::uint64_t count;  ///< runs to decode
+    BitCursor cursor;
+    BitmapWriter out;
+    std::uint64_t done = 0;
+
+    /// Up to four runs through the table (while four or more remain, so that no lookup
+    /// overshoots the stream), else one bit by bit. False once all runs are decoded.
+    inline __attribute__((always_inline)) bool step() noexcept {
+      if (done >= count) return false;
+      if (table != nullptr && done + 4 <= count) {
+        const std::uint64_t e = table->entry[static_cast<std::size_t>(cursor.peek(bits))];
+        if (e != 0) {
+          out.append(e & ((std::uint64_t{1} << 48) - 1), static_cast<unsigned>((e >> 48) & 0x3fu));
+          cursor.skip(static_cast<int>((e >> 54) & 0xfu));
+          done += e >> 58;
+          return true;
+        }
+      }
+      out.append_zeros(cursor.read_golomb(*code, max_quotient));
+      out.append(1, 1);
+      ++done;
+      return true;
     }
-    return cursor.read_golomb(g, max_quotient);
+  };
+
+  /// Runs two jobs to completion, interleaved: their serial bit-cursor chains overlap.
+  static void run_pair(Job& a, Job& b) noexcept {
+    Job x = a, y = b;  // local copies, so that their state stays in registers
+    while (x.step() & y.step()) {
+    }
+    while (x.step()) {
+    }
+    while (y.step()) {
+    }
+    a = x;
+    b = y;
   }
 };
 
