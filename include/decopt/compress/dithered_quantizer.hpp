@@ -212,9 +212,10 @@ struct DitheredQuantizer {
           const __m256i l = _mm256_min_epi32(_mm256_cvttps_epi32(a), top);
           const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(xv, _mm256_setzero_ps(), _CMP_LT_OQ));
           const __m256i sl = _mm256_sub_epi32(_mm256_xor_si256(l, neg), neg);  // −l where x < 0
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(lvb + j),
-                           _mm_packs_epi32(_mm256_castsi256_si128(sl), _mm256_extracti128_si256(sl, 1)));
-          _mm256_storeu_ps(ob + j, _mm256_i32gather_ps(st, sl, 4));
+          const __m128i l16 = _mm_packs_epi32(_mm256_castsi256_si128(sl), _mm256_extracti128_si256(sl, 1));
+          const __m256 qv = _mm256_i32gather_ps(st, sl, 4);
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(lvb + j), l16);
+          _mm256_storeu_ps(ob + j, qv);
         }
       }
 #endif

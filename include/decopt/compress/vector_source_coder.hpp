@@ -79,6 +79,21 @@ class VectorSourceCoder {
     // Dense levels: one pass builds the histogram (four interleaved tables, so repeated symbols
     // do not serialise on one counter), then the word-major run pass.
     const std::size_t n = levels.size();
+#if defined(__AVX512BW__)
+    if (s <= 8) {  // few symbols: one pass, each word's 64 levels compared with every symbol
+      std::uint64_t c[17] = {};
+      const std::size_t whole = n / 64 * 64;
+      for (std::size_t base = 0; base < whole; base += 64)
+        for (int l = -s; l <= s; ++l)
+          c[l + 8] += static_cast<std::uint64_t>(std::popcount(detail::bits::equal_mask64(levels.data() + base, static_cast<std::int16_t>(l))));
+      for (std::size_t j = whole; j < n; ++j) ++c[levels[j] + 8];
+      for (int l = -s; l <= s; ++l) counts_[static_cast<std::size_t>(l + s)] = l == 0 ? 0 : c[l + 8];
+      prepare_ranks(n, s);
+      encode_words(levels);
+      write_message(out);
+      return;
+    }
+#endif
     hist_.assign(4 * bins, 0);
     const std::int16_t* lv = levels.data();
     std::uint32_t* h0 = hist_.data() + s;
@@ -201,26 +216,23 @@ class VectorSourceCoder {
     for (std::size_t r = 0; r < m; ++r) streams_[r].clear();
   }
 
-  // The run pass over dense levels, 64 positions at a time. `free` holds the positions of the
-  // word not claimed by lower ranks; rank r's runs count only those. A b = 1 Golomb code is unary,
-  // so the rank's stream for the word is the compacted hit mask itself (up to its last hit).
+  // The run pass over dense levels. Phase A, 64 positions at a time: `free` holds the positions of
+  // the word not claimed by lower ranks, and each rank appends its hit mask compacted onto them
+  // (pext) to its hit bitmap. A b = 1 Golomb code is unary, so for b = 1 that bitmap, up to the
+  // last hit, is the stream itself; phase B Golomb-codes the runs of every other bitmap.
   void encode_words(std::span<const std::int16_t> levels) {
     const std::size_t n = levels.size();
     const std::size_t m = ranks_.size();
     left_.resize(m);
-    last_.assign(m, 0);  // misses since the rank's last hit (its pending run)
-    short_codes_.resize(m);
+    if (bitmaps_.size() < m) bitmaps_.resize(m);
+    std::vector<detail::BitmapWriter<false>> writers;  // Σ slots of a rank ≤ its remaining positions
+    writers.reserve(m);
     for (std::size_t r = 0; r < m; ++r) {
-      if (ranks_[r].golomb.b == 1 || ranks_[r].implied) continue;
-      for (std::uint64_t run = 0; run < short_runs; ++run) {
-        std::uint64_t code = 0;
-        int len = 0;
-        const bool fits = ranks_[r].golomb.codeword(run, code, len);
-        short_codes_[r].code[run] = code;
-        short_codes_[r].length[run] = static_cast<std::uint8_t>(fits ? len : 0);
-      }
+      left_[r] = ranks_[r].count;
+      const std::size_t words = ranks_[r].implied ? 0 : static_cast<std::size_t>(ranks_[r].remaining / 64 + 2);
+      if (bitmaps_[r].size() < words) bitmaps_[r].resize(words);
+      writers.emplace_back(bitmaps_[r].data(), words);
     }
-    for (std::size_t r = 0; r < m; ++r) left_[r] = ranks_[r].count;
     std::int16_t tail[64] = {};
     for (std::size_t base = 0; base < n; base += 64) {
       const std::size_t width = std::min<std::size_t>(64, n - base);
@@ -234,52 +246,46 @@ class VectorSourceCoder {
         if (left_[r] == 0) continue;
         const Rank& rk = ranks_[r];
         const std::uint64_t hits = detail::bits::equal_mask64(lv, static_cast<std::int16_t>(rk.symbol));
-        const auto slots = static_cast<unsigned>(detail::bits::popcount(free));
-        const std::uint64_t packed = detail::bits::extract(hits, free);
         const auto c = static_cast<std::uint64_t>(detail::bits::popcount(hits));
-        free &= ~hits;
         if (!rk.implied) {
-          detail::WordWriter& stream = streams_[r];
-          const ShortCodes& tab = short_codes_[r];
-          if (rk.golomb.b == 1) {
-            // the misses before the first hit of this word were written with the previous word
-            stream.write(packed, c == left_[r] ? 64 - std::countl_zero(packed) : static_cast<int>(slots));
+          const auto slots = static_cast<unsigned>(detail::bits::popcount(free));
+          const std::uint64_t packed = detail::bits::extract(hits, free);
+          // the rank's last hit ends its bitmap (a b = 1 stream stops there)
+          const unsigned len = c == left_[r] ? static_cast<unsigned>(64 - std::countl_zero(packed)) : slots;
+          if (len == 64) {
+            writers[r].append(packed & 0xffffffffu, 32);
+            writers[r].append(packed >> 32, 32);
           } else {
-            // the word's codewords gather in a register and reach the stream in 64-bit writes
-            std::uint64_t run = last_[r], buf = 0;
-            int prev = -1, filled = 0;
-            for (std::uint64_t p = packed; p != 0; p &= p - 1) {
-              const int t = std::countr_zero(p);
-              run += static_cast<std::uint64_t>(t - prev - 1);
-              std::uint64_t code;
-              int len;
-              bool fits = run < short_runs && tab.length[run] != 0;
-              if (fits) {
-                code = tab.code[run];
-                len = tab.length[run];
-              } else {
-                fits = rk.golomb.codeword(run, code, len);
-              }
-              if (filled + (fits ? len : 64) > 64) {
-                stream.write(buf, filled);
-                buf = 0;
-                filled = 0;
-              }
-              if (fits) {
-                buf |= code << filled;
-                filled += len;
-              } else {
-                rk.golomb.write(stream, run);  // a codeword of 63 bits or more
-              }
-              run = 0;
-              prev = t;
-            }
-            stream.write(buf, filled);
-            last_[r] = run + (slots - static_cast<unsigned>(prev + 1));
+            writers[r].append(packed, len);
           }
         }
+        free &= ~hits;
         left_[r] -= c;
       }
+    }
+    std::vector<std::size_t> coded;  // the b > 1 ranks, Golomb-coded two at a time
+    for (std::size_t r = 0; r < m; ++r) {
+      if (ranks_[r].implied) continue;
+      if (ranks_[r].golomb.b == 1) {
+        streams_[r].adopt(bitmaps_[r], writers[r].finish());
+      } else {
+        coded.push_back(r);
+      }
+    }
+    if (coded_.size() < 2) coded_.resize(2);
+    for (std::size_t j = 0; j < coded.size(); j += 2) {
+      const std::size_t ra = coded[j];
+      detail::BitmapGolombEncoder a(ranks_[ra].golomb, bitmaps_[ra].data(), writers[ra].finish(), ranks_[ra].count, coded_[0]);
+      if (j + 1 < coded.size()) {
+        const std::size_t rb = coded[j + 1];
+        detail::BitmapGolombEncoder b(ranks_[rb].golomb, bitmaps_[rb].data(), writers[rb].finish(), ranks_[rb].count, coded_[1]);
+        detail::BitmapGolombEncoder::encode_pair(a, b);
+        streams_[rb].adopt(coded_[1], b.finish());
+      } else {
+        while (a.step()) {
+        }
+      }
+      streams_[ra].adopt(coded_[0], a.finish());
     }
   }
 
@@ -328,7 +334,7 @@ class VectorSourceCoder {
       if (words[r] == 0) continue;
       if (rk.count >= table_min_count) tables[r].emplace(rk.golomb);
       jobs.push_back({tables[r] ? &*tables[r] : nullptr, &rk.golomb, rk.remaining / rk.golomb.b + 1, rk.count, cursors[r],
-                      detail::BitmapWriter(bitmaps + first[r], words[r] - 2)});
+                      detail::BitmapWriter<>(bitmaps + first[r], words[r] - 2)});
       job_rank.push_back(r);
     }
     for (std::size_t j = 0; j < jobs.size(); j += 2) {  // ranks in pairs: the largest streams together
@@ -519,17 +525,11 @@ class VectorSourceCoder {
   std::vector<std::uint32_t> hist_;
   std::vector<std::uint64_t> last_;
   std::vector<std::uint64_t> left_;
-  // Codewords of the runs below short_runs, per rank (the common case: runs are geometric with
-  // mean ≈ b, and a lookup avoids the data-dependent branches of the truncated-binary remainder).
-  static constexpr std::uint64_t short_runs = 64;
   // Streams with at least this many codewords are decoded through a GolombTable (its 4096
   // entries cost about as much to build as decoding that many codewords bit by bit).
   static constexpr std::uint64_t table_min_count = 8192;
-  struct ShortCodes {
-    std::uint64_t code[short_runs];
-    std::uint8_t length[short_runs];
-  };
-  std::vector<ShortCodes> short_codes_;
+  std::vector<std::vector<std::uint64_t>> bitmaps_;  // encode_words: hit bitmaps per rank
+  std::vector<std::vector<std::uint64_t>> coded_;    // encode_words: two ranks' Golomb streams
 };
 
 }  // namespace decopt

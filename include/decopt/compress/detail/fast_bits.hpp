@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -121,6 +122,17 @@ class WordWriter {
       n -= 63;
     }
     write(std::uint64_t{1} << n, static_cast<int>(n) + 1);
+  }
+  /// Replaces the contents with the first `bits` bits of `words` (swapped in, not copied).
+  void adopt(std::vector<std::uint64_t>& words, std::uint64_t bits) {
+    words.resize(static_cast<std::size_t>((bits + 63) / 64));
+    words_.swap(words);
+    filled_ = static_cast<int>(bits % 64);
+    buf_ = 0;
+    if (filled_ != 0) {
+      buf_ = words_.back() & ((std::uint64_t{1} << filled_) - 1);
+      words_.pop_back();
+    }
   }
   [[nodiscard]] std::uint64_t bit_count() const noexcept { return words_.size() * 64 + static_cast<std::uint64_t>(filled_); }
   [[nodiscard]] std::size_t byte_count() const noexcept { return static_cast<std::size_t>((bit_count() + 7) / 8); }
@@ -237,8 +249,10 @@ class BitCursor {
   bool overrun_ = false;
 };
 
-/// Appends bits to a word array, LSB first, with no data-dependent branch; writes nothing past
-/// `capacity` words (then `full()` says the input asked for more).
+/// Appends bits to a word array, LSB first, with no data-dependent branch. Checked: writes
+/// nothing past `capacity` words (then `full()` says the input asked for more), for bit counts
+/// that come from a message. Unchecked: the caller guarantees capacity + 1 words suffice.
+template <bool Checked = true>
 class BitmapWriter {
  public:
   BitmapWriter(std::uint64_t* words, std::size_t capacity) noexcept : out_(words), capacity_(capacity) {}
@@ -246,9 +260,16 @@ class BitmapWriter {
   inline __attribute__((always_inline)) void append(std::uint64_t bits, unsigned n) noexcept {
     acc_ |= bits << filled_;
     const unsigned total = filled_ + n;
-    if (total >= 64) {
-      put(acc_);
-      acc_ = (bits >> 1) >> (63 - filled_);  // the bits that did not fit (filled_ > 0 here)
+    if constexpr (Checked) {
+      if (total >= 64) {
+        put(acc_);
+        acc_ = (bits >> 1) >> (63 - filled_);  // the bits that did not fit (filled_ > 0 here)
+      }
+    } else {  // store every time, advance on overflow: no branch to mispredict
+      out_[at_] = acc_;
+      const bool carry = total >= 64;
+      at_ += carry ? 1u : 0u;
+      acc_ = carry ? (bits >> 1) >> (63 - filled_) : acc_;
     }
     filled_ = total & 63u;
   }
@@ -259,7 +280,7 @@ class BitmapWriter {
       put(acc_);
       const std::uint64_t words = total / 64;  // the flushed one and words − 1 of zeros
       for (std::uint64_t w = 1; w < words; ++w) {
-        if (at_ >= capacity_) {  // corrupt input: count the rest without writing it
+        if (Checked && at_ >= capacity_) {  // corrupt input: count the rest without writing it
           at_ += words - w;
           break;
         }
@@ -271,14 +292,14 @@ class BitmapWriter {
   }
   /// Writes the last partial word; returns the number of bits appended in all.
   std::uint64_t finish() noexcept {
-    if (filled_ > 0 && at_ < capacity_) out_[at_] = acc_;
+    if (filled_ > 0 && (!Checked || at_ < capacity_)) out_[at_] = acc_;
     return at_ * 64 + filled_;
   }
   [[nodiscard]] bool full() const noexcept { return at_ * 64 + filled_ > capacity_ * 64; }
 
  private:
   void put(std::uint64_t word) noexcept {
-    if (at_ < capacity_) out_[at_] = word;
+    if (!Checked || at_ < capacity_) out_[at_] = word;
     ++at_;
   }
 
@@ -287,6 +308,94 @@ class BitmapWriter {
   std::size_t at_ = 0;
   std::uint64_t acc_ = 0;
   unsigned filled_ = 0;
+};
+
+/// Golomb-codes the runs of a hit bitmap: for each set bit of bitmap[0, nbits), the number of
+/// clear bits since the previous set bit (or the start). Runs below 64 take their codeword from a
+/// table. One bitmap word per step(), so that two encodes can run interleaved (encode_pair) and
+/// their serial writer chains overlap.
+class BitmapGolombEncoder {
+ public:
+  BitmapGolombEncoder(const GolombCode& g, const std::uint64_t* bitmap, std::uint64_t nbits, std::uint64_t hits,
+                      std::vector<std::uint64_t>& out)
+      : g_(&g), bitmap_(bitmap), words_((nbits + 63) / 64), out_(&out) {
+    for (std::uint64_t run = 0; run < short_runs; ++run) {
+      int len = 0;
+      length_of_[run] = static_cast<std::uint8_t>(g.codeword(run, code_of_[run], len) ? len : 0);
+    }
+    // Σ runs ≤ nbits, so the unary parts total at most nbits/b + hits bits, the rest (k bits) per hit
+    const std::uint64_t bound = nbits / g.b + hits * static_cast<std::uint64_t>(g.k + 1) + 128;
+    out.resize(static_cast<std::size_t>(bound / 64 + 2));
+    writer_ = BitmapWriter<>(out.data(), out.size());
+  }
+  BitmapGolombEncoder(const BitmapGolombEncoder&) = delete;
+  BitmapGolombEncoder& operator=(const BitmapGolombEncoder&) = delete;
+
+  /// Codes the next bitmap word; false when there is none.
+  inline __attribute__((always_inline)) bool step() noexcept {
+    if (at_ >= words_) return false;
+    std::uint64_t word = bitmap_[at_++];
+    // local copies: the output words are uint64_t too, so stores through them would otherwise
+    // force the writer's state to be reloaded after every codeword
+    BitmapWriter<> w = writer_;
+    std::uint64_t run = run_;
+    int prev = -1;
+    for (; word != 0; word &= word - 1) {
+      const int t = std::countr_zero(word);
+      run += static_cast<std::uint64_t>(t - prev - 1);
+      prev = t;
+      if (run < short_runs && length_of_[run] != 0) {
+        w.append(code_of_[run], length_of_[run]);
+      } else {
+        append_long(w, run);
+      }
+      run = 0;
+    }
+    run_ = run + static_cast<std::uint64_t>(63 - prev);
+    writer_ = w;
+    return true;
+  }
+  /// The number of bits written (the stream is out[0, bits)).
+  std::uint64_t finish() noexcept { return writer_.finish(); }
+
+  /// Runs two encoders to completion, interleaved.
+  static void encode_pair(BitmapGolombEncoder& a, BitmapGolombEncoder& b) noexcept {
+    while (a.step() & b.step()) {
+    }
+    while (a.step()) {
+    }
+    while (b.step()) {
+    }
+  }
+
+ private:
+  static constexpr std::uint64_t short_runs = 64;
+  // A long run: the unary quotient, then the remainder as GolombCode::write lays it out.
+  void append_long(BitmapWriter<>& w, std::uint64_t run) const noexcept {
+    const std::uint64_t q = g_->quotient(run);
+    const std::uint64_t rem = run - q * g_->b;
+    w.append_zeros(q);
+    w.append(1, 1);
+    if (g_->k == 0) return;
+    const auto k = static_cast<unsigned>(g_->k);
+    if (rem < g_->cutoff) {
+      w.append(rem, k - 1);
+    } else {
+      const std::uint64_t x = rem + g_->cutoff;
+      w.append(x >> 1, k - 1);
+      w.append(x & 1u, 1);
+    }
+  }
+
+  const GolombCode* g_;
+  const std::uint64_t* bitmap_;
+  std::uint64_t words_;
+  std::vector<std::uint64_t>* out_;
+  BitmapWriter<> writer_{nullptr, 0};
+  std::uint64_t at_ = 0;
+  std::uint64_t run_ = 0;
+  std::uint64_t code_of_[short_runs];
+  std::uint8_t length_of_[short_runs];
 };
 
 /// Decode table of one Golomb code over the next 12 stream bits: the (up to four) whole codewords
@@ -335,7 +444,7 @@ struct GolombTable {
     std::uint64_t max_quotient;
     std::uint64_t count;  ///< runs to decode
     BitCursor cursor;
-    BitmapWriter out;
+    BitmapWriter<> out;
     std::uint64_t done = 0;
 
     /// Up to four runs through the table (while four or more remain, so that no lookup
