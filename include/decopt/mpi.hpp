@@ -53,6 +53,10 @@ namespace decopt {
 /// Options of MpiTransport.
 struct MpiOptions {
   std::chrono::milliseconds timeout = std::chrono::seconds(60);  ///< wait for a neighbour before failing
+  /// After this long without progress a wait sleeps poll_interval between probes; before it, it
+  /// probes again at once, yielding the core (replies that come within microseconds are not
+  /// delayed by a sleep, and oversubscribed ranks still get the processor).
+  std::chrono::microseconds spin = std::chrono::microseconds(200);
   std::chrono::microseconds poll_interval = std::chrono::microseconds(50);
 };
 
@@ -96,21 +100,30 @@ namespace detail {
 enum class Poll { waiting, progressed, done };
 
 /// The wait loop of every blocking call here: calls `step` until it returns Poll::done — again at
-/// once after progress, after options.poll_interval (a sleep, not a spin) otherwise — and throws
-/// TransportError("<who()> timed out after T s waiting for <what()>") when options.timeout has
-/// passed since the start without it finishing.
+/// once after progress; within options.spin of the last progress again after a yield; after
+/// options.poll_interval (a sleep) otherwise — and throws TransportError("<who()> timed out after
+/// T s waiting for <what()>") when options.timeout has passed since the start without it finishing.
 template <class Step, class Who, class What>
 void poll_until(const MpiOptions& options, Step&& step, Who&& who, What&& what) {
-  const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+  auto last_progress = std::chrono::steady_clock::now();
+  const auto deadline = last_progress + options.timeout;
   for (;;) {
     const Poll p = step();
     if (p == Poll::done) return;
-    if (p == Poll::progressed) continue;
-    if (std::chrono::steady_clock::now() > deadline)
+    const auto now = std::chrono::steady_clock::now();
+    if (p == Poll::progressed) {
+      last_progress = now;
+      continue;
+    }
+    if (now > deadline)
       throw TransportError(who() + " timed out after " +
                            std::to_string(std::chrono::duration<double>(options.timeout).count()) +
                            " s waiting for " + what());
-    std::this_thread::sleep_for(options.poll_interval);
+    if (now - last_progress < options.spin) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(options.poll_interval);
+    }
   }
 }
 

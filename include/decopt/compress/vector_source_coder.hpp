@@ -22,9 +22,12 @@
 // string, so it is written whole; for b > 1 each set bit ends one run. O(n/64·m + nnz) with no
 // per-element branches. Sparse inputs (explicit positions, or dense levels that are nearly all
 // zero) walk only the non-zeros, with per-rank counters of the lower-rank non-zeros: O(nnz·m).
-// Decode, dense messages (nnz ≥ n/32): the mirror image, word-major, so the accumulator is
-// touched once per word: per rank, b = 1 streams are deposited (pdep) onto the word's free
-// positions, b > 1 runs select their position among them. O(n/64·m + nnz).
+// Decode, dense messages (nnz ≥ n/32): the mirror image. Each b > 1 stream is first expanded into
+// its hit bitmap over the rank's free slots (a table turns up to four codewords into their bit
+// pattern per lookup); then, 64 positions at a time, each rank's next popcount(free) bitmap bits
+// (or b = 1 stream bits) are deposited (pdep) onto the word's free positions, so the accumulator
+// is touched once per word. O(n/64·m + nnz). Ranks rarer than one hit per word are left to the
+// sparse decoder below, over the positions the others leave free.
 // Decode, sparse messages: each rank r keeps a candidate absolute position c_r (its relative
 // position plus the lower-rank positions emitted so far, a lower bound); the smallest candidate
 // (lowest rank on ties) is exact, is emitted, and every higher rank's candidate moves up by one.
@@ -311,7 +314,14 @@ class VectorSourceCoder {
   // false for a corrupt stream.
   template <class Sink>
   static bool decode_words(std::size_t n, std::span<const Rank> ranks, std::span<detail::BitCursor> cursors, Sink& sink) {
-    const std::size_t m = ranks.size();
+    // Ranks with fewer hits than words (a suffix: ranks go by decreasing count; at most
+    // max_sparse_suffix of them) would cost a visit per word for almost nothing: the word loop
+    // leaves their positions free, records what it left, and the sparse decoder places them.
+    std::size_t m = ranks.size();
+    while (m > 0 && ranks.size() - m < max_sparse_suffix && ranks[m - 1].count * 64 < n) --m;
+    const bool suffix = m < ranks.size();
+    thread_local std::vector<std::uint64_t> left_free;
+    if (suffix && left_free.size() < (n + 63) / 64) left_free.resize((n + 63) / 64);
     std::vector<std::uint64_t> left(m), first(m, 0), taken(m, 0), words(m, 0);
     thread_local std::vector<std::uint64_t> bitmap_scratch;
     std::size_t total_words = 0;
@@ -356,6 +366,7 @@ class VectorSourceCoder {
     bool bad = false;
     for (std::size_t base = 0; base < n && !bad; base += 64) {
       std::uint64_t free = detail::bits::low_mask(static_cast<unsigned>(std::min<std::size_t>(64, n - base)));
+      if (suffix) left_free[base / 64] = free;  // in case a rank below breaks out of the word early
       for (std::size_t r = 0; r < m && free != 0; ++r) {
         if (left[r] == 0) continue;
         const Rank& rk = ranks[r];
@@ -395,9 +406,27 @@ class VectorSourceCoder {
           for (; hits != 0; hits &= hits - 1) sink(base + static_cast<std::size_t>(std::countr_zero(hits)), rk.symbol);
         }
       }
+      if (suffix) left_free[base / 64] = free;
     }
     for (std::size_t r = 0; r < m; ++r) bad |= left[r] != 0 || cursors[r].overrun();
-    return !bad;
+    if (bad || !suffix) return !bad;
+    // The suffix's positions are indices among the positions left free, ascending: walk the words.
+    const std::size_t word_count = (n + 63) / 64;
+    std::uint64_t space = 0, hits = 0;
+    for (std::size_t w = 0; w < word_count; ++w) space += static_cast<std::uint64_t>(detail::bits::popcount(left_free[w]));
+    for (std::size_t r = m; r < ranks.size(); ++r) hits += ranks[r].count;
+    if (space != ranks[m].remaining) return false;  // the prefix's counts and streams disagree
+    std::size_t w = 0;
+    std::uint64_t before = 0;  // free positions in words < w
+    auto place = [&](std::size_t index, int symbol) {
+      for (auto c = static_cast<std::uint64_t>(detail::bits::popcount(left_free[w])); before + c <= index;
+           c = static_cast<std::uint64_t>(detail::bits::popcount(left_free[w]))) {
+        before += c;
+        ++w;
+      }
+      sink(w * 64 + static_cast<std::size_t>(detail::bits::select(left_free[w], static_cast<unsigned>(index - before))), symbol);
+    };
+    return decode_sparse(static_cast<std::size_t>(space), ranks.subspan(m), cursors.subspan(m), hits, place);
   }
 
   // A b = 1 (unary) stream over the free positions of one word: its next popcount(free) bits are
@@ -464,6 +493,15 @@ class VectorSourceCoder {
       if (!decode_words(n, ranks, cursors, sink)) throw DecodeError("VSC: corrupt run-length stream");
       return offset;
     }
+    if (!decode_sparse(n, ranks, cursors, total, sink)) throw DecodeError("VSC: corrupt run-length stream");
+    return offset;
+  }
+
+  // Sparse decode: per rank a candidate absolute position (see the header comment); emits in
+  // ascending position. `total` is the number of non-zeros. Returns false for a corrupt stream.
+  template <class Sink>
+  static bool decode_sparse(std::size_t n, std::span<const Rank> ranks, std::span<detail::BitCursor> cursors,
+                            std::uint64_t total, Sink& sink) {
     constexpr std::uint64_t exhausted = std::numeric_limits<std::uint64_t>::max() / 2;
     const std::size_t mm = ranks.size();
     std::vector<std::uint64_t> cand(mm), rel(mm), left(mm);
@@ -513,8 +551,7 @@ class VectorSourceCoder {
       }
     }
     for (std::size_t r = 0; r < mm; ++r) bad |= cursors[r].overrun();
-    if (bad) throw DecodeError("VSC: corrupt run-length stream");
-    return offset;
+    return !bad;
   }
 
   std::vector<std::uint64_t> counts_;
@@ -528,6 +565,8 @@ class VectorSourceCoder {
   // Streams with at least this many codewords are decoded through a GolombTable (its 4096
   // entries cost about as much to build as decoding that many codewords bit by bit).
   static constexpr std::uint64_t table_min_count = 8192;
+  // At most this many sparse ranks are left to the sparse decoder (its cost is O(hits · ranks)).
+  static constexpr std::size_t max_sparse_suffix = 16;
   std::vector<std::vector<std::uint64_t>> bitmaps_;  // encode_words: hit bitmaps per rank
   std::vector<std::vector<std::uint64_t>> coded_;    // encode_words: two ranks' Golomb streams
 };
