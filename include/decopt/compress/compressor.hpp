@@ -39,7 +39,9 @@ namespace decopt {
 ///
 /// Thread safety: encode uses scratch buffers held by the object (one compressor per sender);
 /// decode_add is const and uses only local and per-thread scratch state, so it may run
-/// concurrently (the vector source coder keeps one bit per position of scratch per thread).
+/// concurrently (the vector source coder keeps per thread, for its largest dense message so
+/// far, a hit bitmap per frequent symbol: Σ over those symbols of the positions left to it, in
+/// bits — ≈ 4 bits per position for ℓ∞-scaled s = 4 levels).
 template <class S, class Q, class C>
 class Compressor {
   static_assert(Sparsifier<S>, "decopt::Compressor<S, Q, C>: S is not a Sparsifier (it needs static id, always_unbiased, sparse, uses_seed, name(), and members is_unbiased(), validate(), select(v, rng, sel), write_params(sel, out), static read_params(in, d, sel)).");
