@@ -87,7 +87,7 @@ class Compressor {
     detail::require(!v.empty() && v.size() <= message::max_dimension,
                     "Compressor::encode: the dimension must be in [1, 2^32 - 2]");
     if constexpr (!quantizer_checks_finite) {
-      detail::require(decopt::all_finite(v), "Compressor::encode: the input holds a non-finite value");
+      detail::require(decopt::all_finite(v), detail::non_finite_input);
     }
     const std::size_t d = v.size();
     sparsifier_.select(v, rng, sel_);

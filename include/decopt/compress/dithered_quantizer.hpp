@@ -139,7 +139,7 @@ struct DitheredQuantizer {
       }
       for (; i < n; ++i) m0 = std::max(m0, detail_key(x[i]));
       const std::uint32_t m = std::max(std::max(m0, m1), std::max(m2, m3));
-      detail::require(m < 0x7f800000u, "Compressor::encode: the input holds a non-finite value");
+      detail::require(m < 0x7f800000u, detail::non_finite_input);
       float f;
       std::memcpy(&f, &m, sizeof f);
       return f;  // exact
@@ -155,7 +155,7 @@ struct DitheredQuantizer {
     }
     for (; i < n; ++i) a0 += static_cast<double>(x[i]) * x[i];
     exact = std::sqrt((a0 + a1) + (a2 + a3));  // finite squares of floats cannot overflow a double sum
-    detail::require(std::isfinite(exact), "Compressor::encode: the input holds a non-finite value");
+    detail::require(std::isfinite(exact), detail::non_finite_input);
     detail::require(exact <= std::numeric_limits<float>::max(),
                     "DitheredQuantizer: the input's l2 norm overflows float; scale the input down");
     float f = static_cast<float>(exact);

@@ -79,42 +79,9 @@ class VectorSourceCoder {
       encode_runs(shape.n, s, out, [&](auto&& f) { detail::for_each_nonzero(shape.positions, levels, f); });
       return;
     }
-    // Dense levels: one pass builds the histogram (four interleaved tables, so repeated symbols
-    // do not serialise on one counter), then the word-major run pass.
-    const std::size_t n = levels.size();
-#if defined(__AVX512BW__)
-    if (s <= 8) {  // few symbols: one pass, each word's 64 levels compared with every symbol
-      std::uint64_t c[17] = {};
-      const std::size_t whole = n / 64 * 64;
-      for (std::size_t base = 0; base < whole; base += 64)
-        for (int l = -s; l <= s; ++l)
-          c[l + 8] += static_cast<std::uint64_t>(std::popcount(detail::bits::equal_mask64(levels.data() + base, static_cast<std::int16_t>(l))));
-      for (std::size_t j = whole; j < n; ++j) ++c[levels[j] + 8];
-      for (int l = -s; l <= s; ++l) counts_[static_cast<std::size_t>(l + s)] = l == 0 ? 0 : c[l + 8];
-      prepare_ranks(n, s);
-      encode_words(levels);
-      write_message(out);
-      return;
-    }
-#endif
-    hist_.assign(4 * bins, 0);
-    const std::int16_t* lv = levels.data();
-    std::uint32_t* h0 = hist_.data() + s;
-    std::uint32_t* h1 = h0 + bins;
-    std::uint32_t* h2 = h1 + bins;
-    std::uint32_t* h3 = h2 + bins;
-    std::size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-      ++h0[lv[i]];
-      ++h1[lv[i + 1]];
-      ++h2[lv[i + 2]];
-      ++h3[lv[i + 3]];
-    }
-    for (; i < n; ++i) ++h0[lv[i]];
-    for (std::size_t b = 0; b < bins; ++b)
-      counts_[b] = std::uint64_t{hist_[b]} + hist_[bins + b] + hist_[2 * bins + b] + hist_[3 * bins + b];
-    counts_[static_cast<std::size_t>(s)] = 0;
-    prepare_ranks(n, s);
+    // Dense levels: the histogram, then the word-major run pass.
+    dense_histogram(levels, s);
+    prepare_ranks(levels.size(), s);
     encode_words(levels);
     write_message(out);
   }
@@ -166,6 +133,42 @@ class VectorSourceCoder {
     detail::GolombCode golomb;
     bool implied = false;  // fills every remaining position: no stream
   };
+
+  // counts_[l + s] = occurrences of level l ≠ 0 in dense levels (counts_ already sized 2s + 1).
+  void dense_histogram(std::span<const std::int16_t> levels, int s) {
+    const std::size_t n = levels.size();
+    const auto bins = static_cast<std::size_t>(2 * s + 1);
+#if defined(__AVX512BW__)
+    if (s <= 8) {  // few symbols: one pass, each word's 64 levels compared with every symbol
+      std::uint64_t c[17] = {};
+      const std::size_t whole = n / 64 * 64;
+      for (std::size_t base = 0; base < whole; base += 64)
+        for (int l = -s; l <= s; ++l)
+          c[l + 8] += static_cast<std::uint64_t>(std::popcount(detail::bits::equal_mask64(levels.data() + base, static_cast<std::int16_t>(l))));
+      for (std::size_t j = whole; j < n; ++j) ++c[levels[j] + 8];
+      for (int l = -s; l <= s; ++l) counts_[static_cast<std::size_t>(l + s)] = l == 0 ? 0 : c[l + 8];
+      return;
+    }
+#endif
+    // four interleaved tables, so that repeated symbols do not serialise on one counter
+    hist_.assign(4 * bins, 0);
+    const std::int16_t* lv = levels.data();
+    std::uint32_t* h0 = hist_.data() + s;
+    std::uint32_t* h1 = h0 + bins;
+    std::uint32_t* h2 = h1 + bins;
+    std::uint32_t* h3 = h2 + bins;
+    std::size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      ++h0[lv[i]];
+      ++h1[lv[i + 1]];
+      ++h2[lv[i + 2]];
+      ++h3[lv[i + 3]];
+    }
+    for (; i < n; ++i) ++h0[lv[i]];
+    for (std::size_t b = 0; b < bins; ++b)
+      counts_[b] = std::uint64_t{hist_[b]} + hist_[bins + b] + hist_[2 * bins + b] + hist_[3 * bins + b];
+    counts_[static_cast<std::size_t>(s)] = 0;
+  }
 
   // counts_ holds the histogram over [−s, s]; for_each(f) calls f(pos, level) for each non-zero.
   template <class ForEach>
@@ -228,7 +231,7 @@ class VectorSourceCoder {
     const std::size_t m = ranks_.size();
     left_.resize(m);
     if (bitmaps_.size() < m) bitmaps_.resize(m);
-    std::vector<detail::BitmapWriter<false>> writers;  // Σ slots of a rank ≤ its remaining positions
+    std::vector<detail::BitmapWriter> writers;  // Σ slots of a rank ≤ its remaining positions: never full
     writers.reserve(m);
     for (std::size_t r = 0; r < m; ++r) {
       left_[r] = ranks_[r].count;
@@ -344,7 +347,7 @@ class VectorSourceCoder {
       if (words[r] == 0) continue;
       if (rk.count >= table_min_count) tables[r].emplace(rk.golomb);
       jobs.push_back({tables[r] ? &*tables[r] : nullptr, &rk.golomb, rk.remaining / rk.golomb.b + 1, rk.count, cursors[r],
-                      detail::BitmapWriter<>(bitmaps + first[r], words[r] - 2)});
+                      detail::BitmapWriter(bitmaps + first[r], words[r] - 2)});
       job_rank.push_back(r);
     }
     for (std::size_t j = 0; j < jobs.size(); j += 2) {  // ranks in pairs: the largest streams together
@@ -366,7 +369,6 @@ class VectorSourceCoder {
     bool bad = false;
     for (std::size_t base = 0; base < n && !bad; base += 64) {
       std::uint64_t free = detail::bits::low_mask(static_cast<unsigned>(std::min<std::size_t>(64, n - base)));
-      if (suffix) left_free[base / 64] = free;  // in case a rank below breaks out of the word early
       for (std::size_t r = 0; r < m && free != 0; ++r) {
         if (left[r] == 0) continue;
         const Rank& rk = ranks[r];

@@ -12,7 +12,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -249,10 +248,9 @@ class BitCursor {
   bool overrun_ = false;
 };
 
-/// Appends bits to a word array, LSB first, with no data-dependent branch. Checked: writes
-/// nothing past `capacity` words (then `full()` says the input asked for more), for bit counts
-/// that come from a message. Unchecked: the caller guarantees capacity + 1 words suffice.
-template <bool Checked = true>
+/// Appends bits to a word array, LSB first; writes nothing past `capacity` words (then `full()`
+/// says the input asked for more), so bit counts that come from a message cannot overrun it. Has
+/// the write/write_unary pair of WordWriter, so GolombCode::write codes into it directly.
 class BitmapWriter {
  public:
   BitmapWriter(std::uint64_t* words, std::size_t capacity) noexcept : out_(words), capacity_(capacity) {}
@@ -260,18 +258,17 @@ class BitmapWriter {
   inline __attribute__((always_inline)) void append(std::uint64_t bits, unsigned n) noexcept {
     acc_ |= bits << filled_;
     const unsigned total = filled_ + n;
-    if constexpr (Checked) {
-      if (total >= 64) {
-        put(acc_);
-        acc_ = (bits >> 1) >> (63 - filled_);  // the bits that did not fit (filled_ > 0 here)
-      }
-    } else {  // store every time, advance on overflow: no branch to mispredict
-      out_[at_] = acc_;
-      const bool carry = total >= 64;
-      at_ += carry ? 1u : 0u;
-      acc_ = carry ? (bits >> 1) >> (63 - filled_) : acc_;
+    if (total >= 64) {
+      put(acc_);
+      acc_ = (bits >> 1) >> (63 - filled_);  // the bits that did not fit (filled_ > 0 here)
     }
     filled_ = total & 63u;
+  }
+  void write(std::uint64_t bits, int n) noexcept { append(bits, static_cast<unsigned>(n)); }
+  /// n zeros then a one: the unary code of n, and the hit bitmap of a run of n misses.
+  void write_unary(std::uint64_t n) noexcept {
+    append_zeros(n);
+    append(1, 1);
   }
   /// Appends n zero bits, any n.
   void append_zeros(std::uint64_t n) noexcept {
@@ -280,7 +277,7 @@ class BitmapWriter {
       put(acc_);
       const std::uint64_t words = total / 64;  // the flushed one and words − 1 of zeros
       for (std::uint64_t w = 1; w < words; ++w) {
-        if (Checked && at_ >= capacity_) {  // corrupt input: count the rest without writing it
+        if (at_ >= capacity_) {  // corrupt input: count the rest without writing it
           at_ += words - w;
           break;
         }
@@ -292,14 +289,14 @@ class BitmapWriter {
   }
   /// Writes the last partial word; returns the number of bits appended in all.
   std::uint64_t finish() noexcept {
-    if (filled_ > 0 && (!Checked || at_ < capacity_)) out_[at_] = acc_;
+    if (filled_ > 0 && at_ < capacity_) out_[at_] = acc_;
     return at_ * 64 + filled_;
   }
   [[nodiscard]] bool full() const noexcept { return at_ * 64 + filled_ > capacity_ * 64; }
 
  private:
   void put(std::uint64_t word) noexcept {
-    if (!Checked || at_ < capacity_) out_[at_] = word;
+    if (at_ < capacity_) out_[at_] = word;
     ++at_;
   }
 
@@ -318,7 +315,7 @@ class BitmapGolombEncoder {
  public:
   BitmapGolombEncoder(const GolombCode& g, const std::uint64_t* bitmap, std::uint64_t nbits, std::uint64_t hits,
                       std::vector<std::uint64_t>& out)
-      : g_(&g), bitmap_(bitmap), words_((nbits + 63) / 64), out_(&out) {
+      : g_(&g), bitmap_(bitmap), words_((nbits + 63) / 64) {
     for (std::uint64_t run = 0; run < short_runs; ++run) {
       int len = 0;
       length_of_[run] = static_cast<std::uint8_t>(g.codeword(run, code_of_[run], len) ? len : 0);
@@ -326,7 +323,7 @@ class BitmapGolombEncoder {
     // Σ runs ≤ nbits, so the unary parts total at most nbits/b + hits bits, the rest (k bits) per hit
     const std::uint64_t bound = nbits / g.b + hits * static_cast<std::uint64_t>(g.k + 1) + 128;
     out.resize(static_cast<std::size_t>(bound / 64 + 2));
-    writer_ = BitmapWriter<>(out.data(), out.size());
+    writer_ = BitmapWriter(out.data(), out.size());
   }
   BitmapGolombEncoder(const BitmapGolombEncoder&) = delete;
   BitmapGolombEncoder& operator=(const BitmapGolombEncoder&) = delete;
@@ -337,7 +334,7 @@ class BitmapGolombEncoder {
     std::uint64_t word = bitmap_[at_++];
     // local copies: the output words are uint64_t too, so stores through them would otherwise
     // force the writer's state to be reloaded after every codeword
-    BitmapWriter<> w = writer_;
+    BitmapWriter w = writer_;
     std::uint64_t run = run_;
     int prev = -1;
     for (; word != 0; word &= word - 1) {
@@ -347,7 +344,7 @@ class BitmapGolombEncoder {
       if (run < short_runs && length_of_[run] != 0) {
         w.append(code_of_[run], length_of_[run]);
       } else {
-        append_long(w, run);
+        g_->write(w, run);
       }
       run = 0;
     }
@@ -370,28 +367,10 @@ class BitmapGolombEncoder {
 
  private:
   static constexpr std::uint64_t short_runs = 64;
-  // A long run: the unary quotient, then the remainder as GolombCode::write lays it out.
-  void append_long(BitmapWriter<>& w, std::uint64_t run) const noexcept {
-    const std::uint64_t q = g_->quotient(run);
-    const std::uint64_t rem = run - q * g_->b;
-    w.append_zeros(q);
-    w.append(1, 1);
-    if (g_->k == 0) return;
-    const auto k = static_cast<unsigned>(g_->k);
-    if (rem < g_->cutoff) {
-      w.append(rem, k - 1);
-    } else {
-      const std::uint64_t x = rem + g_->cutoff;
-      w.append(x >> 1, k - 1);
-      w.append(x & 1u, 1);
-    }
-  }
-
   const GolombCode* g_;
   const std::uint64_t* bitmap_;
   std::uint64_t words_;
-  std::vector<std::uint64_t>* out_;
-  BitmapWriter<> writer_{nullptr, 0};
+  BitmapWriter writer_{nullptr, 0};
   std::uint64_t at_ = 0;
   std::uint64_t run_ = 0;
   std::uint64_t code_of_[short_runs];
@@ -444,7 +423,7 @@ struct GolombTable {
     std::uint64_t max_quotient;
     std::uint64_t count;  ///< runs to decode
     BitCursor cursor;
-    BitmapWriter<> out;
+    BitmapWriter out;
     std::uint64_t done = 0;
 
     /// Up to four runs through the table (while four or more remain, so that no lookup
@@ -460,8 +439,7 @@ struct GolombTable {
           return true;
         }
       }
-      out.append_zeros(cursor.read_golomb(*code, max_quotient));
-      out.append(1, 1);
+      out.write_unary(cursor.read_golomb(*code, max_quotient));
       ++done;
       return true;
     }

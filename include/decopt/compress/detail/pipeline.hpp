@@ -17,6 +17,10 @@
 
 namespace decopt::detail {
 
+/// The ConfigError text for a non-finite encode input, from whichever pass detects it (the
+/// compressor's own, or a quantizer's that reads every value anyway).
+inline constexpr const char* non_finite_input = "Compressor::encode: the input holds a non-finite value";
+
 /// Reusable buffers of the top-k selection.
 struct SelectScratch {
   std::vector<std::uint32_t> candidates;

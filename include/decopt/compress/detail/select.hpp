@@ -64,21 +64,19 @@ inline void top_k_indices(std::span<const float> v, std::size_t k, std::vector<s
     std::uint32_t* cand = s.candidates.data();
     std::size_t c = 0;
     const float* x = v.data();
+    auto keep = [&](std::size_t j) {  // branch-free: store, then advance only for a candidate
+      cand[c] = static_cast<std::uint32_t>(j);
+      c += magnitude_key(x[j]) >= lo ? 1u : 0u;
+    };
     std::size_t i = 0;
     // Most blocks of 16 hold no candidate: a vectorised test skips them without a store.
     for (; i + 16 <= d; i += 16) {
       std::uint32_t any = 0;
       for (std::size_t j = 0; j < 16; ++j) any |= magnitude_key(x[i + j]) >= lo ? 1u : 0u;
       if (any == 0) continue;
-      for (std::size_t j = i; j < i + 16; ++j) {
-        cand[c] = static_cast<std::uint32_t>(j);
-        c += magnitude_key(x[j]) >= lo ? 1u : 0u;
-      }
+      for (std::size_t j = i; j < i + 16; ++j) keep(j);
     }
-    for (; i < d; ++i) {
-      cand[c] = static_cast<std::uint32_t>(i);
-      c += magnitude_key(x[i]) >= lo ? 1u : 0u;
-    }
+    for (; i < d; ++i) keep(i);
     if (c < k) {  // unlucky sample: every key qualifies on the second attempt
       lo = 0;
       continue;
