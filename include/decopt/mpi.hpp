@@ -50,7 +50,7 @@
 
 namespace decopt {
 
-/// Options of MpiTransport.
+/// Options of MpiTransport, MpiMasterWorkerChannel and optimize_mpi.
 struct MpiOptions {
   std::chrono::milliseconds timeout = std::chrono::seconds(60);  ///< wait for a neighbour before failing
   /// After this long without progress a wait sleeps poll_interval between probes; before it, it
@@ -354,8 +354,8 @@ namespace compositional {
 ///
 /// A worker receiving "end" returns false from pull_model and answers with its own "end"; an "end"
 /// from a worker ends the run on the master (receive_update returns false), as a worker's close()
-/// does in-process. Every wait polls with MPI_Improbe and a short sleep (decopt::detail::poll_until, the
-/// loop of MpiTransport) and throws TransportError naming the rank and what it waited for after
+/// does in-process. Every wait polls with MPI_Improbe, yielding and then sleeping between probes
+/// (decopt::detail::poll_until, the loop of MpiTransport) and throws TransportError naming the rank and what it waited for after
 /// MpiOptions::timeout. close() never throws: a peer that does not answer within the timeout is
 /// given up on. The constructor is collective: it refuses a communicator of one rank, and ranks
 /// whose problem dimensions differ, with a ConfigError on every rank.
