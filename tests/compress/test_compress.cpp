@@ -266,6 +266,45 @@ TEST_CASE("the dithered quantizer is unbiased and within its variance bound", "[
   }
 }
 
+TEST_CASE("the dithered quantizer draws and rounds exactly as one element at a time", "[compress][dithered]") {
+  // The quantizer draws its dithers in blocks, eight segments of the stream at once where AVX-512
+  // is compiled for (detail::DitherLanes, spans of 2^18 elements), and rounds in vector loops.
+  // Reference: u_{2k}, u_{2k+1} from draw k, then the float expression of one element.
+  const std::size_t span = std::size_t{1} << 18;
+  for (const std::size_t n : {std::size_t{1}, std::size_t{513}, span - 1, span, span + 1, 2 * span + 777}) {
+    const auto v = gaussian(n, static_cast<std::uint64_t>(n));
+    for (const Norm norm : {Norm::L2, Norm::Linf}) {
+      for (const int s : {1, 4, 15, 16, 300}) {
+        CAPTURE(n, static_cast<int>(norm), s);
+        const DitheredQuantizer quantizer{s, norm};
+        detail::LevelBlock block;
+        std::vector<float> q(n);
+        Rng rng(n + static_cast<std::uint64_t>(s));
+        quantizer.quantize(v, 1.0f, rng, block, q);
+
+        Rng reference(n + static_cast<std::uint64_t>(s));
+        const float inv = static_cast<float>(s) / block.sigma;
+        REQUIRE(std::isfinite(inv));
+        std::size_t mismatches = 0;
+        for (std::size_t k = 0; k < n; k += 2) {
+          const std::uint64_t r = reference.next();
+          const float u[2] = {static_cast<float>(r >> 40) * 0x1.0p-24f,
+                              static_cast<float>((r >> 8) & 0xffffffu) * 0x1.0p-24f};
+          for (std::size_t i = k; i < std::min(n, k + 2); ++i) {
+            int level = std::min(static_cast<int>(std::fabs(v[i]) * inv + u[i - k]), s);
+            if (v[i] < 0.0f) level = -level;
+            const float magnitude = block.table[static_cast<std::size_t>(std::abs(level))];
+            const float expected = level > 0 ? magnitude : level < 0 ? -magnitude : 0.0f;
+            if (block.levels[i] != level || std::memcmp(&q[i], &expected, sizeof expected) != 0) ++mismatches;
+          }
+        }
+        REQUIRE(mismatches == 0);
+        REQUIRE(rng == reference);  // the generator continues where one-by-one drawing would be
+      }
+    }
+  }
+}
+
 TEST_CASE("unbiased RandomK is unbiased; the type-level trait stays conservative", "[compress][randomk]") {
   using P = Compressor<RandomK, Identity, VectorSourceCoder>;
   STATIC_REQUIRE_FALSE(P::unbiased);

@@ -172,6 +172,27 @@ TEST_CASE("Rng is reproducible, splittable and has the right moments", "[core][r
   REQUIRE(rng.next() == x1);
 }
 
+TEST_CASE("Rng::discard jumps exactly n draws; the jump polynomials are xoshiro's", "[core][rng]") {
+  // Blackman & Vigna's reference JUMP constant is x^(2^128) mod the characteristic polynomial.
+  detail::Gf2Poly256 power{2, 0, 0, 0};
+  for (int i = 0; i < 128; ++i) power = detail::gf2_mulmod(power, power);
+  REQUIRE(power == detail::Gf2Poly256{0x180ec6d33cfd0abaULL, 0xd5a61266f0c9392cULL, 0xa9582618e03fc9aaULL,
+                                      0x39abdc4529b1661cULL});
+  for (const std::uint64_t n : {0ull, 1ull, 2ull, 255ull, 256ull, 257ull, 1000ull, 16387ull, 123457ull}) {
+    CAPTURE(n);
+    Rng stepped(n + 11), jumped(n + 11);
+    for (std::uint64_t i = 0; i < n; ++i) stepped.next();
+    jumped.discard(n);
+    REQUIRE(jumped == stepped);
+    REQUIRE(jumped.next() == stepped.next());
+  }
+  constexpr auto ahead = detail::xoshiro256_jump_polynomial(std::uint64_t{1} << 14);  // at compile time
+  Rng stepped(5), jumped(5);
+  for (int i = 0; i < (1 << 14); ++i) stepped.next();
+  jumped.jump(ahead);
+  REQUIRE(jumped == stepped);
+}
+
 TEST_CASE("all_finite finds NaN and infinities anywhere, for float and double", "[core][finite]") {
   std::vector<float> f(1001, 1.5f);
   std::vector<double> d(1001, -2.5);

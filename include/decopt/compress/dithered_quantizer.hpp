@@ -30,6 +30,7 @@
 #include <immintrin.h>
 #endif
 
+#include "decopt/compress/detail/dither_lanes.hpp"
 #include "decopt/compress/detail/pipeline.hpp"
 #include "decopt/compress/message.hpp"
 #include "decopt/core/bytes.hpp"
@@ -178,17 +179,33 @@ struct DitheredQuantizer {
   };
 
   // ℓ = min(⌊a + u⌋, s) with a = s|x|/σ; two 24-bit dithers per 64-bit draw. Blocks of dithers
-  // are drawn first (the generator's serial chain), then the levels are computed in a vector loop
-  // (explicit AVX2 with a gather of the reconstruction table where compiled for it); the sequence
-  // of draws and every float operation are those of one element at a time.
+  // are drawn first (eight segments of the stream at once where AVX-512 is compiled for:
+  // detail::DitherLanes), then the levels are computed in a vector loop; the sequence of draws
+  // and every float operation are those of one element at a time.
   template <class Scale>
   static void quantize_linear(std::span<const float> x, int s, Rng& rng, std::int16_t* lv, const float* st, float* out,
                               Scale scale_of) noexcept {
     constexpr std::size_t block = 512;  // even, so no pair of dithers straddles two blocks
-    alignas(64) float u[block];
-    alignas(64) std::int32_t level[block];
     const std::size_t n = x.size();
-    for (std::size_t b0 = 0; b0 < n; b0 += block) {
+    std::size_t b0 = 0;
+#if defined(__AVX512F__)
+    using Lanes = detail::DitherLanes;
+    static_assert(Lanes::round_elements == block);
+    alignas(64) float lane_u[Lanes::lanes * block];
+    for (; n - b0 >= Lanes::span_elements; b0 += Lanes::span_elements) {
+      Lanes lanes(rng);
+      for (std::size_t round = 0; round < Lanes::rounds; ++round) {
+        lanes.fill(lane_u);
+        for (std::size_t j = 0; j < Lanes::lanes; ++j) {
+          const std::size_t at = b0 + j * Lanes::segment_elements + round * block;
+          level_block(x.data() + at, lane_u + j * block, block, s, st, lv + at, out + at, scale_of);
+        }
+      }
+      lanes.advance(rng);
+    }
+#endif
+    alignas(64) float u[block];
+    for (; b0 < n; b0 += block) {
       const std::size_t m = std::min(block, n - b0);
       std::size_t j = 0;
       for (; j + 2 <= m; j += 2) {
@@ -197,39 +214,64 @@ struct DitheredQuantizer {
         u[j + 1] = static_cast<float>(static_cast<std::int32_t>((r >> 8) & 0xffffffu)) * 0x1.0p-24f;
       }
       if (j < m) u[j] = rng.uniform_float();
-      const float* xs = x.data() + b0;
-      std::int16_t* lvb = lv + b0;
-      float* ob = out + b0;
-      j = 0;
-#if defined(__AVX2__)
-      if constexpr (std::is_same_v<Scale, FloatScale>) {
-        const __m256 inv = _mm256_set1_ps(scale_of.inv);
-        const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-        const __m256i top = _mm256_set1_epi32(s);
-        for (; j + 8 <= m; j += 8) {
-          const __m256 xv = _mm256_loadu_ps(xs + j);
-          const __m256 a = _mm256_add_ps(_mm256_mul_ps(_mm256_and_ps(xv, magnitude), inv), _mm256_load_ps(u + j));
-          const __m256i l = _mm256_min_epi32(_mm256_cvttps_epi32(a), top);
-          const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(xv, _mm256_setzero_ps(), _CMP_LT_OQ));
-          const __m256i sl = _mm256_sub_epi32(_mm256_xor_si256(l, neg), neg);  // −l where x < 0
-          const __m128i l16 = _mm_packs_epi32(_mm256_castsi256_si128(sl), _mm256_extracti128_si256(sl, 1));
-          const __m256 qv = _mm256_i32gather_ps(st, sl, 4);
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(lvb + j), l16);
-          _mm256_storeu_ps(ob + j, qv);
+      level_block(x.data() + b0, u, m, s, st, lv + b0, out + b0, scale_of);
+    }
+  }
+
+  // Levels and reconstructions of m ≤ 512 elements from their dithers: explicit AVX-512 with the
+  // reconstruction table in one or two registers (s ≤ 15), else AVX2 with a gather of the table,
+  // where compiled for them.
+  template <class Scale>
+  static void level_block(const float* xs, const float* u, std::size_t m, int s, const float* st, std::int16_t* lvb,
+                          float* ob, Scale scale_of) noexcept {
+    std::size_t j = 0;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<Scale, FloatScale>) {
+      if (s <= 15) {
+        const int entries = 2 * s + 1;  // st[−s … s]
+        const __m512 low = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << std::min(entries, 16)) - 1), st - s);
+        const __m512 high = _mm512_maskz_loadu_ps(
+            static_cast<__mmask16>(entries > 16 ? (1u << (entries - 16)) - 1 : 0), st - s + 16);
+        const __m512 inv = _mm512_set1_ps(scale_of.inv);
+        const __m512i top = _mm512_set1_epi32(s);
+        for (; j + 16 <= m; j += 16) {
+          const __m512 xv = _mm512_loadu_ps(xs + j);
+          const __m512 a = _mm512_add_ps(_mm512_mul_ps(_mm512_abs_ps(xv), inv), _mm512_loadu_ps(u + j));
+          const __m512i l = _mm512_min_epi32(_mm512_cvttps_epi32(a), top);
+          const __mmask16 neg = _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_LT_OQ);
+          const __m512i sl = _mm512_mask_sub_epi32(l, neg, _mm512_setzero_si512(), l);  // −l where x < 0
+          const __m512 qv = _mm512_permutex2var_ps(low, _mm512_add_epi32(sl, top), high);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(lvb + j), _mm512_cvtepi32_epi16(sl));
+          _mm512_storeu_ps(ob + j, qv);
         }
       }
+    }
 #endif
-      const std::size_t vector_end = j;
-      for (; j < m; ++j) {
-        const float a = scale_of(std::fabs(xs[j]));
-        int l = static_cast<int>(a + u[j]);  // a + u ≥ 0: truncation is the floor
-        l = l > s ? s : l;
-        level[j] = xs[j] < 0.0f ? -l : l;
+#if defined(__AVX2__)
+    if constexpr (std::is_same_v<Scale, FloatScale>) {
+      const __m256 inv = _mm256_set1_ps(scale_of.inv);
+      const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+      const __m256i top = _mm256_set1_epi32(s);
+      for (; j + 8 <= m; j += 8) {
+        const __m256 xv = _mm256_loadu_ps(xs + j);
+        const __m256 a = _mm256_add_ps(_mm256_mul_ps(_mm256_and_ps(xv, magnitude), inv), _mm256_loadu_ps(u + j));
+        const __m256i l = _mm256_min_epi32(_mm256_cvttps_epi32(a), top);
+        const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(xv, _mm256_setzero_ps(), _CMP_LT_OQ));
+        const __m256i sl = _mm256_sub_epi32(_mm256_xor_si256(l, neg), neg);  // −l where x < 0
+        const __m128i l16 = _mm_packs_epi32(_mm256_castsi256_si128(sl), _mm256_extracti128_si256(sl, 1));
+        const __m256 qv = _mm256_i32gather_ps(st, sl, 4);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(lvb + j), l16);
+        _mm256_storeu_ps(ob + j, qv);
       }
-      for (j = vector_end; j < m; ++j) {
-        lvb[j] = static_cast<std::int16_t>(level[j]);
-        ob[j] = st[level[j]];
-      }
+    }
+#endif
+    for (; j < m; ++j) {
+      const float a = scale_of(std::fabs(xs[j]));
+      int l = static_cast<int>(a + u[j]);  // a + u ≥ 0: truncation is the floor
+      l = l > s ? s : l;
+      l = xs[j] < 0.0f ? -l : l;
+      lvb[j] = static_cast<std::int16_t>(l);
+      ob[j] = st[l];
     }
   }
 

@@ -128,6 +128,44 @@ inline std::uint64_t lowest_set_bits(std::uint64_t value, unsigned k) noexcept {
   return top == 63 ? value : value & ((std::uint64_t{2} << top) - 1);
 }
 
+/// The run lengths of one hit-bitmap word: for each set bit, in order, the number of clear bits
+/// since the previous set bit; the first also counts `carry` clear bits of earlier words, and
+/// `carry` becomes the clear bits after the last set bit. Writes runs[0, 64) (slack included) and
+/// returns the number of runs, popcount(word). With AVX-512 VBMI2 the positions come from one
+/// byte compress and the differences are vector subtractions, so no branch depends on the bits.
+inline unsigned word_runs(std::uint64_t word, std::uint64_t& carry, std::uint32_t* runs) noexcept {
+#if defined(__AVX512VBMI2__) && defined(__AVX512BW__)
+  const __m512i index = _mm512_set_epi8(63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44,
+                                        43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24,
+                                        23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i previous_index = _mm512_sub_epi8(index, _mm512_set1_epi8(1));
+  const __m512i at = _mm512_maskz_compress_epi8(word, index);  // positions of the set bits
+  // previous position, −1 before the first: run = at − previous − 1
+  const __m512i previous = _mm512_mask_permutexvar_epi8(_mm512_set1_epi8(-1), ~std::uint64_t{1}, previous_index, at);
+  const __m512i run = _mm512_sub_epi8(_mm512_sub_epi8(at, previous), _mm512_set1_epi8(1));
+  _mm512_storeu_si512(runs, _mm512_cvtepu8_epi32(_mm512_castsi512_si128(run)));
+  _mm512_storeu_si512(runs + 16, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(run, 1)));
+  _mm512_storeu_si512(runs + 32, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(run, 2)));
+  _mm512_storeu_si512(runs + 48, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(run, 3)));
+  const auto count = static_cast<unsigned>(popcount(word));
+#else
+  unsigned count = 0;
+  int previous = -1;
+  for (std::uint64_t w = word; w != 0; w &= w - 1) {
+    const int t = std::countr_zero(w);
+    runs[count++] = static_cast<std::uint32_t>(t - previous - 1);
+    previous = t;
+  }
+#endif
+  if (word == 0) {
+    carry += 64;
+    return 0;
+  }
+  runs[0] += static_cast<std::uint32_t>(carry);  // carry < 2^32: bitmaps have fewer bits
+  carry = static_cast<std::uint64_t>(std::countl_zero(word));
+  return count;
+}
+
 /// Mask of the low `n` bits, n ≤ 64.
 constexpr std::uint64_t low_mask(unsigned n) noexcept { return n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1; }
 
