@@ -139,12 +139,31 @@ class VectorSourceCoder {
     const std::size_t n = levels.size();
     const auto bins = static_cast<std::size_t>(2 * s + 1);
 #if defined(__AVX512BW__)
-    if (s <= 8) {  // few symbols: one pass, each word's 64 levels compared with every symbol
+    if (s <= 8) {  // few symbols: 64 levels as bytes, compared with each symbol into byte counters
       std::uint64_t c[17] = {};
       const std::size_t whole = n / 64 * 64;
-      for (std::size_t base = 0; base < whole; base += 64)
-        for (int l = -s; l <= s; ++l)
-          c[l + 8] += static_cast<std::uint64_t>(std::popcount(detail::bits::equal_mask64(levels.data() + base, static_cast<std::int16_t>(l))));
+      constexpr std::size_t flush_every = 255 * 64;  // before a byte counter can wrap
+      const __m512i one = _mm512_set1_epi8(1);
+      for (std::size_t start = 0; start < whole; start += flush_every) {
+        __m512i counter[16];
+        for (auto& k : counter) k = _mm512_setzero_si512();
+        const std::size_t stop = std::min(whole, start + flush_every);
+        for (std::size_t base = start; base < stop; base += 64) {
+          const __m256i low = _mm512_cvtepi16_epi8(_mm512_loadu_si512(levels.data() + base));
+          const __m256i high = _mm512_cvtepi16_epi8(_mm512_loadu_si512(levels.data() + base + 32));
+          const __m512i bytes = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+          for (int l = 1; l <= s; ++l) {
+            auto& up = counter[l - 1];
+            auto& down = counter[7 + l];
+            up = _mm512_mask_add_epi8(up, _mm512_cmpeq_epi8_mask(bytes, _mm512_set1_epi8(static_cast<char>(l))), up, one);
+            down = _mm512_mask_add_epi8(down, _mm512_cmpeq_epi8_mask(bytes, _mm512_set1_epi8(static_cast<char>(-l))), down, one);
+          }
+        }
+        for (int l = 1; l <= s; ++l) {
+          c[8 + l] += static_cast<std::uint64_t>(_mm512_reduce_add_epi64(_mm512_sad_epu8(counter[l - 1], _mm512_setzero_si512())));
+          c[8 - l] += static_cast<std::uint64_t>(_mm512_reduce_add_epi64(_mm512_sad_epu8(counter[7 + l], _mm512_setzero_si512())));
+        }
+      }
       for (std::size_t j = whole; j < n; ++j) ++c[levels[j] + 8];
       for (int l = -s; l <= s; ++l) counts_[static_cast<std::size_t>(l + s)] = l == 0 ? 0 : c[l + 8];
       return;
@@ -231,14 +250,21 @@ class VectorSourceCoder {
     const std::size_t m = ranks_.size();
     left_.resize(m);
     if (bitmaps_.size() < m) bitmaps_.resize(m);
+    // Ranks rarer than one hit per word (a suffix) are not visited per word: the loop records the
+    // non-zeros it leaves free, with how many positions lower ranks took before each, and
+    // encode_sparse_suffix codes those ranks' runs from that list afterwards.
+    const std::size_t word_ranks = word_rank_count(ranks_, n);
     std::vector<detail::BitmapWriter> writers;  // Σ slots of a rank ≤ its remaining positions: never full
     writers.reserve(m);
     for (std::size_t r = 0; r < m; ++r) {
       left_[r] = ranks_[r].count;
-      const std::size_t words = ranks_[r].implied ? 0 : static_cast<std::size_t>(ranks_[r].remaining / 64 + 2);
+      const bool bitmap = r < word_ranks && !ranks_[r].implied;
+      const std::size_t words = bitmap ? static_cast<std::size_t>(ranks_[r].remaining / 64 + 2) : 0;
       if (bitmaps_[r].size() < words) bitmaps_[r].resize(words);
       writers.emplace_back(bitmaps_[r].data(), words);
     }
+    suffix_.clear();
+    std::uint64_t claimed = 0;  // positions taken by the word ranks so far
     std::int16_t tail[64] = {};
     for (std::size_t base = 0; base < n; base += 64) {
       const std::size_t width = std::min<std::size_t>(64, n - base);
@@ -247,8 +273,9 @@ class VectorSourceCoder {
         std::copy(lv, lv + width, tail);  // zero padding never matches a (non-zero) symbol
         lv = tail;
       }
-      std::uint64_t free = detail::bits::low_mask(static_cast<unsigned>(width));
-      for (std::size_t r = 0; r < m && free != 0; ++r) {
+      const std::uint64_t all = detail::bits::low_mask(static_cast<unsigned>(width));
+      std::uint64_t free = all;
+      for (std::size_t r = 0; r < word_ranks && free != 0; ++r) {
         if (left_[r] == 0) continue;
         const Rank& rk = ranks_[r];
         const std::uint64_t hits = detail::bits::equal_mask64(lv, static_cast<std::int16_t>(rk.symbol));
@@ -268,9 +295,19 @@ class VectorSourceCoder {
         free &= ~hits;
         left_[r] -= c;
       }
+      if (word_ranks < m) {
+        const std::uint64_t taken = all & ~free;
+        for (std::uint64_t rest = free & ~detail::bits::equal_mask64(lv, 0); rest != 0; rest &= rest - 1) {
+          const int t = std::countr_zero(rest);
+          const auto below = static_cast<std::uint64_t>(detail::bits::popcount(taken & detail::bits::low_mask(static_cast<unsigned>(t))));
+          suffix_.push_back({base + static_cast<std::size_t>(t), claimed + below, lv[t]});
+        }
+        claimed += static_cast<std::uint64_t>(detail::bits::popcount(taken));
+      }
     }
+    encode_sparse_suffix(word_ranks);
     std::vector<std::size_t> coded;  // the b > 1 ranks, Golomb-coded two at a time
-    for (std::size_t r = 0; r < m; ++r) {
+    for (std::size_t r = 0; r < word_ranks; ++r) {
       if (ranks_[r].implied) continue;
       if (ranks_[r].golomb.b == 1) {
         streams_[r].adopt(bitmaps_[r], writers[r].finish());
@@ -292,6 +329,26 @@ class VectorSourceCoder {
         }
       }
       streams_[ra].adopt(coded_[0], a.finish());
+    }
+  }
+
+  // The runs of ranks [first, m) from suffix_ (position order): a hit's index among the positions
+  // its rank may take is its position less those claimed by the word ranks and by lower suffix ranks.
+  void encode_sparse_suffix(std::size_t first) {
+    const int s = static_cast<int>(rank_of_.size() / 2);
+    for (std::size_t r = first; r < ranks_.size(); ++r) {
+      if (ranks_[r].implied) continue;
+      std::uint64_t lower = 0, last = std::numeric_limits<std::uint64_t>::max();  // "−1"
+      for (const SuffixHit& hit : suffix_) {
+        const std::uint32_t rank = rank_of_[static_cast<std::size_t>(hit.level + s)];
+        if (rank < r) {
+          ++lower;
+        } else if (rank == r) {
+          const std::uint64_t at = hit.position - hit.claimed - lower;
+          ranks_[r].golomb.write(streams_[r], at - last - 1);
+          last = at;
+        }
+      }
     }
   }
 
@@ -320,8 +377,7 @@ class VectorSourceCoder {
     // Ranks with fewer hits than words (a suffix: ranks go by decreasing count; at most
     // max_sparse_suffix of them) would cost a visit per word for almost nothing: the word loop
     // leaves their positions free, records what it left, and the sparse decoder places them.
-    std::size_t m = ranks.size();
-    while (m > 0 && ranks.size() - m < max_sparse_suffix && ranks[m - 1].count * 64 < n) --m;
+    const std::size_t m = word_rank_count(ranks, n);
     const bool suffix = m < ranks.size();
     thread_local std::vector<std::uint64_t> left_free;
     if (suffix && left_free.size() < (n + 63) / 64) left_free.resize((n + 63) / 64);
@@ -567,8 +623,20 @@ class VectorSourceCoder {
   // Streams with at least this many codewords are decoded through a GolombTable (its 4096
   // entries cost about as much to build as decoding that many codewords bit by bit).
   static constexpr std::uint64_t table_min_count = 8192;
-  // At most this many sparse ranks are left to the sparse decoder (its cost is O(hits · ranks)).
+  // At most this many sparse ranks are left to the sparse coders (their cost is O(hits · ranks)).
   static constexpr std::size_t max_sparse_suffix = 16;
+  // The ranks that the word loops visit: all but a suffix of ranks with fewer hits than words.
+  static std::size_t word_rank_count(std::span<const Rank> ranks, std::size_t n) noexcept {
+    std::size_t m = ranks.size();
+    while (m > 0 && ranks.size() - m < max_sparse_suffix && ranks[m - 1].count * 64 < n) --m;
+    return m;
+  }
+  struct SuffixHit {
+    std::size_t position;
+    std::uint64_t claimed;  // positions the word ranks took before it
+    int level;
+  };
+  std::vector<SuffixHit> suffix_;                    // encode_words: the sparse suffix ranks' hits
   std::vector<std::vector<std::uint64_t>> bitmaps_;  // encode_words: hit bitmaps per rank
   std::vector<std::vector<std::uint64_t>> coded_;    // encode_words: two ranks' Golomb streams
 };

@@ -321,6 +321,17 @@ class BitmapGolombEncoder {
       int len = 0;
       length_of_[run] = static_cast<std::uint8_t>(g.codeword(run, code_of_[run], len) ? len : 0);
     }
+    // Two runs below 2^pair_bits in one lookup, for streams long enough to pay for the table.
+    paired_ = hits >= pair_table_size * 8;
+    if (paired_) {
+      for (std::uint32_t both = 0; both < pair_table_size; ++both) {
+        const std::uint32_t first = both & (pair_runs - 1), second = both >> pair_bits;
+        const unsigned length = length_of_[first] + length_of_[second];
+        const bool fits = length_of_[first] != 0 && length_of_[second] != 0 && length < 64;
+        pair_code_[both] = fits ? code_of_[first] | code_of_[second] << length_of_[first] : 0;
+        pair_length_[both] = static_cast<std::uint8_t>(fits ? length : 0);
+      }
+    }
     // Σ runs ≤ nbits, so the unary parts total at most nbits/b + hits bits, the rest (k bits) per hit
     const std::uint64_t bound = nbits / g.b + hits * static_cast<std::uint64_t>(g.k + 1) + 128;
     out.resize(static_cast<std::size_t>(bound / 64 + 2));
@@ -342,16 +353,31 @@ class BitmapGolombEncoder {
     // a local copy: the output words are uint64_t too, so stores through them would otherwise
     // force the writer's state to be reloaded after every codeword
     BitmapWriter w = writer_;
-    for (std::size_t i = 0; i < count; ++i) {
-      const std::uint32_t run = runs_[i];
-      if (run < short_runs && length_of_[run] != 0) {
-        w.append(code_of_[run], length_of_[run]);
-      } else {
-        g_->write(w, run);
+    std::size_t i = 0;
+    if (paired_) {
+      for (; i + 2 <= count; i += 2) {
+        const std::uint32_t first = runs_[i], second = runs_[i + 1];
+        if ((first | second) < pair_runs) {
+          const std::uint32_t both = first | second << pair_bits;
+          if (pair_length_[both] != 0) {
+            w.append(pair_code_[both], pair_length_[both]);
+            continue;
+          }
+        }
+        code(w, first);
+        code(w, second);
       }
     }
+    for (; i < count; ++i) code(w, runs_[i]);
     writer_ = w;
     return true;
+  }
+  inline __attribute__((always_inline)) void code(BitmapWriter& w, std::uint32_t run) const noexcept {
+    if (run < short_runs && length_of_[run] != 0) {
+      w.append(code_of_[run], length_of_[run]);
+    } else {
+      g_->write(w, run);
+    }
   }
   /// The number of bits written (the stream is out[0, bits)).
   std::uint64_t finish() noexcept { return writer_.finish(); }
@@ -369,6 +395,9 @@ class BitmapGolombEncoder {
  private:
   static constexpr std::uint64_t short_runs = 64;
   static constexpr std::uint64_t chunk_words = 32;
+  static constexpr unsigned pair_bits = 5;
+  static constexpr std::uint32_t pair_runs = 1u << pair_bits;
+  static constexpr std::uint32_t pair_table_size = pair_runs * pair_runs;
   const GolombCode* g_;
   const std::uint64_t* bitmap_;
   std::uint64_t words_;
@@ -378,6 +407,9 @@ class BitmapGolombEncoder {
   std::uint64_t code_of_[short_runs];
   std::uint8_t length_of_[short_runs];
   std::uint32_t runs_[chunk_words * 64 + 64];  // + the slack word_runs writes
+  bool paired_ = false;
+  std::uint64_t pair_code_[pair_table_size];
+  std::uint8_t pair_length_[pair_table_size];
 };
 
 /// Decode table of one Golomb code over the next 12 stream bits: the (up to four) whole codewords
