@@ -423,8 +423,13 @@ class VectorSourceCoder {
       std::fill(bm + static_cast<std::ptrdiff_t>((used + 63) / 64), bm + static_cast<std::ptrdiff_t>(words[r]), std::uint64_t{0});
     }
     bool bad = false;
+    constexpr bool by_word = requires { typename Sink::Word; };
     for (std::size_t base = 0; base < n && !bad; base += 64) {
       std::uint64_t free = detail::bits::low_mask(static_cast<unsigned>(std::min<std::size_t>(64, n - base)));
+      [[maybe_unused]] auto word = [&] {
+        if constexpr (by_word) return typename Sink::Word(sink, base);
+        else return 0;
+      }();
       for (std::size_t r = 0; r < m && free != 0; ++r) {
         if (left[r] == 0) continue;
         const Rank& rk = ranks[r];
@@ -458,12 +463,13 @@ class VectorSourceCoder {
           taken[r] = at + width;
         }
         free &= ~hits;
-        if constexpr (requires { sink.add_mask(base, hits, rk.symbol); }) {
-          if (hits != 0) sink.add_mask(base, hits, rk.symbol);
+        if constexpr (by_word) {
+          word.put(hits, rk.symbol);
         } else {
           for (; hits != 0; hits &= hits - 1) sink(base + static_cast<std::size_t>(std::countr_zero(hits)), rk.symbol);
         }
       }
+      if constexpr (by_word) word.finish();
       if (suffix) left_free[base / 64] = free;
     }
     for (std::size_t r = 0; r < m; ++r) bad |= left[r] != 0 || cursors[r].overrun();

@@ -54,6 +54,40 @@ struct AddSink {
 #endif
     for (; mask != 0; mask &= mask - 1) a[std::countr_zero(mask)] += w;
   }
+
+  /// The additions of one word of 64 positions, symbol by symbol (each position gets at most one):
+  /// with AVX-512F the values are merged in registers and the word's floats are loaded, added to
+  /// and stored once, instead of once per symbol; elsewhere each put is an add_mask.
+  class Word {
+   public:
+    Word(const AddSink& sink, std::size_t base) noexcept : sink_(sink), base_(base) {}
+    void put(std::uint64_t mask, int level) noexcept {
+#if defined(__AVX512F__)
+      const __m512 w = _mm512_set1_ps(sink_.table[level]);
+      for (int i = 0; i < 4; ++i) value_[i] = _mm512_mask_mov_ps(value_[i], static_cast<__mmask16>(mask >> (16 * i)), w);
+      any_ |= mask;
+#else
+      if (mask != 0) sink_.add_mask(base_, mask, level);
+#endif
+    }
+    void finish() noexcept {
+#if defined(__AVX512F__)
+      float* a = sink_.acc + base_;
+      for (int i = 0; i < 4; ++i) {
+        const auto m = static_cast<__mmask16>(any_ >> (16 * i));
+        _mm512_mask_storeu_ps(a + 16 * i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, a + 16 * i), value_[i]));
+      }
+#endif
+    }
+
+   private:
+    const AddSink& sink_;
+    std::size_t base_;
+#if defined(__AVX512F__)
+    __m512 value_[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    std::uint64_t any_ = 0;
+#endif
+  };
 };
 
 }  // namespace decopt::detail

@@ -217,9 +217,9 @@ class BitCursor {
  private:
   // Tops the buffer up to ≥ 57 valid bits. Past the end, zero bits are supplied; consuming them
   // makes consumed_ exceed total_bits_, which overrun() reports.
-  void refill() noexcept {
+  inline __attribute__((always_inline)) void refill() noexcept {
     if (avail_ > 56) return;
-    if (end_ - p_ >= 8) {
+    if (end_ - p_ >= 8) [[likely]] {
       std::uint64_t word;
       std::memcpy(&word, p_, 8);
       if constexpr (std::endian::native == std::endian::big) word = __builtin_bswap64(word);
@@ -228,6 +228,9 @@ class BitCursor {
       avail_ |= 56;
       return;
     }
+    refill_last_bytes();
+  }
+  __attribute__((noinline)) void refill_last_bytes() noexcept {
     while (avail_ <= 56 && p_ < end_) {
       buf_ |= static_cast<std::uint64_t>(std::to_integer<unsigned>(*p_++)) << avail_;
       avail_ += 8;
