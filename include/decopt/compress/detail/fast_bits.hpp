@@ -175,6 +175,10 @@ class BitCursor {
   }
   /// Consumes n ≤ 56 bits (after a peek of at least n).
   void skip(int n) noexcept { consume(n); }
+  /// Tops the buffer up to at least 57 bits, for peek_buffered.
+  void fill() noexcept { refill(); }
+  /// The next n bits without a refill: the caller has consumed fewer than 57 − n since fill().
+  [[nodiscard]] std::uint64_t peek_buffered(int n) const noexcept { return buf_ & (~std::uint64_t{0} >> (64 - n)); }
 
   /// Golomb-decodes one value; `max_quotient` bounds the unary part (corrupt input ends there).
   inline __attribute__((always_inline)) std::uint64_t read_golomb(const GolombCode& g, std::uint64_t max_quotient) noexcept {
@@ -481,11 +485,34 @@ struct GolombTable {
       ++done;
       return true;
     }
+
+    /// Four table lookups after one refill (each consumes at most 12 of the ≥ 57 bits it
+    /// leaves), for a job with a table and at least 16 runs left; false at an entry that needs
+    /// the bit-by-bit path (the caller then takes one step()).
+    inline __attribute__((always_inline)) bool burst() noexcept {
+      cursor.fill();
+      for (int i = 0; i < 4; ++i) {
+        const std::uint64_t e = table->entry[static_cast<std::size_t>(cursor.peek_buffered(bits))];
+        if (e == 0) return false;
+        out.append(e & ((std::uint64_t{1} << 48) - 1), static_cast<unsigned>((e >> 48) & 0x3fu));
+        cursor.skip(static_cast<int>((e >> 54) & 0xfu));
+        done += e >> 58;
+      }
+      return true;
+    }
   };
 
   /// Runs two jobs to completion, interleaved: their serial bit-cursor chains overlap.
   static void run_pair(Job& a, Job& b) noexcept {
     Job x = a, y = b;  // local copies, so that their state stays in registers
+    if (x.table != nullptr && y.table != nullptr) {
+      while (x.done + 16 <= x.count && y.done + 16 <= y.count) {
+        const bool x_whole = x.burst();
+        const bool y_whole = y.burst();
+        if (!x_whole) x.step();
+        if (!y_whole) y.step();
+      }
+    }
     while (x.step() & y.step()) {
     }
     while (x.step()) {
