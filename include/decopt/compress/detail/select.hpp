@@ -52,11 +52,11 @@ inline void top_k_indices(std::span<const float> v, std::size_t k, std::vector<s
     Rng rng(0x70b6a11ce5ULL ^ d);  // a fixed sample keeps TopK deterministic
     s.sample.resize(sample_size);
     for (auto& key : s.sample) key = magnitude_key(v[rng.below(d)]);
-    std::sort(s.sample.begin(), s.sample.end(), std::greater<>());
     const double p = static_cast<double>(k) / static_cast<double>(d);
     const double mean = p * sample_size;
     const double margin = 5.0 * std::sqrt(mean * (1.0 - p)) + 8.0;
     const auto rank = static_cast<std::size_t>(std::min(mean + margin, static_cast<double>(sample_size - 1)));
+    std::nth_element(s.sample.begin(), s.sample.begin() + static_cast<std::ptrdiff_t>(rank), s.sample.end(), std::greater<>());
     lo = s.sample[rank];
   }
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -71,9 +71,9 @@ inline void top_k_indices(std::span<const float> v, std::size_t k, std::vector<s
     std::size_t i = 0;
     // Most blocks of 16 hold no candidate: a vectorised test skips them without a store.
     for (; i + 16 <= d; i += 16) {
-      std::uint32_t any = 0;
-      for (std::size_t j = 0; j < 16; ++j) any |= magnitude_key(x[i + j]) >= lo ? 1u : 0u;
-      if (any == 0) continue;
+      std::uint32_t largest = 0;  // a max reduction, which compilers vectorise
+      for (std::size_t j = 0; j < 16; ++j) largest = std::max(largest, magnitude_key(x[i + j]));
+      if (largest < lo) continue;
       for (std::size_t j = i; j < i + 16; ++j) keep(j);
     }
     for (; i < d; ++i) keep(i);
