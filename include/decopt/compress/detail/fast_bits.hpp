@@ -380,11 +380,16 @@ class BitmapGolombEncoder {
     return true;
   }
   inline __attribute__((always_inline)) void code(BitmapWriter& w, std::uint32_t run) const noexcept {
-    if (run < short_runs && length_of_[run] != 0) {
+    if (run < short_runs && length_of_[run] != 0) [[likely]] {
       w.append(code_of_[run], length_of_[run]);
     } else {
-      g_->write(w, run);
+      w = code_long(w, *g_, run);
     }
+  }
+  // By value, so that the hot loop's writer never has its address taken (and stays in registers).
+  __attribute__((noinline)) static BitmapWriter code_long(BitmapWriter w, const GolombCode& g, std::uint64_t run) noexcept {
+    g.write(w, run);
+    return w;
   }
   /// The number of bits written (the stream is out[0, bits)).
   std::uint64_t finish() noexcept { return writer_.finish(); }
