@@ -179,8 +179,8 @@ struct DitheredQuantizer {
   };
 
   // ℓ = min(⌊a + u⌋, s) with a = s|x|/σ; two 24-bit dithers per 64-bit draw. Blocks of dithers
-  // are drawn first (eight segments of the stream at once where AVX-512 is compiled for:
-  // detail::DitherLanes), then the levels are computed in a vector loop; the sequence of draws
+  // are drawn first (eight or four segments of the stream at once where AVX-512 or AVX2 is
+  // compiled for: detail::DitherLanes), then the levels are computed in a vector loop; the sequence of draws
   // and every float operation are those of one element at a time.
   template <class Scale>
   static void quantize_linear(std::span<const float> x, int s, Rng& rng, std::int16_t* lv, const float* st, float* out,
@@ -188,7 +188,7 @@ struct DitheredQuantizer {
     constexpr std::size_t block = 512;  // even, so no pair of dithers straddles two blocks
     const std::size_t n = x.size();
     std::size_t b0 = 0;
-#if defined(__AVX512F__)
+#if defined(DECOPT_HAVE_DITHER_LANES)
     using Lanes = detail::DitherLanes;
     static_assert(Lanes::round_elements == block);
     alignas(64) float lane_u[Lanes::lanes * block];
@@ -265,14 +265,21 @@ struct DitheredQuantizer {
       }
     }
 #endif
-    for (; j < m; ++j) {
-      const float a = scale_of(std::fabs(xs[j]));
-      int l = static_cast<int>(a + u[j]);  // a + u ≥ 0: truncation is the floor
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push  // GCC 12 warns of overflow in this loop where it is dead (after the
+#pragma GCC diagnostic ignored "-Waggressive-loop-optimizations"  // vector loop, with m = 512)
+#endif
+    for (std::size_t i = j; i < m; ++i) {
+      const float a = scale_of(std::fabs(xs[i]));
+      int l = static_cast<int>(a + u[i]);  // a + u ≥ 0: truncation is the floor
       l = l > s ? s : l;
-      l = xs[j] < 0.0f ? -l : l;
-      lvb[j] = static_cast<std::int16_t>(l);
-      ob[j] = st[l];
+      l = xs[i] < 0.0f ? -l : l;
+      lvb[i] = static_cast<std::int16_t>(l);
+      ob[i] = st[l];
     }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
   }
 
   // |x|/σ lies between two adjacent levels 2^{e−1}, 2^e (or 0 and 2^{1−s}); round up with
