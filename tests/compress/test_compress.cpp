@@ -138,6 +138,31 @@ TEMPLATE_LIST_TEST_CASE("every pipeline handles edge-case inputs", "[compress][e
   }
 }
 
+TEMPLATE_LIST_TEST_CASE("every pipeline rejects a non-finite input anywhere with ConfigError", "[compress][config]",
+                        AllPipelines) {
+  // Pipelines check in different places (a pass of the Compressor's own, the quantizer's norm
+  // pass, TopK's candidate pass with or without its sample): each must see every value.
+  auto pipeline = make_pipeline<TestType>();
+  CAPTURE(TestType::name());
+  const float bad_values[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity()};
+  for (const std::size_t d : {std::size_t{1}, std::size_t{17}, std::size_t{1000}, std::size_t{16 * 16384 + 5}}) {
+    const auto clean = gaussian(d, d);
+    for (const std::size_t at : {std::size_t{0}, d / 2, d - 1}) {
+      for (const float bad : bad_values) {
+        CAPTURE(d, at, bad);
+        auto v = clean;
+        v[at] = bad;
+        Rng rng(3);
+        std::vector<float> q(d);
+        std::vector<std::byte> out;
+        REQUIRE_THROWS_AS(pipeline.encode(v, rng, out, q), ConfigError);
+        REQUIRE(out.empty());
+      }
+    }
+  }
+}
+
 TEMPLATE_LIST_TEST_CASE("decode_add touches only the coded coordinates of sparse pipelines", "[compress][sparse]", AllPipelines) {
   if constexpr (TestType::sparse) {
     auto pipeline = make_pipeline<TestType>();

@@ -86,7 +86,7 @@ class Compressor {
     detail::require(q.size() == v.size(), "Compressor::encode: q.size() must equal v.size()");
     detail::require(!v.empty() && v.size() <= message::max_dimension,
                     "Compressor::encode: the dimension must be in [1, 2^32 - 2]");
-    if constexpr (!quantizer_checks_finite) {
+    if constexpr (!input_checked) {
       detail::require(decopt::all_finite(v), detail::non_finite_input);
     }
     const std::size_t d = v.size();
@@ -188,8 +188,12 @@ class Compressor {
   }
 
  private:
-  // Dense hands v itself to a quantizer that rejects non-finite input in its own pass over v.
-  static constexpr bool quantizer_checks_finite = [] {
+  // The sparsifier rejects non-finite input in its own pass over v, or Dense hands v itself to a
+  // quantizer that does.
+  static constexpr bool input_checked = [] {
+    if constexpr (requires { S::checks_finite; }) {
+      if (S::checks_finite) return true;
+    }
     if constexpr (requires { Q::checks_finite; }) return std::is_same_v<S, Dense> && Q::checks_finite;
     return false;
   }();

@@ -29,6 +29,8 @@ struct RandTopK {
   static constexpr bool always_unbiased = false;
   static constexpr bool sparse = true;
   static constexpr bool uses_seed = true;
+  /// select() throws ConfigError for a non-finite input (detail::top_k_indices sees every value).
+  static constexpr bool checks_finite = true;
   static std::string name() { return "RandTopK"; }
 
   [[nodiscard]] bool is_unbiased() const noexcept { return always_unbiased; }

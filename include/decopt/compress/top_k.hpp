@@ -26,6 +26,8 @@ struct TopK {
   static constexpr bool always_unbiased = false;
   static constexpr bool sparse = true;
   static constexpr bool uses_seed = false;
+  /// select() throws ConfigError for a non-finite input (detail::top_k_indices sees every value).
+  static constexpr bool checks_finite = true;
   static std::string name() { return "TopK"; }
 
   [[nodiscard]] bool is_unbiased() const noexcept { return always_unbiased; }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "decopt/compress/detail/pipeline.hpp"
+#include "decopt/core/finite.hpp"
 #include "decopt/core/rng.hpp"
 
 namespace decopt::detail {
@@ -30,7 +31,9 @@ inline std::size_t count_for_ratio(double ratio, std::size_t d) noexcept {
   return k >= static_cast<double>(d) ? d : static_cast<std::size_t>(k);
 }
 
-/// The indices of the k largest |v_i|, ascending, ties broken by lower index (exact).
+/// The indices of the k largest |v_i|, ascending, ties broken by lower index (exact). Throws
+/// ConfigError if v holds a non-finite value (its keys are the largest, so the candidate pass's
+/// maxima see them), which spares the Compressor a pass of its own.
 ///
 /// Sampling select (Floyd & Rivest's idea): the magnitudes of a fixed random sample give a key
 /// `lo` that, with overwhelming probability, at least k entries reach while only slightly more
@@ -42,6 +45,7 @@ inline void top_k_indices(std::span<const float> v, std::size_t k, std::vector<s
   const std::size_t d = v.size();
   out.clear();
   if (k >= d) {
+    require(all_finite(v), non_finite_input);
     out.resize(d);
     for (std::size_t i = 0; i < d; ++i) out[i] = static_cast<std::uint32_t>(i);
     return;
@@ -64,19 +68,24 @@ inline void top_k_indices(std::span<const float> v, std::size_t k, std::vector<s
     std::uint32_t* cand = s.candidates.data();
     std::size_t c = 0;
     const float* x = v.data();
+    std::uint32_t largest_key = 0;
     auto keep = [&](std::size_t j) {  // branch-free: store, then advance only for a candidate
+      const std::uint32_t key = magnitude_key(x[j]);
       cand[c] = static_cast<std::uint32_t>(j);
-      c += magnitude_key(x[j]) >= lo ? 1u : 0u;
+      c += key >= lo ? 1u : 0u;
+      largest_key = std::max(largest_key, key);
     };
     std::size_t i = 0;
     // Most blocks of 16 hold no candidate: a vectorised test skips them without a store.
     for (; i + 16 <= d; i += 16) {
       std::uint32_t largest = 0;  // a max reduction, which compilers vectorise
       for (std::size_t j = 0; j < 16; ++j) largest = std::max(largest, magnitude_key(x[i + j]));
+      largest_key = std::max(largest_key, largest);
       if (largest < lo) continue;
       for (std::size_t j = i; j < i + 16; ++j) keep(j);
     }
     for (; i < d; ++i) keep(i);
+    require(largest_key < 0x7f800000u, non_finite_input);  // +inf is the smallest such key
     if (c < k) {  // unlucky sample: every key qualifies on the second attempt
       lo = 0;
       continue;
