@@ -19,14 +19,16 @@
 // Encode, dense levels (the dithered case): one histogram pass, then word-major: for each 64
 // positions and each rank r, the mask of rank-r symbols is compacted (pext) onto the positions
 // still unclaimed by ranks < r; for b = 1 the Golomb code of the runs *is* that compacted bit
-// string, so it is written whole; for b > 1 each set bit ends one run. O(n/64·m + nnz) with no
-// per-element branches. Sparse inputs (explicit positions, or dense levels that are nearly all
+// string, so it is written whole; for b > 1 each set bit ends one run (the runs of a chunk of
+// words are extracted first, then coded in one loop). O(n/64·m + nnz) with no per-element
+// branches. Ranks rarer than one hit per word (a suffix of at most 16) are not visited per word:
+// the word loop lists the non-zeros it leaves, and their runs are coded from that list. Sparse inputs (explicit positions, or dense levels that are nearly all
 // zero) walk only the non-zeros, with per-rank counters of the lower-rank non-zeros: O(nnz·m).
 // Decode, dense messages (nnz ≥ n/32): the mirror image. Each b > 1 stream is first expanded into
 // its hit bitmap over the rank's free slots (a table turns up to four codewords into their bit
 // pattern per lookup); then, 64 positions at a time, each rank's next popcount(free) bitmap bits
 // (or b = 1 stream bits) are deposited (pdep) onto the word's free positions, so the accumulator
-// is touched once per word. O(n/64·m + nnz). Ranks rarer than one hit per word are left to the
+// is touched once per word (AddSink::Word merges the ranks' values in registers). O(n/64·m + nnz). Ranks rarer than one hit per word are left to the
 // sparse decoder below, over the positions the others leave free.
 // Decode, sparse messages: each rank r keeps a candidate absolute position c_r (its relative
 // position plus the lower-rank positions emitted so far, a lower bound); the smallest candidate

@@ -317,8 +317,8 @@ class BitmapWriter {
 
 /// Golomb-codes the runs of a hit bitmap: for each set bit of bitmap[0, nbits), the number of
 /// clear bits since the previous set bit (or the start). Runs below 64 take their codeword from a
-/// table. One bitmap word per step(), so that two encodes can run interleaved (encode_pair) and
-/// their serial writer chains overlap.
+/// table, and in long streams two runs below 32 take their joint codeword from a second one. One
+/// chunk of 32 bitmap words per step(), so that two encodes can run interleaved (encode_pair).
 class BitmapGolombEncoder {
  public:
   BitmapGolombEncoder(const GolombCode& g, const std::uint64_t* bitmap, std::uint64_t nbits, std::uint64_t hits,
