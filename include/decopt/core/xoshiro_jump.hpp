@@ -14,6 +14,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstdint>
 
 namespace decopt::detail {
@@ -32,31 +33,37 @@ constexpr void xoshiro256_step(std::array<std::uint64_t, 4>& s) noexcept {
   s[3] = (s[3] << 45) | (s[3] >> 19);
 }
 
-/// The characteristic polynomial p(x) = x^256 + low(x) of A; returns low.
+/// The characteristic polynomial p(x) = x^256 + low(x) of A; returns low. (Word-parallel, so that
+/// it stays far inside compilers' constant-evaluation step limits.)
 constexpr Gf2Poly256 xoshiro256_characteristic_low() noexcept {
-  constexpr int degree = 256, count = 2 * degree;
-  std::array<std::uint8_t, count> bit{};
+  constexpr int degree = 256, count = 2 * degree, words = degree / 64 + 1;  // polynomials of degree ≤ 256
   std::array<std::uint64_t, 4> s{0x9e3779b97f4a7c15ULL, 0xbf58476d1ce4e5b9ULL, 0x94d049bb133111ebULL, 1};
-  for (auto& b : bit) {
-    b = static_cast<std::uint8_t>(s[0] & 1);
-    xoshiro256_step(s);
-  }
-  // Berlekamp–Massey: the shortest recurrence bit[n] = Σ_{i=1..L} c_i·bit[n−i].
-  std::array<std::uint8_t, degree + 1> c{}, b{}, t{};
-  c[0] = b[0] = 1;
+  // Berlekamp–Massey: the shortest recurrence Σ_{i=0..L} c_i·bit[n−i] = 0 (c_0 = 1) of the
+  // sequence bit[n] = bit 0 of s[0] after n steps. window bit i holds bit[n − i].
+  std::uint64_t c[words] = {1}, b[words] = {1}, window[words] = {};
   int length = 0, shift = 1;
   for (int n = 0; n < count; ++n) {
-    std::uint8_t d = bit[static_cast<std::size_t>(n)];
-    for (int i = 1; i <= length; ++i) d ^= c[static_cast<std::size_t>(i)] & bit[static_cast<std::size_t>(n - i)];
-    if (d == 0) {
+    for (int w = words - 1; w > 0; --w) window[w] = (window[w] << 1) | (window[w - 1] >> 63);
+    window[0] = (window[0] << 1) | (s[0] & 1);
+    xoshiro256_step(s);
+    std::uint64_t parity = 0;
+    for (int w = 0; w < words; ++w) parity ^= c[w] & window[w];
+    if (std::popcount(parity) % 2 == 0) {
       ++shift;
       continue;
     }
-    t = c;
-    for (int i = 0; i + shift <= degree; ++i) c[static_cast<std::size_t>(i + shift)] ^= b[static_cast<std::size_t>(i)];
+    std::uint64_t previous[words];
+    for (int w = 0; w < words; ++w) previous[w] = c[w];
+    for (int w = words - 1; w >= 0; --w) {  // c ^= b·x^shift (its degree stays ≤ 256)
+      const int from = w - shift / 64, bits = shift % 64;
+      std::uint64_t moved = 0;
+      if (from >= 0) moved = b[from] << bits;
+      if (from >= 1 && bits != 0) moved |= b[from - 1] >> (64 - bits);
+      c[w] ^= moved;
+    }
     if (2 * length <= n) {
       length = n + 1 - length;
-      b = t;
+      for (int w = 0; w < words; ++w) b[w] = previous[w];
       shift = 1;
     } else {
       ++shift;
@@ -65,7 +72,7 @@ constexpr Gf2Poly256 xoshiro256_characteristic_low() noexcept {
   // p(x) = x^L·C(1/x): the coefficient of x^{L−i} is c_i. (L = 256 because p is primitive.)
   Gf2Poly256 low{};
   for (int i = 1; i <= degree; ++i)
-    if (c[static_cast<std::size_t>(i)] != 0) low[static_cast<std::size_t>((degree - i) / 64)] |= 1ULL << ((degree - i) % 64);
+    if ((c[i / 64] >> (i % 64)) & 1) low[static_cast<std::size_t>((degree - i) / 64)] |= 1ULL << ((degree - i) % 64);
   return low;
 }
 
