@@ -295,15 +295,28 @@ TEST_CASE("the dithered quantizer draws and rounds exactly as one element at a t
   // The quantizer draws its dithers in blocks, eight segments of the stream at once where AVX-512
   // is compiled for (detail::DitherLanes, spans of 2^18 elements), and rounds in vector loops.
   // Reference: u_{2k}, u_{2k+1} from draw k, then the float expression of one element.
-  const std::size_t span = std::size_t{1} << 18;
-  for (const std::size_t n : {std::size_t{1}, std::size_t{513}, span - 1, span, span + 1, 2 * span + 777}) {
+  // Outputs of 2^22 floats or more are written with non-temporal stores from the first 64-byte
+  // line on, so q also starts at 1 and 3 floats past a line there.
+  const std::size_t span = std::size_t{1} << 18, streamed = std::size_t{1} << 22;
+  struct Case {
+    std::size_t n, offset;
+    std::vector<int> levels;
+  };
+  const std::vector<Case> cases = {{1, 0, {1, 4, 15, 16, 300}},           {513, 0, {1, 4, 15, 16, 300}},
+                                   {span - 1, 0, {1, 4, 15, 16, 300}},    {span, 0, {1, 4, 15, 16, 300}},
+                                   {span + 1, 0, {1, 4, 15, 16, 300}},    {2 * span + 777, 0, {1, 4, 15, 16, 300}},
+                                   {streamed + 37, 1, {4}},               {streamed, 3, {15}}};
+  for (const Case& c : cases) {
+    const std::size_t n = c.n;
     const auto v = gaussian(n, static_cast<std::uint64_t>(n));
+    std::vector<float> buffer(n + 32);
+    const auto line = static_cast<std::size_t>((64 - reinterpret_cast<std::uintptr_t>(buffer.data()) % 64) % 64 / 4);
+    const std::span<float> q(buffer.data() + line + c.offset, n);
     for (const Norm norm : {Norm::L2, Norm::Linf}) {
-      for (const int s : {1, 4, 15, 16, 300}) {
-        CAPTURE(n, static_cast<int>(norm), s);
+      for (const int s : c.levels) {
+        CAPTURE(n, c.offset, static_cast<int>(norm), s);
         const DitheredQuantizer quantizer{s, norm};
         detail::LevelBlock block;
-        std::vector<float> q(n);
         Rng rng(n + static_cast<std::uint64_t>(s));
         quantizer.quantize(v, 1.0f, rng, block, q);
 

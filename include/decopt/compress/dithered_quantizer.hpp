@@ -169,6 +169,10 @@ struct DitheredQuantizer {
     return b & 0x7fffffffu;
   }
 
+  // Outputs q of at least this many floats (16 MiB: more than the L2 of any current CPU, about
+  // an L3) are written with non-temporal stores where the AVX-512 level pass runs.
+  static constexpr std::size_t stream_min = std::size_t{1} << 22;
+
   struct FloatScale {
     float inv;
     float operator()(float a) const noexcept { return a * inv; }
@@ -187,6 +191,7 @@ struct DitheredQuantizer {
                               Scale scale_of) noexcept {
     constexpr std::size_t block = 512;  // even, so no pair of dithers straddles two blocks
     const std::size_t n = x.size();
+    const bool stream = n >= stream_min;
     std::size_t b0 = 0;
 #if defined(DECOPT_HAVE_DITHER_LANES)
     using Lanes = detail::DitherLanes;
@@ -198,7 +203,7 @@ struct DitheredQuantizer {
         lanes.fill(lane_u);
         for (std::size_t j = 0; j < Lanes::lanes; ++j) {
           const std::size_t at = b0 + j * Lanes::segment_elements + round * block;
-          level_block(x.data() + at, lane_u + j * block, block, s, st, lv + at, out + at, scale_of);
+          level_block(x.data() + at, lane_u + j * block, block, s, st, lv + at, out + at, scale_of, stream);
         }
       }
       lanes.advance(rng);
@@ -214,16 +219,20 @@ struct DitheredQuantizer {
         u[j + 1] = static_cast<float>(static_cast<std::int32_t>((r >> 8) & 0xffffffu)) * 0x1.0p-24f;
       }
       if (j < m) u[j] = rng.uniform_float();
-      level_block(x.data() + b0, u, m, s, st, lv + b0, out + b0, scale_of);
+      level_block(x.data() + b0, u, m, s, st, lv + b0, out + b0, scale_of, stream);
     }
+#if defined(__AVX512F__)
+    if (stream) _mm_sfence();  // order the non-temporal stores before whatever the caller does next
+#endif
   }
 
   // Levels and reconstructions of m ≤ 512 elements from their dithers: explicit AVX-512 with the
   // reconstruction table in one or two registers (s ≤ 15), else AVX2 with a gather of the table,
-  // where compiled for them.
+  // where compiled for them. `stream`: q is written with non-temporal stores (an output larger
+  // than the caches: no read-for-ownership of its lines, which cost as much as the writes).
   template <class Scale>
   static void level_block(const float* xs, const float* u, std::size_t m, int s, const float* st, std::int16_t* lvb,
-                          float* ob, Scale scale_of) noexcept {
+                          float* ob, Scale scale_of, bool stream) noexcept {
     std::size_t j = 0;
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<Scale, FloatScale>) {
@@ -234,18 +243,28 @@ struct DitheredQuantizer {
             static_cast<__mmask16>(entries > 16 ? (1u << (entries - 16)) - 1 : 0), st - s + 16);
         const __m512 inv = _mm512_set1_ps(scale_of.inv);
         const __m512i top = _mm512_set1_epi32(s);
-        for (; j + 16 <= m; j += 16) {
-          const __m512 xv = _mm512_loadu_ps(xs + j);
-          const __m512 a = _mm512_add_ps(_mm512_mul_ps(_mm512_abs_ps(xv), inv), _mm512_loadu_ps(u + j));
+        auto level16 = [&](std::size_t at) noexcept {  // stores 16 levels; returns their values
+          const __m512 xv = _mm512_loadu_ps(xs + at);
+          const __m512 a = _mm512_add_ps(_mm512_mul_ps(_mm512_abs_ps(xv), inv), _mm512_loadu_ps(u + at));
           const __m512i l = _mm512_min_epi32(_mm512_cvttps_epi32(a), top);
           const __mmask16 neg = _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_LT_OQ);
           const __m512i sl = _mm512_mask_sub_epi32(l, neg, _mm512_setzero_si512(), l);  // −l where x < 0
-          const __m512 qv = _mm512_permutex2var_ps(low, _mm512_add_epi32(sl, top), high);
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(lvb + j), _mm512_cvtepi32_epi16(sl));
-          _mm512_storeu_ps(ob + j, qv);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(lvb + at), _mm512_cvtepi32_epi16(sl));
+          return _mm512_permutex2var_ps(low, _mm512_add_epi32(sl, top), high);
+        };
+        if (stream && m >= 32) {
+          // Stores of whole 64-byte lines only: the first 16 values the ordinary way, then from
+          // the first aligned element on (the overlap is written twice with the same values).
+          _mm512_storeu_ps(ob, level16(0));
+          j = ((64 - (reinterpret_cast<std::uintptr_t>(ob) & 63)) & 63) / sizeof(float);
+          if (j == 0) j = 16;
+          for (; j + 16 <= m; j += 16) _mm512_stream_ps(ob + j, level16(j));
         }
+        for (; j + 16 <= m; j += 16) _mm512_storeu_ps(ob + j, level16(j));
       }
     }
+#else
+    (void)stream;
 #endif
 #if defined(__AVX2__)
     if constexpr (std::is_same_v<Scale, FloatScale>) {
