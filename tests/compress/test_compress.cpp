@@ -305,7 +305,7 @@ TEST_CASE("the dithered quantizer draws and rounds exactly as one element at a t
   const std::vector<Case> cases = {{1, 0, {1, 4, 15, 16, 300}},           {513, 0, {1, 4, 15, 16, 300}},
                                    {span - 1, 0, {1, 4, 15, 16, 300}},    {span, 0, {1, 4, 15, 16, 300}},
                                    {span + 1, 0, {1, 4, 15, 16, 300}},    {2 * span + 777, 0, {1, 4, 15, 16, 300}},
-                                   {streamed + 37, 1, {4}},               {streamed, 3, {15}}};
+                                   {streamed + 37, 1, {4}},               {streamed, 3, {15, 16}}};
   for (const Case& c : cases) {
     const std::size_t n = c.n;
     const auto v = gaussian(n, static_cast<std::uint64_t>(n));

@@ -170,7 +170,7 @@ struct DitheredQuantizer {
   }
 
   // Outputs q of at least this many floats (16 MiB: more than the L2 of any current CPU, about
-  // an L3) are written with non-temporal stores where the AVX-512 level pass runs.
+  // an L3) are written with non-temporal stores where a vector level pass runs.
   static constexpr std::size_t stream_min = std::size_t{1} << 22;
 
   struct FloatScale {
@@ -221,18 +221,21 @@ struct DitheredQuantizer {
       if (j < m) u[j] = rng.uniform_float();
       level_block(x.data() + b0, u, m, s, st, lv + b0, out + b0, scale_of, stream);
     }
-#if defined(__AVX512F__)
+#if defined(__AVX2__)
     if (stream) _mm_sfence();  // order the non-temporal stores before whatever the caller does next
+#else
+    (void)stream;
 #endif
   }
 
   // Levels and reconstructions of m ≤ 512 elements from their dithers: explicit AVX-512 with the
   // reconstruction table in one or two registers (s ≤ 15), else AVX2 with a gather of the table,
   // where compiled for them. `stream`: q is written with non-temporal stores (an output larger
-  // than the caches: no read-for-ownership of its lines, which cost as much as the writes).
+  // than the caches: no read-for-ownership of its lines, which cost as much as the writes). Both
+  // vector paths stream; the scalar one does not.
   template <class Scale>
   static void level_block(const float* xs, const float* u, std::size_t m, int s, const float* st, std::int16_t* lvb,
-                          float* ob, Scale scale_of, bool stream) noexcept {
+                          float* ob, Scale scale_of, [[maybe_unused]] bool stream) noexcept {
     std::size_t j = 0;
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<Scale, FloatScale>) {
@@ -263,25 +266,29 @@ struct DitheredQuantizer {
         for (; j + 16 <= m; j += 16) _mm512_storeu_ps(ob + j, level16(j));
       }
     }
-#else
-    (void)stream;
 #endif
 #if defined(__AVX2__)
     if constexpr (std::is_same_v<Scale, FloatScale>) {
       const __m256 inv = _mm256_set1_ps(scale_of.inv);
       const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
       const __m256i top = _mm256_set1_epi32(s);
-      for (; j + 8 <= m; j += 8) {
-        const __m256 xv = _mm256_loadu_ps(xs + j);
-        const __m256 a = _mm256_add_ps(_mm256_mul_ps(_mm256_and_ps(xv, magnitude), inv), _mm256_loadu_ps(u + j));
+      auto level8 = [&](std::size_t at) noexcept {  // stores 8 levels; returns their values
+        const __m256 xv = _mm256_loadu_ps(xs + at);
+        const __m256 a = _mm256_add_ps(_mm256_mul_ps(_mm256_and_ps(xv, magnitude), inv), _mm256_loadu_ps(u + at));
         const __m256i l = _mm256_min_epi32(_mm256_cvttps_epi32(a), top);
         const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(xv, _mm256_setzero_ps(), _CMP_LT_OQ));
         const __m256i sl = _mm256_sub_epi32(_mm256_xor_si256(l, neg), neg);  // −l where x < 0
         const __m128i l16 = _mm_packs_epi32(_mm256_castsi256_si128(sl), _mm256_extracti128_si256(sl, 1));
-        const __m256 qv = _mm256_i32gather_ps(st, sl, 4);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(lvb + j), l16);
-        _mm256_storeu_ps(ob + j, qv);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(lvb + at), l16);
+        return _mm256_i32gather_ps(st, sl, 4);
+      };
+      if (stream && j == 0 && m >= 16) {  // as above, in 32-byte halves of lines
+        _mm256_storeu_ps(ob, level8(0));
+        j = ((32 - (reinterpret_cast<std::uintptr_t>(ob) & 31)) & 31) / sizeof(float);
+        if (j == 0) j = 8;
+        for (; j + 8 <= m; j += 8) _mm256_stream_ps(ob + j, level8(j));
       }
+      for (; j + 8 <= m; j += 8) _mm256_storeu_ps(ob + j, level8(j));
     }
 #endif
 #if defined(__GNUC__) && !defined(__clang__)
