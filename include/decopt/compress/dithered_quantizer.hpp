@@ -228,6 +228,24 @@ struct DitheredQuantizer {
 #endif
   }
 
+  // ob[at …] = values(at) for whole vectors of `width` floats from j while they fit in m; returns
+  // where they stopped. Streaming (from j = 0, m ≥ 2·width): the non-temporal stores need aligned
+  // vectors, so the first vector is stored the ordinary way and streaming starts at the first
+  // aligned element (the overlap is written twice, with the same values).
+  template <std::size_t width, class Values, class Store, class Stream>
+  static std::size_t store_vectors(float* ob, std::size_t j, std::size_t m, bool stream, Values&& values, Store&& store,
+                                   Stream&& stream_store) noexcept {
+    constexpr std::uintptr_t bytes = width * sizeof(float);
+    if (stream && j == 0 && m >= 2 * width) {
+      store(ob, values(0));
+      j = static_cast<std::size_t>((bytes - (reinterpret_cast<std::uintptr_t>(ob) & (bytes - 1))) & (bytes - 1)) / sizeof(float);
+      if (j == 0) j = width;
+      for (; j + width <= m; j += width) stream_store(ob + j, values(j));
+    }
+    for (; j + width <= m; j += width) store(ob + j, values(j));
+    return j;
+  }
+
   // Levels and reconstructions of m ≤ 512 elements from their dithers: explicit AVX-512 with the
   // reconstruction table in one or two registers (s ≤ 15), else AVX2 with a gather of the table,
   // where compiled for them. `stream`: q is written with non-temporal stores (an output larger
@@ -255,15 +273,9 @@ struct DitheredQuantizer {
           _mm256_storeu_si256(reinterpret_cast<__m256i*>(lvb + at), _mm512_cvtepi32_epi16(sl));
           return _mm512_permutex2var_ps(low, _mm512_add_epi32(sl, top), high);
         };
-        if (stream && m >= 32) {
-          // Stores of whole 64-byte lines only: the first 16 values the ordinary way, then from
-          // the first aligned element on (the overlap is written twice with the same values).
-          _mm512_storeu_ps(ob, level16(0));
-          j = ((64 - (reinterpret_cast<std::uintptr_t>(ob) & 63)) & 63) / sizeof(float);
-          if (j == 0) j = 16;
-          for (; j + 16 <= m; j += 16) _mm512_stream_ps(ob + j, level16(j));
-        }
-        for (; j + 16 <= m; j += 16) _mm512_storeu_ps(ob + j, level16(j));
+        j = store_vectors<16>(
+            ob, j, m, stream, level16, [](float* p, __m512 v) { _mm512_storeu_ps(p, v); },
+            [](float* p, __m512 v) { _mm512_stream_ps(p, v); });
       }
     }
 #endif
@@ -282,13 +294,9 @@ struct DitheredQuantizer {
         _mm_storeu_si128(reinterpret_cast<__m128i*>(lvb + at), l16);
         return _mm256_i32gather_ps(st, sl, 4);
       };
-      if (stream && j == 0 && m >= 16) {  // as above, in 32-byte halves of lines
-        _mm256_storeu_ps(ob, level8(0));
-        j = ((32 - (reinterpret_cast<std::uintptr_t>(ob) & 31)) & 31) / sizeof(float);
-        if (j == 0) j = 8;
-        for (; j + 8 <= m; j += 8) _mm256_stream_ps(ob + j, level8(j));
-      }
-      for (; j + 8 <= m; j += 8) _mm256_storeu_ps(ob + j, level8(j));
+      j = store_vectors<8>(
+          ob, j, m, stream, level8, [](float* p, __m256 v) { _mm256_storeu_ps(p, v); },
+          [](float* p, __m256 v) { _mm256_stream_ps(p, v); });
     }
 #endif
 #if defined(__GNUC__) && !defined(__clang__)
