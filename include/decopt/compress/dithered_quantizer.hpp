@@ -182,10 +182,11 @@ struct DitheredQuantizer {
     float operator()(float a) const noexcept { return static_cast<float>(static_cast<double>(a) * inv); }
   };
 
-  // ℓ = min(⌊a + u⌋, s) with a = s|x|/σ; two 24-bit dithers per 64-bit draw. Blocks of dithers
-  // are drawn first (eight or four segments of the stream at once where AVX-512 or AVX2 is
-  // compiled for: detail::DitherLanes), then the levels are computed in a vector loop; the sequence of draws
-  // and every float operation are those of one element at a time.
+  // ℓ = min(⌊a + u⌋, s) with a = s|x|/σ; two 24-bit dithers per 64-bit draw
+  // (Rng::uniform_float_pair). Blocks of dithers are drawn first (eight or four segments of the
+  // stream at once where AVX-512 or AVX2 is compiled for: detail::DitherLanes), then the levels
+  // are computed in a vector loop; the sequence of draws and every float operation are those of
+  // one element at a time.
   template <class Scale>
   static void quantize_linear(std::span<const float> x, int s, Rng& rng, std::int16_t* lv, const float* st, float* out,
                               Scale scale_of) noexcept {
@@ -214,9 +215,9 @@ struct DitheredQuantizer {
       const std::size_t m = std::min(block, n - b0);
       std::size_t j = 0;
       for (; j + 2 <= m; j += 2) {
-        const std::uint64_t r = rng.next();
-        u[j] = static_cast<float>(static_cast<std::int32_t>(r >> 40)) * 0x1.0p-24f;
-        u[j + 1] = static_cast<float>(static_cast<std::int32_t>((r >> 8) & 0xffffffu)) * 0x1.0p-24f;
+        const auto [first, second] = rng.uniform_float_pair();
+        u[j] = first;
+        u[j + 1] = second;
       }
       if (j < m) u[j] = rng.uniform_float();
       level_block(x.data() + b0, u, m, s, st, lv + b0, out + b0, scale_of, stream);

@@ -22,14 +22,16 @@
 // string, so it is written whole; for b > 1 each set bit ends one run (the runs of a chunk of
 // words are extracted first, then coded in one loop). O(n/64·m + nnz) with no per-element
 // branches. Ranks rarer than one hit per word (a suffix of at most 16) are not visited per word:
-// the word loop lists the non-zeros it leaves, and their runs are coded from that list. Sparse inputs (explicit positions, or dense levels that are nearly all
-// zero) walk only the non-zeros, with per-rank counters of the lower-rank non-zeros: O(nnz·m).
+// the word loop lists the non-zeros it leaves, and their runs are coded from that list. Sparse
+// inputs (explicit positions, or dense levels that are nearly all zero) walk only the non-zeros,
+// with per-rank counters of the lower-rank non-zeros: O(nnz·m).
 // Decode, dense messages (nnz ≥ n/32): the mirror image. Each b > 1 stream is first expanded into
 // its hit bitmap over the rank's free slots (a table turns up to four codewords into their bit
 // pattern per lookup); then, 64 positions at a time, each rank's next popcount(free) bitmap bits
 // (or b = 1 stream bits) are deposited (pdep) onto the word's free positions, so the accumulator
-// is touched once per word (AddSink::Word merges the ranks' values in registers). O(n/64·m + nnz). Ranks rarer than one hit per word are left to the
-// sparse decoder below, over the positions the others leave free.
+// is touched once per word (AddSink::Word merges the ranks' values in registers).
+// O(n/64·m + nnz). Ranks rarer than one hit per word are left to the sparse decoder below, over
+// the positions the others leave free.
 // Decode, sparse messages: each rank r keeps a candidate absolute position c_r (its relative
 // position plus the lower-rank positions emitted so far, a lower bound); the smallest candidate
 // (lowest rank on ties) is exact, is emitted, and every higher rank's candidate moves up by one.
@@ -195,26 +197,34 @@ class VectorSourceCoder {
   template <class ForEach>
   void encode_runs(std::size_t n, int s, std::vector<std::byte>& out, ForEach&& for_each) {
     prepare_ranks(n, s);
+    code_runs(0, for_each);
+    write_message(out);
+  }
+
+  // Golomb-codes the runs of ranks [first, m): for_each(f) calls f(index, level) for their
+  // non-zeros in ascending order, index counted among the positions that ranks < first leave
+  // free. A non-zero's index among the positions its own rank may take is that less the
+  // non-zeros of lower ranks before it (seen). O(non-zeros · (m − first)).
+  template <class ForEach>
+  void code_runs(std::size_t first, ForEach&& for_each) {
     const std::size_t m = ranks_.size();
     seen_.assign(m, 0);
     last_.assign(m, std::numeric_limits<std::uint64_t>::max());  // "−1": the first run is rel
-    {
-      const std::uint32_t* rank_of = rank_of_.data() + s;
-      std::uint64_t* seen = seen_.data();
-      std::uint64_t* last = last_.data();
-      const Rank* ranks = ranks_.data();
-      detail::WordWriter* streams = streams_.data();
-      // seen[r] = non-zeros of rank < r so far; a fixed-trip loop keeps it branch-predictable.
-      for_each([&](std::size_t pos, int l) {
-        const std::uint32_t r = rank_of[l];
-        const std::uint64_t rel = pos - seen[r];
-        const std::uint64_t run = rel - last[r] - 1;
-        last[r] = rel;
-        for (std::size_t j = 0; j < m; ++j) seen[j] += j > r ? 1u : 0u;
-        if (!ranks[r].implied) ranks[r].golomb.write(streams[r], run);
-      });
-    }
-    write_message(out);
+    const int s = static_cast<int>(rank_of_.size() / 2);
+    const std::uint32_t* rank_of = rank_of_.data() + s;
+    std::uint64_t* seen = seen_.data();
+    std::uint64_t* last = last_.data();
+    const Rank* ranks = ranks_.data();
+    detail::WordWriter* streams = streams_.data();
+    // seen[r] = non-zeros of rank < r so far; a fixed-trip loop keeps it branch-predictable.
+    for_each([&](std::uint64_t index, int l) {
+      const std::uint32_t r = rank_of[l];
+      const std::uint64_t rel = index - seen[r];
+      const std::uint64_t run = rel - last[r] - 1;
+      last[r] = rel;
+      for (std::size_t j = first; j < m; ++j) seen[j] += j > r ? 1u : 0u;
+      if (!ranks[r].implied) ranks[r].golomb.write(streams[r], run);
+    });
   }
 
   // Ranks from counts_ (decreasing count, ties by zigzag order), their Golomb codes, empty streams.
@@ -253,8 +263,8 @@ class VectorSourceCoder {
     left_.resize(m);
     if (bitmaps_.size() < m) bitmaps_.resize(m);
     // Ranks rarer than one hit per word (a suffix) are not visited per word: the loop records the
-    // non-zeros it leaves free, with how many positions lower ranks took before each, and
-    // encode_sparse_suffix codes those ranks' runs from that list afterwards.
+    // non-zeros it leaves free, each by its index among the positions the word ranks leave, and
+    // code_runs codes those ranks' runs from that list afterwards (as decode_sparse reads them).
     const std::size_t word_ranks = word_rank_count(ranks_, n);
     std::vector<detail::BitmapWriter> writers;  // Σ slots of a rank ≤ its remaining positions: never full
     writers.reserve(m);
@@ -302,12 +312,14 @@ class VectorSourceCoder {
         for (std::uint64_t rest = free & ~detail::bits::equal_mask64(lv, 0); rest != 0; rest &= rest - 1) {
           const int t = std::countr_zero(rest);
           const auto below = static_cast<std::uint64_t>(detail::bits::popcount(taken & detail::bits::low_mask(static_cast<unsigned>(t))));
-          suffix_.push_back({base + static_cast<std::size_t>(t), claimed + below, lv[t]});
+          suffix_.push_back({base + static_cast<std::uint64_t>(t) - claimed - below, lv[t]});
         }
         claimed += static_cast<std::uint64_t>(detail::bits::popcount(taken));
       }
     }
-    encode_sparse_suffix(word_ranks);
+    code_runs(word_ranks, [&](auto&& f) {
+      for (const SuffixHit& hit : suffix_) f(hit.index, hit.level);
+    });
     std::vector<std::size_t> coded;  // the b > 1 ranks, Golomb-coded two at a time
     for (std::size_t r = 0; r < word_ranks; ++r) {
       if (ranks_[r].implied) continue;
@@ -331,26 +343,6 @@ class VectorSourceCoder {
         }
       }
       streams_[ra].adopt(coded_[0], a.finish());
-    }
-  }
-
-  // The runs of ranks [first, m) from suffix_ (position order): a hit's index among the positions
-  // its rank may take is its position less those claimed by the word ranks and by lower suffix ranks.
-  void encode_sparse_suffix(std::size_t first) {
-    const int s = static_cast<int>(rank_of_.size() / 2);
-    for (std::size_t r = first; r < ranks_.size(); ++r) {
-      if (ranks_[r].implied) continue;
-      std::uint64_t lower = 0, last = std::numeric_limits<std::uint64_t>::max();  // "−1"
-      for (const SuffixHit& hit : suffix_) {
-        const std::uint32_t rank = rank_of_[static_cast<std::size_t>(hit.level + s)];
-        if (rank < r) {
-          ++lower;
-        } else if (rank == r) {
-          const std::uint64_t at = hit.position - hit.claimed - lower;
-          ranks_[r].golomb.write(streams_[r], at - last - 1);
-          last = at;
-        }
-      }
     }
   }
 
@@ -640,8 +632,7 @@ class VectorSourceCoder {
     return m;
   }
   struct SuffixHit {
-    std::size_t position;
-    std::uint64_t claimed;  // positions the word ranks took before it
+    std::uint64_t index;  // among the positions the word ranks leave free
     int level;
   };
   std::vector<SuffixHit> suffix_;                    // encode_words: the sparse suffix ranks' hits

@@ -1,10 +1,11 @@
 // decopt/compress/detail/add_sink.hpp — the level sink of Compressor::decode_add: acc[pos] +=
 // table[level]. Internal: include "decopt/compress/compress.hpp" instead.
 //
-// A coder calls it once per non-zero, or — where it decodes 64 positions at a time — once per
-// symbol and word with the mask of positions holding that symbol (add_mask). The masked form is a
-// vector add under a mask (AVX-512F) or a blend (AVX2); every element gets the same single float
-// addition as the scalar form, and positions outside the mask are not touched (a −0.0 stays −0.0).
+// A coder calls it once per non-zero, or — where it decodes 64 positions at a time — through a
+// Word: once per symbol with the mask of the word's positions holding that symbol. With AVX-512F
+// the word's values are merged in registers and added under a mask once; elsewhere each mask is
+// an add_mask (a blend with AVX2). Every element gets the same single float addition as the
+// scalar form, and positions outside the masks are not touched (a −0.0 stays −0.0).
 #pragma once
 
 #include <bit>

@@ -15,8 +15,8 @@
 #include <cstring>
 #include <vector>
 
-#include "decopt/core/bit_stream.hpp"
 #include "decopt/compress/detail/word_bits.hpp"
+#include "decopt/core/bit_stream.hpp"
 #include "decopt/core/codes.hpp"
 
 namespace decopt::detail {
@@ -480,9 +480,7 @@ struct GolombTable {
       if (table != nullptr && done + 4 <= count) {
         const std::uint64_t e = table->entry[static_cast<std::size_t>(cursor.peek(bits))];
         if (e != 0) {
-          out.append(e & ((std::uint64_t{1} << 48) - 1), static_cast<unsigned>((e >> 48) & 0x3fu));
-          cursor.skip(static_cast<int>((e >> 54) & 0xfu));
-          done += e >> 58;
+          take(e);
           return true;
         }
       }
@@ -499,11 +497,15 @@ struct GolombTable {
       for (int i = 0; i < 4; ++i) {
         const std::uint64_t e = table->entry[static_cast<std::size_t>(cursor.peek_buffered(bits))];
         if (e == 0) return false;
-        out.append(e & ((std::uint64_t{1} << 48) - 1), static_cast<unsigned>((e >> 48) & 0x3fu));
-        cursor.skip(static_cast<int>((e >> 54) & 0xfu));
-        done += e >> 58;
+        take(e);
       }
       return true;
+    }
+    /// Applies a non-zero table entry: its pattern to the bitmap, its bits off the stream.
+    inline __attribute__((always_inline)) void take(std::uint64_t e) noexcept {
+      out.append(e & ((std::uint64_t{1} << 48) - 1), static_cast<unsigned>((e >> 48) & 0x3fu));
+      cursor.skip(static_cast<int>((e >> 54) & 0xfu));
+      done += e >> 58;
     }
   };
 
