@@ -13,5 +13,8 @@
 #include "decopt/privacy/privacy.hpp"
 #include "decopt/compositional/compositional.hpp"
 #include "decopt/optimizer/optimizer.hpp"
+#include "decopt/optimizer/local_update.hpp"
+#include "decopt/optimizer/lr_schedule.hpp"
+#include "decopt/parameters/parameters.hpp"
 #include "decopt/transport/link_model.hpp"
 #include "decopt/transport/thread_network.hpp"
