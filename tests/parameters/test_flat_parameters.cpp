@@ -1,12 +1,10 @@
 // FlatParameters and FlatView: aligned zeroed buffers, span and Eigen views that alias them
 // (row-major matrices, PyTorch's element order), a gradient buffer of the same layout, copying
 // tensors in, and views that survive a move.
-#include <catch2/catch.hpp>
-
-#include <decopt/parameters/parameters.hpp>
-
 #include <Eigen/Core>
+#include <catch2/catch.hpp>
 #include <cstdint>
+#include <decopt/parameters/parameters.hpp>
 #include <numeric>
 #include <type_traits>
 #include <vector>
@@ -18,7 +16,10 @@ namespace {
 
 ParameterLayout mlp_layout(std::size_t alignment = ParameterLayout::kDefaultAlignment) {
   ParameterLayout layout(alignment);
-  layout.add("fc1.weight", {5, 3}).add("fc1.bias", {5}, {.prox = false}).add("fc2.weight", {2, 5}).add("fc2.bias", {2}, {.prox = false});
+  layout.add("fc1.weight", {5, 3})
+      .add("fc1.bias", {5}, {.prox = false})
+      .add("fc2.weight", {2, 5})
+      .add("fc2.bias", {2}, {.prox = false});
   return layout;
 }
 

@@ -2,10 +2,8 @@
 // fingerprint, save/load round trips, refusal of a different layout naming the first differing
 // segment, and malformed saved layouts (DecodeError, bounded before allocating).
 #include <catch2/catch.hpp>
-
-#include <decopt/parameters/parameters.hpp>
-
 #include <cstdint>
+#include <decopt/parameters/parameters.hpp>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -40,7 +38,8 @@ ParameterLayout load_all(std::span<const std::byte> bytes) {
 
 /// The binary form of a one-segment layout, written field by field as the header comment specifies.
 std::vector<std::byte> one_segment_record(std::uint64_t alignment, const std::string& name,
-                                          std::vector<std::int64_t> shape, std::uint64_t offset, std::uint8_t flags) {
+                                          std::vector<std::int64_t> shape, std::uint64_t offset,
+                                          std::uint8_t flags) {
   std::vector<std::byte> out;
   put_le<std::uint32_t>(out, 0x59414c50);
   put_varint(out, alignment);
@@ -122,7 +121,8 @@ TEST_CASE("bad names, shapes, sizes and alignments are refused with ConfigError"
   CHECK_NOTHROW(ParameterLayout(1024));
 }
 
-TEST_CASE("the fingerprint changes with every name, shape, option and the alignment", "[parameters][layout]") {
+TEST_CASE("the fingerprint changes with every name, shape, option and the alignment",
+          "[parameters][layout]") {
   const std::uint64_t base = cnn_layout().fingerprint();
   CHECK(cnn_layout().fingerprint() == base);
   CHECK(cnn_layout(8).fingerprint() != base);
@@ -183,7 +183,8 @@ TEST_CASE("a different layout is refused, naming the first differing segment", "
   ParameterLayout shorter;
   shorter.add("conv1.weight", {4, 1, 3, 3}).add("conv1.bias", {4}, {.prox = false});
   CHECK_THROWS_WITH(shorter.require_same(expected, "checkpoint"), Contains("segment 2: none vs 'fc.weight'"));
-  CHECK_THROWS_WITH(expected.require_same(shorter, "checkpoint"), Contains("segment 2: 'fc.weight'") && Contains("vs none"));
+  CHECK_THROWS_WITH(expected.require_same(shorter, "checkpoint"),
+                    Contains("segment 2: 'fc.weight'") && Contains("vs none"));
 
   ParameterLayout no_prox_on_conv;
   no_prox_on_conv.add("conv1.weight", {4, 1, 3, 3}, {.prox = false});
@@ -213,8 +214,9 @@ TEST_CASE("malformed saved layouts are refused with DecodeError", "[parameters][
     CHECK_THROWS_WITH(load_all(one_segment_record(16, "w", {2, 0}, 0, 1)), Contains("dimension 1 = 0"));
     CHECK_THROWS_WITH(load_all(one_segment_record(16, "w", {2, 3}, 16, 1)), Contains("offset"));
     CHECK_THROWS_WITH(load_all(one_segment_record(16, "w", {2, 3}, 0, 4)), Contains("flags"));
-    CHECK_THROWS_AS(load_all(one_segment_record(16, "w", {std::int64_t{1} << 40, std::int64_t{1} << 40}, 0, 1)),
-                    DecodeError);
+    CHECK_THROWS_AS(
+        load_all(one_segment_record(16, "w", {std::int64_t{1} << 40, std::int64_t{1} << 40}, 0, 1)),
+        DecodeError);
   }
   SECTION("duplicate names") {
     std::vector<std::byte> bytes;
@@ -262,7 +264,8 @@ TEST_CASE("padding helpers find, test and clear exactly the padding floats", "[p
     for (float v : s.slice(std::span<const float>(buffer))) CHECK(v == 1.0f);
   std::vector<float> short_buffer(layout.size() - 1);
   CHECK_THROWS_WITH(layout.zero_padding(short_buffer), Contains("does not match"));
-  CHECK_THROWS_WITH(layout.segment("fc.bias").slice(std::span<float>(short_buffer)), Contains("'fc.bias' ends at float 122"));
+  CHECK_THROWS_WITH(layout.segment("fc.bias").slice(std::span<float>(short_buffer)),
+                    Contains("'fc.bias' ends at float 122"));
 }
 
 TEST_CASE("SegmentOptions::for_shape regularises matrices and kernels, not biases", "[parameters][layout]") {

@@ -1,14 +1,12 @@
 // Local-update policies (decopt/optimizer/local_update.hpp): SGD, heavy ball and Nesterov against
 // hand-computed steps, Adam and AdamW against PyTorch's formulas written out in double, bit-exact
 // save/load, refusal of bad hyperparameters, sizes and checkpoints, and no allocation per step.
-#include <catch2/catch.hpp>
-
-#include <decopt/decopt.hpp>
-
 #include <atomic>
 #include <bit>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
+#include <decopt/decopt.hpp>
 #include <limits>
 #include <new>
 #include <vector>
@@ -16,18 +14,31 @@
 using namespace decopt;
 using Catch::Contains;
 
-// Counts the allocations of this test executable, to check that a step allocates nothing. (Not
-// inlined, so GCC does not pair the new expressions it sees with the free() inside.)
+// Counts the allocations of this test executable, to check that a step allocates nothing. Every
+// unaligned form is replaced, so that no pair mixes this malloc/free with another allocator's (the
+// sanitizers bring their own nothrow and array forms). Not inlined, so GCC does not pair the new
+// expressions it sees with the free() inside.
 namespace {
 std::atomic<long> allocations{0};
-}
-[[gnu::noinline]] void* operator new(std::size_t n) {
+[[gnu::noinline]] void* counted_malloc(std::size_t n) noexcept {
   allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  return std::malloc(n == 0 ? 1 : n);
+}
+[[gnu::noinline]] void* counted_malloc_or_throw(std::size_t n) {
+  if (void* p = counted_malloc(n)) return p;
   throw std::bad_alloc();
 }
+}  // namespace
+void* operator new(std::size_t n) { return counted_malloc_or_throw(n); }
+void* operator new[](std::size_t n) { return counted_malloc_or_throw(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_malloc(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_malloc(n); }
 [[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { operator delete(p); }
+void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
+void operator delete[](void* p, std::size_t) noexcept { operator delete(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { operator delete(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { operator delete(p); }
 
 namespace {
 
@@ -65,7 +76,8 @@ std::vector<float> run(const Policy& policy) {
 
 void check_close(const std::vector<float>& got, const std::vector<double>& expected, double tolerance) {
   REQUIRE(got.size() == expected.size());
-  for (std::size_t k = 0; k < got.size(); ++k) CHECK(static_cast<double>(got[k]) == Approx(expected[k]).margin(tolerance));
+  for (std::size_t k = 0; k < got.size(); ++k)
+    CHECK(static_cast<double>(got[k]) == Approx(expected[k]).margin(tolerance));
 }
 
 /// torch.optim.SGD (momentum μ, dampening 0, nesterov flag, weight_decay λ), in double.
@@ -250,8 +262,8 @@ TEST_CASE("Adam and AdamW match PyTorch's formulas in double", "[parameters][loc
   CHECK(state.steps() == 1);
 }
 
-TEMPLATE_TEST_CASE("save and load continue a run bit for bit", "[parameters][local]", SGD, HeavyBall, Nesterov, Adam,
-                   AdamW) {
+TEMPLATE_TEST_CASE("save and load continue a run bit for bit", "[parameters][local]", SGD, HeavyBall,
+                   Nesterov, Adam, AdamW) {
   TestType policy{};
   if constexpr (requires { policy.momentum; }) policy.momentum = 0.75;
   if constexpr (requires { policy.beta2; }) policy.beta2 = 0.95;

@@ -2,10 +2,8 @@
 // biases untouched), padding is zeroed, the regulariser counts only prox segments, and it plugs
 // into DecentralizedOptimizer in place of a plain prox.
 #include <catch2/catch.hpp>
-
-#include <decopt/decopt.hpp>
-
 #include <cmath>
+#include <decopt/decopt.hpp>
 #include <vector>
 
 using namespace decopt;
@@ -15,10 +13,11 @@ namespace {
 
 ParameterLayout net_layout() {
   ParameterLayout layout;
-  layout.add("conv.weight", {3, 1, 2, 2})                 // 12 floats at 0
-      .add("conv.bias", {3}, {.prox = false})             // at 16
-      .add("norm.weight", {3}, {.prox = false})           // at 32
-      .add("fc.weight", {2, 3}, {.prox = true})           // at 48
+  layout
+      .add("conv.weight", {3, 1, 2, 2})                                               // 12 floats at 0
+      .add("conv.bias", {3}, {.prox = false})                                         // at 16
+      .add("norm.weight", {3}, {.prox = false})                                       // at 32
+      .add("fc.weight", {2, 3}, {.prox = true})                                       // at 48
       .add("fc.bias", {2}, SegmentOptions::for_shape(std::vector<std::int64_t>{2}));  // at 64
   return layout;
 }
@@ -41,8 +40,8 @@ TEST_CASE("SegmentedProx satisfies the prox contracts", "[parameters][prox]") {
   STATIC_REQUIRE_FALSE(SegmentedProx<NoProx>::is_identity);  // it still zeroes the padding
 }
 
-TEMPLATE_TEST_CASE("the prox soft-thresholds prox segments, leaves the others and zeroes padding", "[parameters][prox]",
-                   float, double) {
+TEMPLATE_TEST_CASE("the prox soft-thresholds prox segments, leaves the others and zeroes padding",
+                   "[parameters][prox]", float, double) {
   const ParameterLayout layout = net_layout();
   const SegmentedProx<L1Prox> prox(layout, L1Prox(0.5));
   const std::vector<float> start = filled(layout);
@@ -75,7 +74,8 @@ TEMPLATE_TEST_CASE("the prox soft-thresholds prox segments, leaves the others an
   double expected_value = 0;
   for (const Segment& s : layout.segments())
     if (s.options.prox)
-      for (std::size_t k = s.offset; k < s.end(); ++k) expected_value += std::abs(static_cast<double>(before[k]));
+      for (std::size_t k = s.offset; k < s.end(); ++k)
+        expected_value += std::abs(static_cast<double>(before[k]));
   CHECK(prox.value(std::span<const TestType>(before)) == Approx(0.5 * expected_value).epsilon(1e-12));
 }
 
@@ -103,19 +103,23 @@ TEST_CASE("SegmentedProx<NoProx> only clears the padding; bad calls are refused"
   CHECK(prox.size() == layout.size());
 
   std::vector<float> wrong(layout.size() + 3);
-  CHECK_THROWS_WITH(prox.apply(std::span<float>(wrong), 1.0), Contains("buffer of 69 floats, the layout has 66"));
+  CHECK_THROWS_WITH(prox.apply(std::span<float>(wrong), 1.0),
+                    Contains("buffer of 69 floats, the layout has 66"));
   CHECK_THROWS_AS(prox.value(std::span<const float>(wrong)), ConfigError);
   ParameterLayout biases_only;
   biases_only.add("b", {4}, {.prox = false});
   std::vector<float> b(4);
-  CHECK_THROWS_WITH(SegmentedProx<L1Prox>(biases_only, L1Prox(1.0)).apply(std::span<float>(b), -1.0), Contains("step"));
-  CHECK_THROWS_AS(SegmentedProx<L1Prox>(biases_only, L1Prox(1.0)).apply(std::span<float>(b), NAN), ConfigError);
+  CHECK_THROWS_WITH(SegmentedProx<L1Prox>(biases_only, L1Prox(1.0)).apply(std::span<float>(b), -1.0),
+                    Contains("step"));
+  CHECK_THROWS_AS(SegmentedProx<L1Prox>(biases_only, L1Prox(1.0)).apply(std::span<float>(b), NAN),
+                  ConfigError);
 }
 
 TEST_CASE("SegmentedProx plugs into DecentralizedOptimizer unchanged", "[parameters][prox]") {
   // f_i(x) = ½‖x − t‖² with |t| < λ: prox-gradient converges to soft(t, λ) = 0 on the prox segments
   // and to t on the others (biases keep their values, weights become exactly zero).
-  using Layered = DecentralizedOptimizer<Compressor<Dense, DitheredQuantizer, VectorSourceCoder>, SegmentedProx<L1Prox>>;
+  using Layered =
+      DecentralizedOptimizer<Compressor<Dense, DitheredQuantizer, VectorSourceCoder>, SegmentedProx<L1Prox>>;
   const ParameterLayout layout = net_layout();
   const std::vector<float> target = [&] {
     std::vector<float> t = filled(layout);
@@ -129,7 +133,8 @@ TEST_CASE("SegmentedProx plugs into DecentralizedOptimizer unchanged", "[paramet
   for (auto& node : nodes) buffers.push_back(node.span());
   Options options;
   options.lr = 0.2;
-  Simulation<Layered> sim(ring, buffers, options, {Dense{}, DitheredQuantizer{64, Norm::Linf}, VectorSourceCoder{}},
+  Simulation<Layered> sim(ring, buffers, options,
+                          {Dense{}, DitheredQuantizer{64, Norm::Linf}, VectorSourceCoder{}},
                           SegmentedProx<L1Prox>(layout, L1Prox(0.5)));
   for (int round = 0; round < 80; ++round)
     sim.round([&](int, std::span<const float> x, std::span<float> g) {

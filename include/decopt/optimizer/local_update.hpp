@@ -18,9 +18,10 @@
 // A policy is two levels (STYLE.md): the outer struct holds the hyperparameters, and its nested
 // State, made by state(d) for a buffer of d floats, holds one run's buffers (m, v, t) and does
 // the steps. The hot loops are float, allocate nothing and throw nothing; the per-step scalars
-// (bias corrections) are computed in double. save/load write and read a State inside a
-// checkpoint; loading restores the saved hyperparameters too, as torch.optim's load_state_dict
-// restores its param_groups, so a resumed run continues bit for bit.
+// (bias corrections) are computed in double. x and g must not overlap (the loops are __restrict).
+// save/load write and read a State inside a checkpoint; loading restores the saved
+// hyperparameters too, as torch.optim's load_state_dict restores its param_groups, so a resumed
+// run continues bit for bit.
 #pragma once
 
 #include <cmath>
