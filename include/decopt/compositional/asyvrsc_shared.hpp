@@ -181,11 +181,12 @@ class AsyVRSCShared {
     // when the started ones arrive, and its completion (seeing `failed`) stops them.
     auto release = [&](std::size_t started) {
       failed.store(true);
-      for (auto place = started; place < static_cast<std::size_t>(threads); ++place) snapshot_barrier.arrive_and_drop();
+      for (auto place = started; place < static_cast<std::size_t>(threads); ++place)
+        snapshot_barrier.arrive_and_drop();
     };
     {
-      const auto pool = decopt::detail::start_threads("asyvrsc-shared (" + std::to_string(threads) + " threads, the caller's included)",
-                                                      1, threads - 1, body, release, start_thread_);
+      const std::string who = "asyvrsc-shared (" + std::to_string(threads) + " threads, the caller's included)";
+      const auto pool = decopt::detail::start_threads(who, 1, threads - 1, body, release, start_thread_);
       body(0);
     }  // joins
     if (error) std::rethrow_exception(error);

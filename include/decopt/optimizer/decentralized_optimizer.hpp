@@ -28,9 +28,10 @@
 // the round): the neighbours have already consumed this node's message, or not, and have posted
 // their own, so no local rollback could make the network consistent again — the nodes must all
 // restart from one checkpoint round (a ThreadNetwork is reset() for it) — and a rollback would
-// copy x, x̂ and s (3·d floats, 4·d with momentum) every round: 0.9 ms at d = 2^20 beside the 9 ms
-// such a round takes on one core (BM_MalcomRoundPerNode; BM_Memcpy copies 4 MB in 0.3 ms), a tenth
-// of every round for a state that is unusable anyway.
+// copy x, x̂ and s (3·d floats, 4·d with momentum) at the start of every round: at d = 10⁶, 1.5 ms
+// at the out-of-cache rate of BM_Memcpy/10·2^20 (7.8 GB/s) beside the 7.5 ms of a Malcom-PSGD round
+// per node (BM_MalcomRoundPerNode/1000000/2, CPU time, same run): a fifth of every round, paid
+// for a state that is unusable anyway.
 #pragma once
 
 #include <algorithm>
@@ -438,8 +439,9 @@ class DecentralizedOptimizer {
    *         between begin_resync and finish_resync.
    */
   std::size_t load_state(std::span<const std::byte> bytes, LoadOptions load = {}) {
-    detail::require(!in_round_ && !resync_posted_, "load_state called inside a round or between begin_resync and "
-                                                   "finish_resync (node " + std::to_string(rank_) + ")");
+    detail::require(!in_round_ && !resync_posted_,
+                    "load_state called inside a round or between begin_resync and finish_resync (node " +
+                        std::to_string(rank_) + ")");
     std::size_t consumed = 0;
     ByteReader in(checkpoint::open_record(bytes, consumed));
     const auto d = in.get_le<std::uint64_t>();
@@ -603,11 +605,12 @@ class DecentralizedOptimizer {
     const auto& t = c.totals;
     field(c.round >= 0, "round = " + std::to_string(c.round) + " is negative");
     field(c.exchange >= c.round && c.exchange - c.round <= c.round,
-          "exchange = " + std::to_string(c.exchange) + " is outside [round, 2 round] = [" + std::to_string(c.round) +
-              ", 2 x " + std::to_string(c.round) + "] (one exchange per round, at most one resynchronisation per round)");
+          "exchange = " + std::to_string(c.exchange) + " is outside [round, 2 x round] for round = " +
+              std::to_string(c.round) + " (one exchange per round and at most one resynchronisation per round)");
     field(c.last_resync >= 0 && c.last_resync <= c.round,
           "last_resync = " + std::to_string(c.last_resync) + " is outside [0, round = " + std::to_string(c.round) + "]");
-    field(t.rounds == c.round, "totals.rounds = " + std::to_string(t.rounds) + " differs from round = " + std::to_string(c.round));
+    field(t.rounds == c.round,
+          "totals.rounds = " + std::to_string(t.rounds) + " differs from round = " + std::to_string(c.round));
     field(t.skipped_rounds >= 0 && t.skipped_rounds <= t.rounds,
           "totals.skipped_rounds = " + std::to_string(t.skipped_rounds) + " is outside [0, rounds]");
     field(t.resync_bytes_sent <= t.bytes_sent, "totals.resync_bytes_sent exceeds totals.bytes_sent");
@@ -625,7 +628,6 @@ class DecentralizedOptimizer {
       throw DecodeError(std::string("checkpoint field lr is invalid: ") + e.what());
     }
   }
-
 
   std::span<float> x_;
   TransportRef transport_;

@@ -66,8 +66,9 @@ struct Options {
                     "option momentum must be in [0, 1), got " + detail::format_double(momentum));
     if (momentum > 0) {
       detail::require_normal_float(momentum, "momentum");
-      detail::require(static_cast<float>(momentum) < 1.0f, "option momentum = " + detail::format_double(momentum) +
-                                                               " rounds to 1 as a float32 (no decay): use at most 0.99999994");
+      detail::require(static_cast<float>(momentum) < 1.0f,
+                      "option momentum = " + detail::format_double(momentum) +
+                          " rounds to 1 as a float32 (no decay): use at most 0.99999994");
     }
     detail::require(local_steps >= 1, "option local_steps must be >= 1, got " + std::to_string(local_steps));
     detail::require(resync_every >= 0, "option resync_every must be >= 0, got " + std::to_string(resync_every));

@@ -282,8 +282,8 @@ class ThreadNetwork {
       auto release = [this](std::size_t started) {
         abort("only " + std::to_string(started) + " of " + std::to_string(size()) + " node threads could be started");
       };
-      const auto threads =
-          detail::start_threads("ThreadNetwork::run (" + std::to_string(size()) + " nodes)", 0, size(), node, release, start_thread);
+      const std::string who = "ThreadNetwork::run (" + std::to_string(size()) + " nodes)";
+      const auto threads = detail::start_threads(who, 0, size(), node, release, start_thread);
     }  // joins
     if (first_failure) std::rethrow_exception(first_failure);
     for (auto& e : errors)
