@@ -1,13 +1,20 @@
 // Tests for decopt/compositional: the portfolio problem and its exact optimum, the
 // variance-reduced estimator (exact at the snapshot, unbiased), linear convergence of VRSC,
-// AsyVRSCShared and AsyVRSCDistributed, option validation, divergence detection, the channel.
+// AsyVRSCShared and AsyVRSCDistributed, option validation, divergence detection, the channel, a
+// thread pool that cannot be started in full.
 #include <catch2/catch.hpp>
 
 #include <decopt/compositional/compositional.hpp>
 
 #include "compositional/problems.hpp"
+#include "transport/watchdog.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <functional>
+#include <memory>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -490,4 +497,73 @@ TEST_CASE("run_master and run_worker run over a caller-provided channel", "[comp
   REQUIRE(r.converged);
   CHECK(r.suboptimality <= 1e-6);
   CHECK(r.max_staleness <= 8);
+}
+
+namespace {
+/// A ThreadStarter that starts `allowed` threads (counting each whose work has returned) and then
+/// fails the way a thread or memory limit does: std::system_error with EAGAIN from std::thread.
+struct LimitedStarter {
+  int allowed;
+  std::shared_ptr<std::atomic<int>> started = std::make_shared<std::atomic<int>>(0);
+  std::shared_ptr<std::atomic<int>> finished = std::make_shared<std::atomic<int>>(0);
+  std::jthread operator()(std::function<void()> work) const {
+    if (started->load() >= allowed)
+      throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again), "test: thread limit");
+    ++*started;
+    return std::jthread([work = std::move(work), done = finished] {
+      work();
+      ++*done;
+    });
+  }
+};
+}  // namespace
+
+TEST_CASE("AsyVRSC: a thread that cannot be created is an Error naming how many started, not a deadlock",
+          "[compositional][shared][distributed][threads]") {
+  // decopt-portfolio --threads 800 under `ulimit -v` deadlocked: the started threads waited at the
+  // barrier (or for a model) for threads that never started. The watchdog fails a hang in 20 s.
+  auto problem = std::make_shared<const PortfolioProblem>(small_problem());
+  for (int allowed : {0, 3}) {
+    CAPTURE(allowed);
+    const LimitedStarter shared_starter{allowed};
+    AsyVrscSharedOptions so;
+    so.threads = 8;
+    so.epochs = 3;
+    const auto shared_outcome = watchdog::returns_within(std::chrono::seconds(20), [problem, so, shared_starter] {
+      Vector x = Vector::Zero(problem->dimension());
+      AsyVRSCShared(so, shared_starter).optimize(*problem, x);
+    });
+    REQUIRE(shared_outcome.threw);
+    CHECK_THAT(shared_outcome.message, Catch::StartsWith("decopt: "));  // a decopt::Error
+    CHECK_THAT(shared_outcome.message,
+               Catch::Contains("asyvrsc-shared") && Catch::Contains("test: thread limit") &&
+                   Catch::Contains("could not start thread " + std::to_string(allowed + 1) + " of 7") &&
+                   Catch::Contains("the " + std::to_string(allowed) + " threads already started were stopped and joined"));
+    CHECK(shared_starter.finished->load() == allowed);
+
+    const LimitedStarter distributed_starter{allowed};
+    AsyVrscDistributedOptions dopt;
+    dopt.workers = 5;
+    dopt.epochs = 3;
+    const auto distributed_outcome = watchdog::returns_within(std::chrono::seconds(20), [problem, dopt, distributed_starter] {
+      Vector x = Vector::Zero(problem->dimension());
+      AsyVRSCDistributed(dopt, distributed_starter).optimize(*problem, x);
+    });
+    REQUIRE(distributed_outcome.threw);
+    CHECK_THAT(distributed_outcome.message,
+               Catch::Contains("asyvrsc-distributed") &&
+                   Catch::Contains("could not start thread " + std::to_string(allowed + 1) + " of 5") &&
+                   Catch::Contains("the " + std::to_string(allowed) + " threads already started were stopped and joined"));
+    CHECK(distributed_starter.finished->load() == allowed);
+  }
+  // A starter that always succeeds is used for every extra thread and changes nothing else:
+  // with one thread (none started) the run is VRSC's, bit for bit, as without a starter.
+  const LimitedStarter generous{100};
+  AsyVrscSharedOptions so;
+  so.threads = 3;
+  so.epochs = 2;
+  Vector x = Vector::Zero(problem->dimension());
+  AsyVRSCShared(so, generous).optimize(*problem, x);
+  CHECK(generous.started->load() == 2);
+  CHECK(generous.finished->load() == 2);
 }

@@ -1,10 +1,17 @@
-// Save and load of the whole optimizer state; refusal of corrupted or foreign checkpoints; the
+// Save and load of the whole optimizer state; refusal of corrupted, foreign or forged checkpoints;
+// the learning rate on load; the poisoned state after an exception mid-round and its recovery; the
 // float drift of the incremental neighbour sum over very long runs.
 #include <catch2/catch.hpp>
 
 #include <decopt/decopt.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 using namespace decopt;
@@ -165,4 +172,234 @@ TEST_CASE("Over 10^4 rounds on 64 nodes, periodic resynchronisation keeps s = su
   // The resynchronisations are paid for in the byte counts: 10 × 4 neighbours × (12-byte header + 24 floats).
   CHECK(resynced.sim.node(0).totals().resync_bytes_sent == 10u * 4u * (12u + 24u * 4u));
   CHECK(drifting.sim.node(0).totals().resync_bytes_sent == 0u);
+}
+
+TEST_CASE("load_state keeps the configured learning rate unless asked to restore the saved one", "[checkpoint][lr]") {
+  // load_state used to replace the lr silently by the saved one.
+  const auto topology = Topology::ring(4);
+  Network first(topology, 16, options());  // lr 0.05
+  first.rounds(2);
+  first.sim.node(3).set_learning_rate(0.02);  // a schedule moved node 3's lr
+  const auto states = first.save();
+  Options configured = options();
+  configured.lr = 0.01;
+  Network resumed(topology, 16, configured);
+  resumed.sim.node(1).load_state(states[1]);
+  CHECK(resumed.sim.node(1).options().lr == 0.01);
+  CHECK(resumed.sim.node(1).round() == 2);
+  resumed.sim.node(2).load_state(states[2], LoadOptions{.restore_learning_rate = true});
+  CHECK(resumed.sim.node(2).options().lr == 0.05);
+  resumed.sim.node(3).load_state(states[3], LoadOptions{.restore_learning_rate = true});
+  CHECK(resumed.sim.node(3).options().lr == 0.02);
+}
+
+TEST_CASE("load_state is refused between begin_resync and finish_resync", "[checkpoint][resync]") {
+  const auto topology = Topology::ring(4);
+  Options o = options();
+  o.resync_every = 2;
+  SimulatedNetwork network(topology);
+  std::vector<std::vector<float>> models(4, std::vector<float>(16, 0.0f));
+  std::vector<Malcom> nodes;
+  for (int i = 0; i < 4; ++i)
+    nodes.emplace_back(std::span<float>(models[static_cast<std::size_t>(i)]), topology, network.endpoint(i), o, compressor(),
+                       L1Prox{1e-3});
+  auto round = [&] {
+    for (int i = 0; i < 4; ++i)
+      nodes[static_cast<std::size_t>(i)].begin_round(
+          [i](std::span<const float> x, std::span<float> g) { gradient(i, x, g); });
+    for (auto& node : nodes) node.finish_round();
+  };
+  round();
+  std::vector<std::byte> saved;
+  nodes[1].save_state(saved);
+  round();
+  REQUIRE(nodes[1].resync_due());
+  for (auto& node : nodes) node.begin_resync();
+  REQUIRE_THROWS_WITH(nodes[1].load_state(saved), Catch::Contains("between begin_resync and finish_resync") &&
+                                                      Catch::Contains("node 1"));
+  CHECK(nodes[1].round() == 2);
+  for (auto& node : nodes) node.finish_resync();  // the resynchronisation completes untouched
+  CHECK_FALSE(nodes[1].resync_due());
+  CHECK(nodes[1].load_state(saved) == saved.size());  // and between rounds loading is fine
+}
+
+namespace {
+/// `record` (one save_state record) with its payload changed by edit(payload, counters_offset)
+/// and framed again with a correct length and checksum: what a forger, or a bug, would write.
+/// counters_offset is where the 8-byte fields after the pipeline name begin.
+std::vector<std::byte> forge(const std::vector<std::byte>& record,
+                             const std::function<void(std::vector<std::byte>&, std::size_t)>& edit) {
+  std::size_t used = 0;
+  const auto original = checkpoint::open_record(record, used);
+  std::vector<std::byte> payload(original.begin(), original.end());
+  ByteReader reader(payload);
+  (void)reader.get_le<std::uint64_t>();  // dimension
+  (void)reader.get_le<std::int32_t>();   // rank
+  (void)reader.get_le<std::uint64_t>();  // topology fingerprint
+  (void)checkpoint::get_string(reader);  // pipeline
+  edit(payload, reader.position());
+  std::vector<std::byte> out;
+  const std::size_t start = checkpoint::begin_record(out);
+  out.insert(out.end(), payload.begin(), payload.end());
+  checkpoint::end_record(out, start);
+  return out;
+}
+
+/// The 8-byte counter fields in save_state's order.
+enum Field { Round, Exchange, LastResync, Rounds, BytesSent, BytesReceived, WaitSeconds, ComputeSeconds, Skipped,
+             ResyncBytes, Rng0, Rng1, Rng2, Rng3, LearningRate };
+
+/// An edit for forge(): overwrites `field` with `value`.
+template <class T>
+std::function<void(std::vector<std::byte>&, std::size_t)> set(Field field, T value) {
+  static_assert(sizeof(T) == 8);
+  return [field, value](std::vector<std::byte>& payload, std::size_t at) {
+    std::vector<std::byte> bytes;
+    put_le<T>(bytes, value);
+    std::copy(bytes.begin(), bytes.end(), payload.begin() + static_cast<std::ptrdiff_t>(at + 8 * field));
+  };
+}
+}  // namespace
+
+TEST_CASE("Forged checkpoint records with a valid checksum but impossible fields are refused", "[checkpoint][forged]") {
+  const auto topology = Topology::ring(4);
+  Network net(topology, 24, options());
+  net.rounds(5);
+  const auto good = net.save()[1];
+  Network target(topology, 24, options());
+  auto& node = target.sim.node(1);
+  const auto before = target.models[1];
+  // The forging itself is sound: an unedited record framed again loads.
+  {
+    Network check(topology, 24, options());
+    REQUIRE(check.sim.node(1).load_state(forge(good, [](auto&, std::size_t) {})) > 0);
+    REQUIRE(check.sim.node(1).round() == 5);
+  }
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const auto all_zero_rng = [](std::vector<std::byte>& payload, std::size_t at) {
+    for (Field f : {Rng0, Rng1, Rng2, Rng3}) set<std::uint64_t>(f, 0)(payload, at);
+  };
+  const std::vector<std::pair<std::function<void(std::vector<std::byte>&, std::size_t)>, std::string>> cases = {
+      {set<std::int64_t>(Round, -7), "round = -7"},
+      {set<std::int64_t>(Exchange, 4), "exchange = 4"},
+      {set<std::int64_t>(Exchange, 11), "exchange = 11"},
+      {set<std::int64_t>(LastResync, 6), "last_resync = 6"},
+      {set<std::int64_t>(LastResync, -1), "last_resync = -1"},
+      {set<std::int64_t>(Rounds, 99), "totals.rounds = 99"},
+      {set<std::int64_t>(Skipped, -1), "totals.skipped_rounds"},
+      {set<std::uint64_t>(ResyncBytes, ~std::uint64_t{0}), "totals.resync_bytes_sent"},
+      {set<double>(WaitSeconds, nan), "totals.wait_seconds"},
+      {set<double>(ComputeSeconds, -1.0), "totals.compute_seconds = -1"},
+      {all_zero_rng, "rng state is all zero"},
+      {set<double>(LearningRate, 0.0), "lr"},
+      {set<double>(LearningRate, nan), "lr"},
+      {set<double>(LearningRate, 1e-46), "lr = 1e-46"},
+  };
+  for (const auto& [edit, expected] : cases) {
+    CAPTURE(expected);
+    const auto bad = forge(good, edit);
+    REQUIRE_THROWS_AS(node.load_state(bad), DecodeError);
+    REQUIRE_THROWS_WITH(node.load_state(bad), Catch::Contains("checkpoint field") && Catch::Contains(expected));
+  }
+  CHECK(target.models[1] == before);  // nothing was half-loaded
+  CHECK(node.round() == 0);
+  CHECK(node.options().lr == options().lr);
+}
+
+namespace {
+/// How a FaultyTransport fails its collect.
+enum class Fault { None, Garbage, Timeout };
+
+/// Forwards to a SimulatedNetwork endpoint, but delivers garbage or times out when told to.
+struct FaultyTransport {
+  SimulatedNetwork::Endpoint* inner;
+  Fault fault = Fault::None;
+  std::vector<std::byte> garbage = std::vector<std::byte>(7, std::byte{0xa5});
+  [[nodiscard]] int rank() const { return inner->rank(); }
+  [[nodiscard]] int degree() const { return inner->degree(); }
+  [[nodiscard]] std::vector<int> neighbor_ranks() const { return inner->neighbor_ranks(); }
+  void post(long round, std::span<const std::byte> message) { inner->post(round, message); }
+  void collect(long round, std::vector<std::span<const std::byte>>& inbox) {
+    if (fault == Fault::Timeout) throw TransportError("node " + std::to_string(rank()) + " timed out (injected)");
+    inner->collect(round, inbox);
+    if (fault == Fault::Garbage)
+      for (auto& message : inbox) message = garbage;
+  }
+};
+}  // namespace
+
+TEST_CASE("An exception mid-round poisons the node until load_state; a reloaded run continues bit for bit",
+          "[checkpoint][poison]") {
+  // Every such exception used to leave in_round_ set: the node refused begin_round, save_state
+  // and load_state forever.
+  const auto topology = Topology::ring(4);
+  auto zero = [](std::span<const float>, std::span<float> g) { std::fill(g.begin(), g.end(), 0.0f); };
+
+  SECTION("the gradient callback throws in a simulation: every node is poisoned, all reload and continue") {
+    Network straight(topology, 32, options());
+    straight.rounds(6);
+    Network net(topology, 32, options());
+    net.rounds(2);
+    const auto saved = net.save();
+    net.rounds(1);
+    auto exploding = [](int i, std::span<const float> x, std::span<float> g) {
+      gradient(i, x, g);
+      if (i == 2) throw std::runtime_error("gradient exploded");
+    };
+    REQUIRE_THROWS_WITH(net.sim.round(exploding), Catch::Contains("gradient exploded"));
+    for (int i = 0; i < 4; ++i) {
+      CAPTURE(i);
+      auto& node = net.sim.node(i);
+      CHECK(node.inconsistent());
+      const std::string poisoned = "node " + std::to_string(i) + " was left inconsistent by an exception in round 3";
+      REQUIRE_THROWS_WITH(node.begin_round(zero), Catch::Contains(poisoned) && Catch::Contains("gradient exploded") &&
+                                                      Catch::Contains("reload a checkpoint with load_state() to continue"));
+      REQUIRE_THROWS_WITH(node.finish_round(), Catch::Contains(poisoned));
+      std::vector<std::byte> out;
+      REQUIRE_THROWS_WITH(node.save_state(out), Catch::Contains(poisoned));
+      CHECK(out.empty());
+    }
+    for (int i = 0; i < 4; ++i) net.sim.node(i).load_state(saved[static_cast<std::size_t>(i)]);
+    CHECK_FALSE(net.sim.node(2).inconsistent());
+    net.rounds(4);
+    CHECK(net.models == straight.models);
+  }
+
+  SECTION("a malformed message or a timeout in collect poisons the node that collects") {
+    const Fault fault = GENERATE(Fault::Garbage, Fault::Timeout);
+    SimulatedNetwork network(topology);
+    std::vector<FaultyTransport> transports;
+    for (int i = 0; i < 4; ++i) transports.push_back({&network.endpoint(i)});
+    std::vector<std::vector<float>> models(4, std::vector<float>(16, 0.0f));
+    std::vector<Malcom> nodes;
+    for (int i = 0; i < 4; ++i)
+      nodes.emplace_back(std::span<float>(models[static_cast<std::size_t>(i)]), topology,
+                         transports[static_cast<std::size_t>(i)], options(), compressor(), L1Prox{1e-3});
+    for (auto& node : nodes) node.begin_round(zero);
+    for (auto& node : nodes) node.finish_round();
+    std::vector<std::byte> saved;
+    nodes[1].save_state(saved);
+    transports[1].fault = fault;
+    for (auto& node : nodes) node.begin_round(zero);
+    if (fault == Fault::Garbage) {
+      REQUIRE_THROWS_AS(nodes[1].finish_round(), DecodeError);
+    } else {
+      REQUIRE_THROWS_AS(nodes[1].finish_round(), TransportError);
+    }
+    REQUIRE_THROWS_WITH(nodes[1].begin_round(zero),
+                        Catch::Contains("node 1 was left inconsistent by an exception in round 1") &&
+                            Catch::Contains(fault == Fault::Garbage ? "decode error" : "timed out (injected)"));
+    // Refused calls out of order do not poison: node 0 is healthy and says what is wrong.
+    nodes[0].finish_round();
+    REQUIRE_THROWS_WITH(nodes[0].finish_round(), Catch::Contains("finish_round called before begin_round"));
+    CHECK_FALSE(nodes[0].inconsistent());
+    // load_state clears the poison.
+    transports[1].fault = Fault::None;
+    REQUIRE(nodes[1].load_state(saved) == saved.size());
+    CHECK_FALSE(nodes[1].inconsistent());
+    CHECK(nodes[1].round() == 1);
+    std::vector<std::byte> again;
+    nodes[1].save_state(again);
+    CHECK(again == saved);
+  }
 }

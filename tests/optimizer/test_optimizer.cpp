@@ -275,6 +275,44 @@ TEST_CASE("Bad options, sizes and driving order give clear errors", "[optimizer]
   REQUIRE_THROWS_WITH(nodes[0].finish_round(), Catch::Contains("has not posted"));
 }
 
+TEST_CASE("Options that would be 0, denormal or infinite as float32 are refused, naming them", "[optimizer][errors]") {
+  // The optimizer computes in float: lr = 1e-46 passed the double checks and then made every
+  // local step x -= 0 * g, silently.
+  SimulatedNetwork network(Topology::ring(4));
+  std::vector<float> x(5, 0.0f);
+  auto make = [&](Options o) { return Exact(std::span<float>(x), network.topology(), network.endpoint(0), o); };
+  struct Case {
+    double Options::*field;
+    double value;
+    const char* name;
+  };
+  for (const Case& c : {Case{&Options::lr, 1e-46, "lr"}, Case{&Options::lr, 1e-40, "lr"}, Case{&Options::lr, 1e39, "lr"},
+                        Case{&Options::consensus_step, 1e-46, "consensus_step"},
+                        Case{&Options::consensus_step, 1e-39, "consensus_step"}, Case{&Options::momentum, 1e-46, "momentum"},
+                        Case{&Options::momentum, 1.0 - 1e-9, "momentum"}}) {
+    Options o;
+    o.*c.field = c.value;
+    CAPTURE(c.name, c.value);
+    REQUIRE_THROWS_AS(make(o), ConfigError);
+    REQUIRE_THROWS_WITH(make(o), Catch::Contains(c.name) && Catch::Contains("float"));
+  }
+  Options tiny;
+  tiny.lr = 1e-46;
+  REQUIRE_THROWS_WITH(make(tiny), Catch::Contains("lr = 1e-46"));  // the value as given, not "0.000000"
+  // The extremes that float keeps are accepted.
+  Options edge;
+  edge.lr = 1.2e-38;
+  edge.consensus_step = 1.2e-38;
+  edge.momentum = 0.9999999;  // 0.99999988 as a float
+  REQUIRE_NOTHROW(make(edge));
+  edge.lr = 3.4e38;
+  REQUIRE_NOTHROW(make(edge));
+  // set_learning_rate (schedules) validates the same way and leaves the lr unchanged.
+  auto node = make(Options{});
+  REQUIRE_THROWS_WITH(node.set_learning_rate(1e-46), Catch::Contains("lr"));
+  CHECK(node.options().lr == 0.1);
+}
+
 TEST_CASE("Non-finite gradients are detected: thrown by default, skipped and counted on request", "[optimizer][nonfinite]") {
   const int n = 3, d = 4;
   Models models(n, d, 1.0f);

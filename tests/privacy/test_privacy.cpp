@@ -484,3 +484,19 @@ TEST_CASE("Accountant and noise search reject bad parameters, naming them", "[pr
   // With orders up to 63 and δ = 1e-5 the conversion alone costs ε ≈ 0.103: 0.05 is unreachable.
   REQUIRE_THROWS_WITH(find_noise_multiplier(0.05, 1e-5, 0.01, 100), Contains("unreachable"));
 }
+
+TEST_CASE("RDP orders are capped: an order of 1e9 is refused at once, not summed for 43 s", "[privacy][rdp][errors]") {
+  // An order α costs about α terms per (σ, q); without a cap RdpAccountant({1e9}) was accepted and
+  // its first step() ran for 43 s. Integer and fractional orders share the cap.
+  for (double alpha : {1e9, 1e4 + 1.0, 1e4 + 0.5, 4.5e15}) {
+    CAPTURE(alpha);
+    REQUIRE_THROWS_AS(RdpAccountant(std::vector<double>{2.0, alpha}), ConfigError);
+    REQUIRE_THROWS_WITH(RdpAccountant(std::vector<double>{2.0, alpha}), Contains("order") && Contains("10000"));
+    REQUIRE_THROWS_WITH(sampled_gaussian_rdp(1.0, 0.01, alpha), Contains("order"));
+    REQUIRE_THROWS_WITH(find_noise_multiplier(1.0, 1e-5, 0.01, 100, {2.0, alpha}), Contains("order"));
+  }
+  // The cap itself is accepted and cheap (about 10⁴ terms).
+  RdpAccountant at_cap(std::vector<double>{2.0, 1e4});
+  at_cap.step(1.0, 0.01, 100);
+  REQUIRE(std::isfinite(at_cap.epsilon(1e-5)));
+}

@@ -290,6 +290,32 @@ TEST_CASE("from_matrix validation names the offending entry, row or component", 
   REQUIRE(t.degree(1) == 1);
 }
 
+TEST_CASE("from_matrix refuses a periodic W (zero self weights on a bipartite graph: spectral gap 0)", "[topology][validation]") {
+  Eigen::MatrixXd swap(2, 2);
+  swap << 0.0, 1.0, 1.0, 0.0;
+  Eigen::MatrixXd ring4 = Eigen::MatrixXd::Zero(4, 4);  // the 4-cycle with zero diagonal
+  for (int i = 0; i < 4; ++i) ring4(i, (i + 1) % 4) = ring4((i + 1) % 4, i) = 0.5;
+  for (const auto& W : {swap, ring4}) {
+    CAPTURE(W);
+    REQUIRE(spectral::exact_extremes(W).lambda_min == Approx(-1.0));  // really periodic
+    REQUIRE_THROWS_AS(Topology::from_matrix(W), ConfigError);
+    REQUIRE_THROWS_WITH(Topology::from_matrix(W), Contains("periodic") && Contains("spectral gap 0") &&
+                                                      Contains("bipartite") && Contains("node 0 and node 1"));
+  }
+
+  // An odd cycle with zero diagonal is aperiodic (λ_min = −1/2), and so is the 4-cycle made lazy.
+  Eigen::MatrixXd ring3 = Eigen::MatrixXd::Constant(3, 3, 0.5);
+  ring3.diagonal().setZero();
+  REQUIRE_NOTHROW(Topology::from_matrix(ring3));
+  REQUIRE(Topology::from_matrix(ring3).spectral_gap() == Approx(0.5));
+  const Eigen::MatrixXd lazy = 0.5 * (Eigen::MatrixXd::Identity(4, 4) + ring4);
+  REQUIRE(Topology::from_matrix(lazy).spectral_gap() > 0.0);
+  // A bipartite path (0 and 2 against 1) with some positive self weights is aperiodic too.
+  Eigen::MatrixXd path(3, 3);
+  path << 0.5, 0.5, 0.0, 0.5, 0.0, 0.5, 0.0, 0.5, 0.5;
+  REQUIRE(Topology::from_matrix(path).spectral_gap() > 0.0);
+}
+
 TEST_CASE("generator and edge-list validation names the parameter", "[topology][validation]") {
   REQUIRE_THROWS_WITH(Topology::ring(0), Contains("ring") && Contains("n must be"));
   REQUIRE_THROWS_WITH(Topology::complete(-3), Contains("complete") && Contains("n must be") && Contains("-3"));

@@ -1,13 +1,24 @@
 // Transports: ThreadNetwork gives the same bits as SimulatedNetwork; a silent neighbour ends the
 // run with an error naming the rank and round; a failing node aborts the others instead of
-// hanging them; LinkModel arithmetic.
+// hanging them; LinkModel arithmetic and bounds; every wait ends by the timeout; an aborted
+// network is reset for a new run; a node thread that cannot start aborts the others; the
+// optimizer checks the transport's neighbour list.
 #include <catch2/catch.hpp>
 
 #include <decopt/decopt.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
 #include <vector>
+
+#include "transport/watchdog.hpp"
 
 using namespace decopt;
 
@@ -157,4 +168,175 @@ TEST_CASE("The optimizer charges its rounds to the virtual clock of a SimulatedN
   CHECK(virtual_seconds(SyncStep{}, LinkModel{}) < 10.0);
   CHECK(virtual_seconds(SyncStep{}, LinkModel{1.0, 1e12}) >= 10.0);
   CHECK(virtual_seconds(OverlappedStep{}, LinkModel{1.0, 1e12}) >= 10.0);
+}
+
+TEST_CASE("LinkModel validation bounds latency and bandwidth; clock conversion saturates", "[transport][link]") {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  // A latency past a day (1e7 s, 1e12 s) or a bandwidth below 1 B/s used to pass and then
+  // overflow the seconds -> nanoseconds conversion of ThreadNetwork: undefined, in practice an
+  // instant delivery.
+  for (double latency : {1e7, 86400.5, 1e12, inf, nan}) {
+    CAPTURE(latency);
+    REQUIRE_THROWS_WITH((LinkModel{latency, inf}.validate()), Catch::Contains("latency") && Catch::Contains("86400"));
+    REQUIRE_THROWS_AS(ThreadNetwork(Topology::ring(2), LinkModel{latency, inf}), ConfigError);
+    REQUIRE_THROWS_AS(SimulatedNetwork(Topology::ring(2), LinkModel{latency, inf}), ConfigError);
+  }
+  for (double bandwidth : {0.5, 1e-9, -1.0, nan}) {
+    CAPTURE(bandwidth);
+    REQUIRE_THROWS_WITH((LinkModel{0, bandwidth}.validate()), Catch::Contains("bandwidth") && Catch::Contains(">= 1 byte/s"));
+  }
+  REQUIRE_NOTHROW(LinkModel{86400, 1.0}.validate());
+  REQUIRE_NOTHROW(LinkModel{0, inf}.validate());
+  REQUIRE_THROWS_WITH(ThreadNetwork(Topology::ring(2), LinkModel{}, std::chrono::milliseconds(0)), Catch::Contains("timeout"));
+  REQUIRE_THROWS_WITH(ThreadNetwork(Topology::ring(2), LinkModel{}, std::chrono::hours(24 * 366)), Catch::Contains("timeout"));
+
+  // A queue of slow links can still reach any arrival time: the conversion saturates.
+  using std::chrono::seconds;
+  CHECK(detail::saturated_clock_duration(1.5) == std::chrono::milliseconds(1500));
+  CHECK(detail::saturated_clock_duration(0.0) == seconds(0));
+  CHECK(detail::saturated_clock_duration(-3.0) == seconds(0));
+  for (double huge : {1e9, 2e9, 1e300, inf, nan}) {
+    CAPTURE(huge);
+    CHECK(detail::saturated_clock_duration(huge) == seconds(1'000'000'000));
+  }
+}
+
+TEST_CASE("ThreadNetwork: a link slower than the timeout ends collect by the timeout, naming rank, neighbour and round",
+          "[transport][link][failure]") {
+  // decopt-train --latency-ms 1e7 --timeout 2 used to hang: collect waited for the modelled
+  // arrival (10^4 s away) without looking at its deadline. The watchdog fails the test on a hang.
+  auto network = std::make_shared<ThreadNetwork>(Topology::ring(2), LinkModel{1e4, std::numeric_limits<double>::infinity()},
+                                                 std::chrono::milliseconds(300));
+  const auto start = std::chrono::steady_clock::now();
+  const auto outcome = watchdog::returns_within(std::chrono::seconds(20), [network] {
+    network->run([network](int rank) {
+      auto& endpoint = network->endpoint(rank);
+      const std::vector<std::byte> message(10);
+      std::vector<std::span<const std::byte>> inbox;
+      endpoint.post(0, message);
+      endpoint.collect(0, inbox);
+    });
+  });
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  REQUIRE(outcome.threw);
+  CHECK_THAT(outcome.message, Catch::Matches(".*node [01] timed out after 0\\.3.* s waiting for round 0 from "
+                                                        "neighbour [01]: its message is still in transit.*"));
+  CHECK(elapsed >= 0.3);  // the timeout was honoured, not an instant delivery
+}
+
+TEST_CASE("ThreadNetwork::reset makes an aborted network usable; nodes reloaded from a checkpoint continue bit for bit",
+          "[transport][failure][reset]") {
+  const auto topology = Topology::ring(4);
+  Options options;
+  options.lr = 0.05;
+  options.consensus_step = 0.5;
+  options.seed = 7;
+  const auto straight = run_threaded<Malcom>(topology, 40, 6, options);
+
+  ThreadNetwork network(topology, LinkModel{}, std::chrono::seconds(30));
+  std::vector<std::vector<float>> models(4, std::vector<float>(40, 0.0f));
+  std::vector<Malcom> nodes;
+  for (int i = 0; i < 4; ++i)
+    nodes.emplace_back(std::span<float>(models[static_cast<std::size_t>(i)]), topology, network.endpoint(i), options,
+                       malcom_compressor(), L1Prox{1e-3});
+  auto rounds = [&](int count, int failing_rank) {
+    return [&, count, failing_rank](int rank) {
+      for (int t = 0; t < count; ++t) {
+        if (rank == failing_rank && t == 1) throw std::runtime_error("node 3 ran out of data");
+        nodes[static_cast<std::size_t>(rank)].step(
+            [rank](std::span<const float> x, std::span<float> g) { quadratic_gradient(rank, x, g); });
+      }
+    };
+  };
+  network.run(rounds(2, -1));
+  std::vector<std::vector<std::byte>> saved(4);
+  for (int i = 0; i < 4; ++i) nodes[static_cast<std::size_t>(i)].save_state(saved[static_cast<std::size_t>(i)]);
+
+  REQUIRE_THROWS_WITH(network.run(rounds(4, 3)), Catch::Contains("ran out of data"));
+  REQUIRE(network.aborted());
+  // Node 0 was aborted mid-round — waiting for node 3's round 3, or, if it lagged, still for a
+  // round-2 message — so it is poisoned, and says so.
+  REQUIRE_THROWS_WITH(nodes[0].step([](std::span<const float>, std::span<float> g) { std::fill(g.begin(), g.end(), 0.0f); }),
+                      Catch::Matches("decopt: node 0 was left inconsistent by an exception in round [23] \\(.*network "
+                                     "aborted: node 3 failed: node 3 ran out of data\\); reload a checkpoint with "
+                                     "load_state\\(\\) to continue"));
+  // An aborted network refuses a new run at once rather than aborting its nodes mid-round.
+  REQUIRE_THROWS_WITH(network.run(rounds(1, -1)), Catch::Contains("reset()"));
+
+  network.reset();
+  REQUIRE_FALSE(network.aborted());
+  for (int i = 0; i < 4; ++i) nodes[static_cast<std::size_t>(i)].load_state(saved[static_cast<std::size_t>(i)]);
+  network.run(rounds(4, -1));
+  CHECK(models == straight);
+}
+
+TEST_CASE("ThreadNetwork::run: a node thread that cannot be started aborts the started nodes instead of leaving them waiting",
+          "[transport][failure][threads]") {
+  // With a 60 s timeout the started nodes would otherwise wait a minute for the node that never
+  // started; the watchdog allows 20 s.
+  auto network = std::make_shared<ThreadNetwork>(Topology::ring(5), LinkModel{}, std::chrono::seconds(60));
+  auto started = std::make_shared<std::atomic<int>>(0);
+  auto finished = std::make_shared<std::atomic<int>>(0);
+  ThreadStarter fail_after_three = [started, finished](std::function<void()> work) {
+    if (started->load() == 3)
+      throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again), "test: thread limit");
+    ++*started;
+    return std::jthread([work = std::move(work), finished] {
+      work();
+      ++*finished;
+    });
+  };
+  const auto outcome = watchdog::returns_within(std::chrono::seconds(20), [network, fail_after_three] {
+    network->run(
+        [network](int rank) {
+          std::vector<float> x(8, 1.0f);
+          Malcom node(std::span<float>(x), network->topology(), network->endpoint(rank), Options{}, malcom_compressor(),
+                      L1Prox{0.0});
+          for (int t = 0; t < 5; ++t)
+            node.step([rank](std::span<const float> y, std::span<float> g) { quadratic_gradient(rank, y, g); });
+        },
+        fail_after_three);
+  });
+  REQUIRE(outcome.threw);
+  CHECK_THAT(outcome.message, Catch::Contains("could not start thread 4 of 5") &&
+                                             Catch::Contains("test: thread limit") &&
+                                             Catch::Contains("the 3 threads already started were stopped and joined"));
+  CHECK(finished->load() == 3);  // joined before the error was thrown
+  CHECK(network->aborted());
+}
+
+namespace {
+/// A transport that cannot list its neighbours (no neighbor_ranks()): forwards to an endpoint.
+struct UnlistedTransport {
+  SimulatedNetwork::Endpoint* inner;
+  [[nodiscard]] int rank() const { return inner->rank(); }
+  [[nodiscard]] int degree() const { return inner->degree(); }
+  void post(long round, std::span<const std::byte> message) { inner->post(round, message); }
+  void collect(long round, std::vector<std::span<const std::byte>>& inbox) { inner->collect(round, inbox); }
+};
+}  // namespace
+
+TEST_CASE("Endpoints list their neighbours; the optimizer refuses a transport wired to other neighbours of the same degree",
+          "[transport][neighbours]") {
+  const auto ring = Topology::ring(4);                                                  // node 0: {1, 3}
+  const auto relabelled = Topology::from_edges(4, {{0, 2}, {2, 1}, {1, 3}, {3, 0}});  // also a 4-cycle; node 0: {2, 3}
+  SimulatedNetwork simulated(relabelled);
+  ThreadNetwork threaded(relabelled);
+  CHECK(simulated.endpoint(0).neighbor_ranks() == std::vector<int>{2, 3});
+  CHECK(threaded.endpoint(0).neighbor_ranks() == std::vector<int>{2, 3});
+  CHECK(simulated.endpoint(2).neighbor_ranks() == std::vector<int>{0, 1});
+  CHECK(TransportRef(simulated.endpoint(1)).neighbor_ranks() == std::vector<int>{2, 3});
+
+  std::vector<float> x(8, 0.0f);
+  const auto names_transport = Catch::Contains("transport of rank 0 exchanges with neighbours [2, 3]");
+  const auto names_row = Catch::Contains("the topology gives it neighbours [1, 3]");  // (a matcher && keeps references)
+  REQUIRE_THROWS_WITH(Malcom(std::span<float>(x), ring, simulated.endpoint(0)), names_transport && names_row);
+  REQUIRE_THROWS_WITH(Malcom(std::span<float>(x), ring, threaded.endpoint(0)), names_transport && names_row);
+  REQUIRE_NOTHROW(Malcom(std::span<float>(x), relabelled, simulated.endpoint(0)));
+
+  // A transport that cannot say is trusted (the degree is still checked).
+  UnlistedTransport unlisted{&simulated.endpoint(0)};
+  CHECK_FALSE(TransportRef(unlisted).neighbor_ranks().has_value());
+  REQUIRE_NOTHROW(Malcom(std::span<float>(x), ring, unlisted));
 }

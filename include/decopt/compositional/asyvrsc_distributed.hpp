@@ -28,6 +28,7 @@
 #include "decopt/compositional/problem.hpp"
 #include "decopt/compositional/vrsc_estimator.hpp"
 #include "decopt/core/error.hpp"
+#include "decopt/core/threads.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -50,7 +51,10 @@ struct AsyVrscDistributedOptions : VrscOptions {
 /// Master–worker AsyVRSC with bounded staleness. Options are validated by the constructor.
 class AsyVRSCDistributed {
  public:
-  explicit AsyVRSCDistributed(const AsyVrscDistributedOptions& options = {}) : options_(options) {
+  /// @param start_thread starts each worker thread of optimize() (default: a std::jthread)
+  /// @throws ConfigError for options out of range (named)
+  explicit AsyVRSCDistributed(const AsyVrscDistributedOptions& options = {}, ThreadStarter start_thread = {})
+      : options_(options), start_thread_(std::move(start_thread)) {
     detail::validate(options_);
     decopt::detail::require(options_.workers >= 1, "asyvrsc-distributed: workers must be >= 1, got " +
                                                        std::to_string(options_.workers));
@@ -61,6 +65,8 @@ class AsyVRSCDistributed {
 
   /// Runs master and `workers` worker threads in this process over an InProcessChannel; the
   /// caller's thread is the master. Same contract as VRSC::optimize.
+  /// @throws Error naming how many workers had started when one cannot be started; the started
+  ///         ones are stopped (the channel is closed) and joined first.
   template <class P>
   CompositionalResult optimize(const P& problem, VectorRef x,
                                std::optional<double> optimal_value = std::nullopt) const {
@@ -106,22 +112,21 @@ class AsyVRSCDistributed {
     std::exception_ptr master_error;
     std::mutex error_mutex;
     CompositionalResult result;
-    {
-      std::vector<std::jthread> pool;
-      pool.reserve(static_cast<std::size_t>(options_.workers));
-      for (int w = 0; w < options_.workers; ++w) {
-        pool.emplace_back([&, w] {
-          try {
-            run_worker(problem, channel, w);
-          } catch (...) {
-            {
-              const std::lock_guard lock(error_mutex);
-              if (!worker_error) worker_error = std::current_exception();
-            }
-            channel.close();
-          }
-        });
+    auto worker = [&](int w) {
+      try {
+        run_worker(problem, channel, w);
+      } catch (...) {
+        {
+          const std::lock_guard lock(error_mutex);
+          if (!worker_error) worker_error = std::current_exception();
+        }
+        channel.close();
       }
+    };
+    {
+      // A worker that cannot be started: closing the channel ends the started ones' pull_model.
+      const auto pool = decopt::detail::start_threads("asyvrsc-distributed", 0, options_.workers, worker,
+                                                      [&](std::size_t) { channel.close(); }, start_thread_);
       try {
         result = run_master(problem, x, channel, optimal_value);
       } catch (...) {
@@ -240,6 +245,7 @@ class AsyVRSCDistributed {
   }
 
   AsyVrscDistributedOptions options_;
+  ThreadStarter start_thread_;
 };
 
 }  // namespace decopt::compositional

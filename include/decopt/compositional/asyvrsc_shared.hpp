@@ -16,11 +16,14 @@
 // x is the user's buffer, accessed through std::atomic_ref<double> during the inner phase and
 // plainly between barriers (which order all accesses). With threads = 1 the run is deterministic
 // and reproduces VRSC with the same options exactly (same sample stream, same arithmetic).
+// Starting the pool is exception-safe (decopt/core/threads.hpp): a thread that cannot be created
+// is an Error naming how many had started, never a barrier waiting forever for it.
 #pragma once
 
 #include "decopt/compositional/problem.hpp"
 #include "decopt/compositional/vrsc_estimator.hpp"
 #include "decopt/core/error.hpp"
+#include "decopt/core/threads.hpp"
 
 #include <atomic>
 #include <barrier>
@@ -42,7 +45,10 @@ struct AsyVrscSharedOptions : VrscOptions {
 /// Lock-free shared-memory AsyVRSC. Options are validated by the constructor.
 class AsyVRSCShared {
  public:
-  explicit AsyVRSCShared(const AsyVrscSharedOptions& options = {}) : options_(options) {
+  /// @param start_thread starts each of the threads − 1 extra threads (default: a std::jthread)
+  /// @throws ConfigError for options out of range (named)
+  explicit AsyVRSCShared(const AsyVrscSharedOptions& options = {}, ThreadStarter start_thread = {})
+      : options_(options), start_thread_(std::move(start_thread)) {
     detail::validate(options_);
     decopt::detail::require(options_.threads >= 1,
                             "asyvrsc-shared: threads must be >= 1, got " + std::to_string(options_.threads));
@@ -51,6 +57,8 @@ class AsyVRSCShared {
   /// Minimises `problem` from x, updating x in place with `threads` threads (the caller's thread
   /// is one of them). Same contract as VRSC::optimize; the problem's const members are called
   /// concurrently.
+  /// @throws Error naming how many threads had started when one cannot be started (e.g. under a
+  ///         memory limit); the started ones are stopped and joined first, so nothing hangs.
   template <class P>
   CompositionalResult optimize(const P& problem, VectorRef x,
                                std::optional<double> optimal_value = std::nullopt) const {
@@ -168,10 +176,17 @@ class AsyVRSCShared {
       }
     };
 
+    // If a thread cannot be started, the started ones must not wait at the barrier for it: drop
+    // the places of the caller and of every thread that never started, so the phase completes
+    // when the started ones arrive, and its completion (seeing `failed`) stops them.
+    auto release = [&](std::size_t started) {
+      failed.store(true);
+      for (auto place = started; place < static_cast<std::size_t>(threads); ++place)
+        snapshot_barrier.arrive_and_drop();
+    };
     {
-      std::vector<std::jthread> pool;
-      pool.reserve(static_cast<std::size_t>(threads - 1));
-      for (int t = 1; t < threads; ++t) pool.emplace_back(body, t);
+      const std::string who = "asyvrsc-shared (" + std::to_string(threads) + " threads, the caller's included)";
+      const auto pool = decopt::detail::start_threads(who, 1, threads - 1, body, release, start_thread_);
       body(0);
     }  // joins
     if (error) std::rethrow_exception(error);
@@ -179,6 +194,7 @@ class AsyVRSCShared {
   }
 
   AsyVrscSharedOptions options_;
+  ThreadStarter start_thread_;
 };
 
 }  // namespace decopt::compositional

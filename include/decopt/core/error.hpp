@@ -7,8 +7,10 @@
 //   * Error       — the common base; catch it to catch everything decopt throws.
 #pragma once
 
+#include <charconv>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 namespace decopt {
 
@@ -30,6 +32,15 @@ struct ConfigError : Error {
 };
 
 namespace detail {
+/// The shortest decimal string that reads back as exactly `value` (std::to_chars), for error
+/// messages that must show e.g. "1.2" and not "1.19999999999999996", and 1e-46 not "0.000000".
+inline std::string format_double(double value) {
+  char buffer[64];
+  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+  if (result.ec != std::errc{}) return "?";
+  return std::string(buffer, result.ptr);
+}
+
 /// Throws ConfigError(message) when `condition` is false. Used at API boundaries only.
 inline void require(bool condition, const std::string& message) {
   if (!condition) throw ConfigError(message);

@@ -16,6 +16,22 @@
 // neighbours, kept incrementally — never one x̂ per neighbour. Scratch for the gradient, residual
 // and reconstruction is per thread (shared by every node a thread drives), so a simulation of n
 // nodes holds 2·d floats of state per node plus messages (and m when momentum > 0).
+//
+// Exception guarantee. A refused call — bad options, sizes or driving order, a ConfigError from
+// the checks at the top of a call — changes nothing. Any exception from inside a round or a
+// resynchronisation (the gradient callback's, NonFiniteError, a neighbour's malformed message, a
+// TransportError timeout) *poisons* the node: x, x̂, s, momentum, the RNG and the exchange counter
+// may be half-way through the round, so from then on begin_round, finish_round, begin_resync,
+// finish_resync and save_state throw Error("node i was left inconsistent by an exception in round
+// r (<what>); reload a checkpoint with load_state() to continue"), and a successful load_state
+// clears the poison. This is the basic guarantee, deliberately not the strong one (a rollback of
+// the round): the neighbours have already consumed this node's message, or not, and have posted
+// their own, so no local rollback could make the network consistent again — the nodes must all
+// restart from one checkpoint round (a ThreadNetwork is reset() for it) — and a rollback would
+// copy x, x̂ and s (3·d floats, 4·d with momentum) at the start of every round: at d = 10⁶, 1.5 ms
+// at the out-of-cache rate of BM_Memcpy/10·2^20 (7.8 GB/s) beside the 7.5 ms of a Malcom-PSGD round
+// per node (BM_MalcomRoundPerNode/1000000/2, CPU time, same run): a fifth of every round, paid
+// for a state that is unusable anyway.
 #pragma once
 
 #include <algorithm>
@@ -23,6 +39,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <exception>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -81,6 +98,11 @@ std::span<float> contiguous_span(Derived& buffer) {
  *
  * Drive it with step(grad) in a thread or process of its own, or with begin_round(grad) on every
  * node and then finish_round() on every node in a single-process simulation.
+ *
+ * Exceptions: a call refused at its checks changes nothing; an exception from inside a round or a
+ * resynchronisation poisons the node — every later round, resynchronisation or save_state throws
+ * Error naming the node, the round and the cause — until load_state() restores a checkpoint
+ * (why poisoning and not rollback: the header comment).
  */
 template <class CompressorT, class ProxT = NoProx, class StepT = SyncStep>
 class DecentralizedOptimizer {
@@ -120,6 +142,7 @@ class DecentralizedOptimizer {
                     "transport of rank " + std::to_string(rank_) + " has " + std::to_string(transport.degree()) +
                         " neighbours but the topology gives it " + std::to_string(neighbors.size()));
     neighbors_.assign(neighbors.begin(), neighbors.end());
+    require_same_neighbors(transport);
     self_weight_ = topology.self_weight(rank_);
     topology_fingerprint_ = topology.fingerprint();
     const std::size_t d = params.size();
@@ -156,27 +179,35 @@ class DecentralizedOptimizer {
   }
 
   /// The first half of a round: local steps, compression and post (in the Step policy's order).
+  /// @throws Error when the node is poisoned by an earlier exception (see the header comment);
+  ///         ConfigError for a call out of order (nothing changes); and whatever the gradient
+  ///         callback or the transport throws, which poisons the node.
   template <GradientFunction Grad>
   void begin_round(Grad&& grad) {
+    require_consistent();
     detail::require(!in_round_, "begin_round called twice without finish_round (node " + std::to_string(rank_) + ")");
     detail::require(!resync_due(), "node " + std::to_string(rank_) + " must resynchronise before round " +
                                        std::to_string(round_) + ": call begin_resync() on every node, then finish_resync()");
-    in_round_ = true;
-    current_ = RoundStats{};
-    current_.round = round_;
-    loss_sum_ = 0;
-    loss_count_ = 0;
-    const auto start = Clock::now();
-    phase_start_ = start;
-    Step::begin(*this, grad);
-    transport_.advance(seconds_since(phase_start_));  // compute after the post (overlapped steps)
-    current_.compute_seconds += seconds_since(start);
+    poison_on_exception("round " + std::to_string(round_), [&] {
+      in_round_ = true;
+      current_ = RoundStats{};
+      current_.round = round_;
+      loss_sum_ = 0;
+      loss_count_ = 0;
+      const auto start = Clock::now();
+      phase_start_ = start;
+      Step::begin(*this, grad);
+      transport_.advance(seconds_since(phase_start_));  // compute after the post (overlapped steps)
+      current_.compute_seconds += seconds_since(start);
+    });
   }
 
   /// The second half: collect the neighbours' messages, consensus and prox. Returns the round's stats.
+  /// @throws as begin_round; a DecodeError or TransportError from the exchange poisons the node.
   RoundStats finish_round() {
+    require_consistent();
     detail::require(in_round_, "finish_round called before begin_round (node " + std::to_string(rank_) + ")");
-    Step::finish(*this);
+    poison_on_exception("round " + std::to_string(round_), [&] { Step::finish(*this); });
     in_round_ = false;
     if (loss_count_ > 0) current_.loss = loss_sum_ / loss_count_;
     totals_.add(current_);
@@ -307,39 +338,43 @@ class DecentralizedOptimizer {
     return Step::keeps_public_copy && options_.resync_every > 0 && round_ > 0 && round_ % options_.resync_every == 0 && last_resync_ != round_;
   }
 
-  /// Posts x̂ uncompressed to every neighbour.
+  /// Posts x̂ uncompressed to every neighbour. An exception from the transport poisons the node.
   void begin_resync() {
+    require_consistent();
     detail::require(resync_due() && !resync_posted_, "begin_resync called when no resynchronisation is due");
-    auto& message = next_message_buffer();
-    put_le<std::uint32_t>(message, kResyncMagic);
-    checkpoint::put_floats(message, public_copy_);
-    transport_.post(exchange_, message);
-    totals_.bytes_sent += message.size() * neighbors_.size();
-    totals_.resync_bytes_sent += message.size() * neighbors_.size();
-    resync_posted_ = true;
+    poison_on_exception(resync_phase(), [&] {
+      auto& message = next_message_buffer();
+      put_le<std::uint32_t>(message, kResyncMagic);
+      checkpoint::put_floats(message, public_copy_);
+      transport_.post(exchange_, message);
+      totals_.bytes_sent += message.size() * neighbors_.size();
+      totals_.resync_bytes_sent += message.size() * neighbors_.size();
+      resync_posted_ = true;
+    });
   }
 
-  /// Collects the neighbours' x̂ and recomputes s exactly.
+  /// Collects the neighbours' x̂ and recomputes s exactly. An exception (a malformed message, a
+  /// timeout) poisons the node.
   void finish_resync() {
+    require_consistent();
     detail::require(resync_posted_, "finish_resync called before begin_resync");
-    auto& inbox = detail::RoundScratch::for_this_thread(dimension()).inbox;
-    const auto wait_start = Clock::now();
-    transport_.collect(exchange_++, inbox);
-    totals_.wait_seconds += seconds_since(wait_start);
-    const float w_self = static_cast<float>(self_weight_);
-    for (std::size_t k = 0; k < x_.size(); ++k) neighbor_sum_[k] = w_self * public_copy_[k];
-    for (std::size_t j = 0; j < neighbors_.size(); ++j) {
-      ByteReader in(inbox[j]);
-      detail::require_decodable(in.get_le<std::uint32_t>() == kResyncMagic, "resynchronisation message expected");
-      detail::require_decodable(in.get_le<std::uint64_t>() == dimension(), "resynchronisation message of another dimension");
-      detail::require_decodable(in.remaining() == dimension() * sizeof(float), "resynchronisation message truncated");
-      const float w = static_cast<float>(neighbors_[j].weight);
-      for (std::size_t k = 0; k < x_.size(); ++k) neighbor_sum_[k] += w * in.get_le<float>();
-      totals_.bytes_received += inbox[j].size();
-    }
+    poison_on_exception(resync_phase(), [&] { collect_and_recompute_neighbor_sum(); });
     resync_posted_ = false;
     last_resync_ = round_;
   }
+
+  /**
+   * Poisons this node for a failure elsewhere, as an exception from its own round would (header
+   * comment). For a lockstep driver whose other node threw mid-round: this node is then mid-round
+   * too, or its neighbours are, so it must reload the same checkpoint as they do. A node already
+   * poisoned keeps its first cause.
+   * @param cause what failed, e.g. the other node's exception message
+   */
+  void mark_inconsistent(const std::string& cause) {
+    if (failure_.empty()) poison(resync_posted_ ? resync_phase() : "round " + std::to_string(round_), cause);
+  }
+  /// Whether the node is poisoned (header comment): only load_state() makes it usable again.
+  [[nodiscard]] bool inconsistent() const noexcept { return !failure_.empty(); }
 
   // ---- inspection ----
   [[nodiscard]] int rank() const noexcept { return rank_; }
@@ -361,10 +396,13 @@ class DecentralizedOptimizer {
 
   // ---- checkpoints (format: decopt/optimizer/checkpoint.hpp) ----
 
-  /// Appends one framed record with the whole state: x, x̂, s, momentum, RNG, round and totals.
-  /// Call between rounds. Loading it into an optimizer over a buffer of the same size on the same
-  /// topology, rank and pipeline continues the run bit for bit.
+  /// Appends one framed record with the whole state: x, x̂, s, momentum, RNG, round, totals and
+  /// lr. Call between rounds. Loading it into an optimizer over a buffer of the same size on the
+  /// same topology, rank and pipeline continues the run bit for bit.
+  /// @throws ConfigError inside a round or a resynchronisation; Error when the node is poisoned
+  ///         (its state is not one to save)
   void save_state(std::vector<std::byte>& out) const {
+    require_consistent();
     detail::require(!in_round_ && !resync_posted_, "save_state called inside a round (node " + std::to_string(rank_) + ")");
     const std::size_t start = checkpoint::begin_record(out);
     put_le<std::uint64_t>(out, dimension());
@@ -392,11 +430,18 @@ class DecentralizedOptimizer {
 
   /**
    * Restores a state written by save_state; returns the bytes consumed (records can be concatenated).
-   * @throws DecodeError for a truncated, corrupted or foreign record (nothing is changed);
-   *         ConfigError when it belongs to another dimension, rank, topology or pipeline.
+   * Every field is checked before anything changes; a success clears a poisoned node (header
+   * comment). The learning rate stays this optimizer's unless `load.restore_learning_rate`.
+   * @param load what to take from the record beyond the state proper (LoadOptions)
+   * @throws DecodeError for a truncated, corrupted, foreign or implausible record (a negative
+   *         round, an all-zero RNG state …; nothing is changed); ConfigError when it belongs to
+   *         another dimension, rank, topology or pipeline, or when called inside a round or
+   *         between begin_resync and finish_resync.
    */
-  std::size_t load_state(std::span<const std::byte> bytes) {
-    detail::require(!in_round_, "load_state called inside a round (node " + std::to_string(rank_) + ")");
+  std::size_t load_state(std::span<const std::byte> bytes, LoadOptions load = {}) {
+    detail::require(!in_round_ && !resync_posted_,
+                    "load_state called inside a round or between begin_resync and finish_resync (node " +
+                        std::to_string(rank_) + ")");
     std::size_t consumed = 0;
     ByteReader in(checkpoint::open_record(bytes, consumed));
     const auto d = in.get_le<std::uint64_t>();
@@ -411,10 +456,11 @@ class DecentralizedOptimizer {
     detail::require(pipeline == pipeline_name(),
                     "checkpoint was written by pipeline " + pipeline + ", this optimizer runs " + pipeline_name());
     // Read everything into temporaries first: a failure leaves this optimizer untouched.
-    const long round = static_cast<long>(in.get_le<std::int64_t>());
-    const long exchange = static_cast<long>(in.get_le<std::int64_t>());
-    const long last_resync = static_cast<long>(in.get_le<std::int64_t>());
-    RunningTotals totals;
+    SavedCounters saved;
+    saved.round = static_cast<long>(in.get_le<std::int64_t>());
+    saved.exchange = static_cast<long>(in.get_le<std::int64_t>());
+    saved.last_resync = static_cast<long>(in.get_le<std::int64_t>());
+    RunningTotals& totals = saved.totals;
     totals.rounds = static_cast<long>(in.get_le<std::int64_t>());
     totals.bytes_sent = in.get_le<std::uint64_t>();
     totals.bytes_received = in.get_le<std::uint64_t>();
@@ -422,9 +468,8 @@ class DecentralizedOptimizer {
     totals.compute_seconds = in.get_le<double>();
     totals.skipped_rounds = static_cast<long>(in.get_le<std::int64_t>());
     totals.resync_bytes_sent = in.get_le<std::uint64_t>();
-    Rng::State rng_state;
-    for (auto& word : rng_state) word = in.get_le<std::uint64_t>();
-    const double lr = in.get_le<double>();
+    for (auto& word : saved.rng) word = in.get_le<std::uint64_t>();
+    saved.lr = in.get_le<double>();
     std::vector<float> x(dimension()), xhat(public_copy_.size()), s(neighbor_sum_.size()), m(momentum_.size());
     checkpoint::get_floats(in, x, "model");
     checkpoint::get_floats(in, xhat, "public copy");
@@ -434,16 +479,18 @@ class DecentralizedOptimizer {
     detail::require_decodable(decopt::all_finite(std::span<const float>(x)) && decopt::all_finite(std::span<const float>(xhat)) &&
                                   decopt::all_finite(std::span<const float>(s)) && decopt::all_finite(std::span<const float>(m)),
                               "checkpoint holds non-finite values");
-    set_learning_rate(lr);
-    round_ = round;
-    exchange_ = exchange;
-    last_resync_ = last_resync;
-    totals_ = totals;
-    rng_.set_state(rng_state);
+    require_plausible(saved);
+    if (load.restore_learning_rate) options_.lr = saved.lr;  // validated by require_plausible
+    round_ = saved.round;
+    exchange_ = saved.exchange;
+    last_resync_ = saved.last_resync;
+    totals_ = saved.totals;
+    rng_.set_state(saved.rng);
     std::copy(x.begin(), x.end(), x_.begin());
     public_copy_ = std::move(xhat);
     neighbor_sum_ = std::move(s);
     momentum_ = std::move(m);
+    failure_.clear();
     return consumed;
   }
 
@@ -466,6 +513,120 @@ class DecentralizedOptimizer {
   using Clock = std::chrono::steady_clock;
   static double seconds_since(Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
+  }
+
+  /// finish_resync's work: s = w_ii x̂_i + Σ_j w_ij x̂_j from the neighbours' posted x̂.
+  void collect_and_recompute_neighbor_sum() {
+    auto& inbox = detail::RoundScratch::for_this_thread(dimension()).inbox;
+    const auto wait_start = Clock::now();
+    transport_.collect(exchange_++, inbox);
+    totals_.wait_seconds += seconds_since(wait_start);
+    const float w_self = static_cast<float>(self_weight_);
+    for (std::size_t k = 0; k < x_.size(); ++k) neighbor_sum_[k] = w_self * public_copy_[k];
+    for (std::size_t j = 0; j < neighbors_.size(); ++j) {
+      ByteReader in(inbox[j]);
+      detail::require_decodable(in.get_le<std::uint32_t>() == kResyncMagic, "resynchronisation message expected");
+      detail::require_decodable(in.get_le<std::uint64_t>() == dimension(), "resynchronisation message of another dimension");
+      detail::require_decodable(in.remaining() == dimension() * sizeof(float), "resynchronisation message truncated");
+      const float w = static_cast<float>(neighbors_[j].weight);
+      for (std::size_t k = 0; k < x_.size(); ++k) neighbor_sum_[k] += w * in.get_le<float>();
+      totals_.bytes_received += inbox[j].size();
+    }
+  }
+
+  // ---- the exception guarantee (header comment) ----
+
+  /// Runs `phase`, which changes the node's state; an exception out of it poisons the node.
+  template <class Phase>
+  void poison_on_exception(const std::string& where, Phase&& phase) {
+    try {
+      phase();
+    } catch (const std::exception& e) {
+      poison(where, e.what());
+      throw;
+    } catch (...) {
+      poison(where, "an exception not derived from std::exception");
+      throw;
+    }
+  }
+  void poison(const std::string& where, const std::string& what) {
+    in_round_ = false;
+    resync_posted_ = false;
+    failure_ = "node " + std::to_string(rank_) + " was left inconsistent by an exception in " + where + " (" + what +
+               "); reload a checkpoint with load_state() to continue";
+  }
+  /// Throws the poison's Error, if any.
+  void require_consistent() const {
+    if (!failure_.empty()) throw Error("decopt: " + failure_);
+  }
+  [[nodiscard]] std::string resync_phase() const {
+    return "the resynchronisation before round " + std::to_string(round_);
+  }
+
+  /// Refuses a transport wired to other neighbours than this node's row of W (same degree or not):
+  /// it would deliver their messages in the slots of ours. Transports that cannot list their
+  /// neighbours (not NeighborListTransport) are trusted.
+  void require_same_neighbors(const TransportRef& transport) const {
+    const auto ranks = transport.neighbor_ranks();
+    if (!ranks) return;
+    std::vector<int> expected;
+    for (const Edge& e : neighbors_) expected.push_back(e.node);
+    auto list = [](const std::vector<int>& v) {
+      std::string text = "[";
+      for (std::size_t k = 0; k < v.size(); ++k) text += (k ? ", " : "") + std::to_string(v[k]);
+      return text + "]";
+    };
+    detail::require(*ranks == expected, "transport of rank " + std::to_string(rank_) + " exchanges with neighbours " +
+                                            list(*ranks) + " but the topology gives it neighbours " + list(expected) +
+                                            " (in this order)");
+  }
+
+  // ---- checkpoint fields ----
+
+  /// The scalar part of a saved state, read before anything is changed.
+  struct SavedCounters {
+    long round = 0;
+    long exchange = 0;
+    long last_resync = 0;
+    RunningTotals totals;
+    Rng::State rng{};
+    double lr = 0;
+  };
+
+  /// Refuses fields that no save_state could have written, even under a valid checksum (a forged
+  /// or hand-edited record): each would make a node that fails later, far from the cause — a
+  /// negative round, a resynchronisation in the future, an all-zero xoshiro state (its one fixed
+  /// point: every draw would be 0), an lr that validate() refuses.
+  /// @throws DecodeError naming the field
+  void require_plausible(const SavedCounters& c) const {
+    auto field = [](bool ok, const std::string& what) {
+      if (!ok) throw DecodeError("checkpoint field " + what);
+    };
+    const auto& t = c.totals;
+    field(c.round >= 0, "round = " + std::to_string(c.round) + " is negative");
+    field(c.exchange >= c.round && c.exchange - c.round <= c.round,
+          "exchange = " + std::to_string(c.exchange) + " is outside [round, 2 x round] for round = " +
+              std::to_string(c.round) + " (one exchange per round and at most one resynchronisation per round)");
+    field(c.last_resync >= 0 && c.last_resync <= c.round,
+          "last_resync = " + std::to_string(c.last_resync) + " is outside [0, round = " + std::to_string(c.round) + "]");
+    field(t.rounds == c.round,
+          "totals.rounds = " + std::to_string(t.rounds) + " differs from round = " + std::to_string(c.round));
+    field(t.skipped_rounds >= 0 && t.skipped_rounds <= t.rounds,
+          "totals.skipped_rounds = " + std::to_string(t.skipped_rounds) + " is outside [0, rounds]");
+    field(t.resync_bytes_sent <= t.bytes_sent, "totals.resync_bytes_sent exceeds totals.bytes_sent");
+    field(std::isfinite(t.wait_seconds) && t.wait_seconds >= 0,
+          "totals.wait_seconds = " + detail::format_double(t.wait_seconds) + " is not a finite time >= 0");
+    field(std::isfinite(t.compute_seconds) && t.compute_seconds >= 0,
+          "totals.compute_seconds = " + detail::format_double(t.compute_seconds) + " is not a finite time >= 0");
+    field(std::any_of(c.rng.begin(), c.rng.end(), [](std::uint64_t w) { return w != 0; }),
+          "rng state is all zero (the one state xoshiro256 never leaves)");
+    Options saved = options_;
+    saved.lr = c.lr;
+    try {
+      saved.validate();
+    } catch (const ConfigError& e) {
+      throw DecodeError(std::string("checkpoint field lr is invalid: ") + e.what());
+    }
   }
 
   std::span<float> x_;
@@ -499,6 +660,7 @@ class DecentralizedOptimizer {
   Rng rng_;
   long round_ = 0;
   bool in_round_ = false;
+  std::string failure_;  // the poison: why the node is inconsistent; empty while it is not
   RoundStats current_;
   RunningTotals totals_;
   double loss_sum_ = 0;

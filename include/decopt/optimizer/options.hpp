@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "decopt/core/error.hpp"
@@ -21,7 +22,27 @@ struct NonFiniteError : Error {
   explicit NonFiniteError(const std::string& what) : Error("decopt: non-finite value: " + what) {}
 };
 
-/// Hyperparameters shared by every step policy.
+namespace detail {
+/// Whether `value` is a normal float32 (neither 0, denormal, ∞ nor NaN once rounded to float):
+/// the optimizer computes in float, so an option it casts to float must survive the cast.
+/// Compared in double, before any cast (casting an out-of-range double to float is undefined).
+inline bool is_normal_float(double value) noexcept {
+  const double magnitude = std::abs(value);
+  return magnitude >= static_cast<double>(std::numeric_limits<float>::min()) &&
+         magnitude <= static_cast<double>(std::numeric_limits<float>::max());
+}
+
+/// Throws ConfigError unless `value`, used as a float by the optimizer, is a normal float.
+inline void require_normal_float(double value, const char* option) {
+  require(is_normal_float(value), std::string("option ") + option + " = " + format_double(value) +
+                                      " is not a normal float32 (the optimizer computes in float, where it would be " +
+                                      (std::abs(value) < 1.0 ? "0 or denormal" : "infinite") +
+                                      "): use a magnitude in [1.2e-38, 3.4e38]");
+}
+}  // namespace detail
+
+/// Hyperparameters shared by every step policy. The optimizer computes in float32, so lr,
+/// consensus_step and a non-zero momentum must also be normal floats (1e-46 is 0 as a float).
 struct Options {
   double lr = 0.1;              ///< η, the local step size (> 0)
   double consensus_step = 1.0;  ///< γ ∈ (0, 1], the consensus step of CHOCO-SGD / Malcom-PSGD
@@ -36,14 +57,30 @@ struct Options {
 
   /// Throws ConfigError naming the first option out of range.
   void validate() const {
-    detail::require(std::isfinite(lr) && lr > 0, "option lr must be > 0, got " + std::to_string(lr));
+    detail::require(std::isfinite(lr) && lr > 0, "option lr must be > 0, got " + detail::format_double(lr));
+    detail::require_normal_float(lr, "lr");
     detail::require(std::isfinite(consensus_step) && consensus_step > 0 && consensus_step <= 1,
-                    "option consensus_step (gamma) must be in (0, 1], got " + std::to_string(consensus_step));
+                    "option consensus_step (gamma) must be in (0, 1], got " + detail::format_double(consensus_step));
+    detail::require_normal_float(consensus_step, "consensus_step (gamma)");
     detail::require(std::isfinite(momentum) && momentum >= 0 && momentum < 1,
-                    "option momentum must be in [0, 1), got " + std::to_string(momentum));
+                    "option momentum must be in [0, 1), got " + detail::format_double(momentum));
+    if (momentum > 0) {
+      detail::require_normal_float(momentum, "momentum");
+      detail::require(static_cast<float>(momentum) < 1.0f,
+                      "option momentum = " + detail::format_double(momentum) +
+                          " rounds to 1 as a float32 (no decay): use at most 0.99999994");
+    }
     detail::require(local_steps >= 1, "option local_steps must be >= 1, got " + std::to_string(local_steps));
     detail::require(resync_every >= 0, "option resync_every must be >= 0, got " + std::to_string(resync_every));
   }
+};
+
+/// How DecentralizedOptimizer::load_state treats the learning rate stored in a checkpoint.
+struct LoadOptions {
+  /// false (default): keep this optimizer's lr (Options::lr or the last set_learning_rate), so a
+  /// resumed run uses the lr it was configured with — the saved one is only validated;
+  /// true: take the saved lr (a schedule's value at the saved round), as save_state recorded it.
+  bool restore_learning_rate = false;
 };
 
 /// What one round of one node did.

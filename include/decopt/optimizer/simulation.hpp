@@ -78,8 +78,40 @@ class Simulation {
   [[nodiscard]] double virtual_time() const noexcept { return network_->virtual_time(); }
 
   /// One lockstep round. `grad(node, x, g)` computes node's gradient at x (may return the loss).
+  /// An exception from any node poisons every node (they are all mid-round): reload a checkpoint.
   template <class Grad>
   NetworkRoundStats round(Grad&& grad) {
+    try {
+      return lockstep_round(grad);
+    } catch (const std::exception& e) {
+      for (auto& node : nodes_) node.mark_inconsistent(e.what());
+      throw;
+    }
+  }
+
+  /// (1/n) Σ_i ‖x_i − x̄‖².
+  [[nodiscard]] double consensus_distance() const { return decopt::consensus_distance(buffers_); }
+
+  /// x̄ = (1/n) Σ_i x_i.
+  [[nodiscard]] std::vector<double> average_model() const {
+    std::vector<double> mean(buffers_.empty() ? 0 : buffers_[0].size(), 0.0);
+    for (auto m : buffers_)
+      for (std::size_t k = 0; k < mean.size(); ++k) mean[k] += m[k];
+    for (auto& v : mean) v /= static_cast<double>(buffers_.size());
+    return mean;
+  }
+
+  /// Total bytes sent by all nodes so far.
+  [[nodiscard]] std::uint64_t total_bytes_sent() const noexcept {
+    std::uint64_t total = 0;
+    for (const auto& node : nodes_) total += node.totals().bytes_sent;
+    return total;
+  }
+
+ private:
+  /// round() without the poisoning.
+  template <class Grad>
+  NetworkRoundStats lockstep_round(Grad& grad) {
     NetworkRoundStats stats;
     stats.round = nodes_.empty() ? 0 : nodes_[0].round();
     for (auto& node : nodes_) {
@@ -108,26 +140,6 @@ class Simulation {
     return stats;
   }
 
-  /// (1/n) Σ_i ‖x_i − x̄‖².
-  [[nodiscard]] double consensus_distance() const { return decopt::consensus_distance(buffers_); }
-
-  /// x̄ = (1/n) Σ_i x_i.
-  [[nodiscard]] std::vector<double> average_model() const {
-    std::vector<double> mean(buffers_.empty() ? 0 : buffers_[0].size(), 0.0);
-    for (auto m : buffers_)
-      for (std::size_t k = 0; k < mean.size(); ++k) mean[k] += m[k];
-    for (auto& v : mean) v /= static_cast<double>(buffers_.size());
-    return mean;
-  }
-
-  /// Total bytes sent by all nodes so far.
-  [[nodiscard]] std::uint64_t total_bytes_sent() const noexcept {
-    std::uint64_t total = 0;
-    for (const auto& node : nodes_) total += node.totals().bytes_sent;
-    return total;
-  }
-
- private:
   std::unique_ptr<SimulatedNetwork> network_;  // endpoints point into it: keep its address stable
   std::vector<std::span<float>> buffers_;
   std::vector<Optimizer> nodes_;

@@ -1,14 +1,12 @@
 // decopt/topology/edge.hpp — the vocabulary types of a gossip topology: a weighted edge as one node
 // sees it, the mixing-weight rules, and the small graph helpers (edge-list normalisation, connected
-// components) that the generators, the weight rules and the validation share.
+// components, bipartiteness) that the generators, the weight rules and the validation share.
 #pragma once
 
 #include <algorithm>
-#include <charconv>
 #include <cstddef>
 #include <span>
 #include <string>
-#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -46,15 +44,6 @@ inline const char* to_string(WeightRule rule) noexcept {
 }
 
 namespace detail {
-
-/// The shortest decimal string that reads back as exactly `value` (std::to_chars), for error
-/// messages that must show e.g. "1.2" and not "1.19999999999999996".
-inline std::string format_double(double value) {
-  char buffer[64];
-  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
-  if (result.ec != std::errc{}) return "?";
-  return std::string(buffer, result.ptr);
-}
 
 /// An undirected simple graph as sorted adjacency lists (no self loops, no duplicate edges).
 struct Adjacency {
@@ -114,6 +103,34 @@ std::vector<int> component_labels(int n, NeighborsOf&& neighbors_of) {
     ++next_label;
   }
   return label;
+}
+
+/// A 2-colouring of the graph (side 0 or 1 per node, the smallest node of each component on side
+/// 0) in which every edge joins the two sides, or an empty vector when the graph is not bipartite
+/// (it has an odd cycle). Breadth-first, O(n + edges). `neighbors_of(i)` as for component_labels.
+template <class NeighborsOf>
+std::vector<int> bipartition(int n, NeighborsOf&& neighbors_of) {
+  std::vector<int> side(static_cast<std::size_t>(n), -1);
+  std::vector<int> queue;
+  for (int start = 0; start < n; ++start) {
+    if (side[static_cast<std::size_t>(start)] >= 0) continue;
+    side[static_cast<std::size_t>(start)] = 0;
+    queue.assign(1, start);
+    for (std::size_t head = 0; head < queue.size(); ++head) {
+      const int v = queue[head];
+      const int other = 1 - side[static_cast<std::size_t>(v)];
+      for (int u : neighbors_of(v)) {
+        int& s = side[static_cast<std::size_t>(u)];
+        if (s < 0) {
+          s = other;
+          queue.push_back(u);
+        } else if (s != other) {
+          return {};
+        }
+      }
+    }
+  }
+  return side;
 }
 
 /// Throws ConfigError "node k is not connected to node 0; the graph has c components" (k the

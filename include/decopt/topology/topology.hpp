@@ -10,6 +10,7 @@
 // "decopt/topology/topology_all.hpp" adds the time-varying sequences (time_varying.hpp).
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -97,8 +98,9 @@ class Topology {
 
   /// A given mixing matrix, validated in this order: at least 1×1 and square; finite;
   /// non-negative; symmetric (kSymmetryTolerance); every row sums to 1 (kRowSumTolerance);
-  /// connected (W_ij > 0 is an edge). The ConfigError names the first offending entry, row or
-  /// the first node outside node 0's component, e.g. "mixing matrix row 3 sums to 1.2, not 1".
+  /// connected (W_ij > 0 is an edge); aperiodic, i.e. spectral gap > 0 (see require_aperiodic).
+  /// The ConfigError names the first offending entry, row, the first node outside node 0's
+  /// component or the periodicity, e.g. "mixing matrix row 3 sums to 1.2, not 1".
   static Topology from_matrix(const Eigen::MatrixXd& W) {
     detail::require(W.rows() >= 1 && W.rows() == W.cols(),
                     "mixing matrix must be square with at least one row (got " + std::to_string(W.rows()) +
@@ -130,7 +132,9 @@ class Topology {
         if (j != i && W(i, j) > 0.0) m.edges.push_back({static_cast<int>(j), W(i, j)});
     }
     m.offsets.push_back(m.edges.size());
-    return Topology(std::move(m), "matrix(" + std::to_string(n) + ")", true);
+    Topology topology(std::move(m), "matrix(" + std::to_string(n) + ")", true);
+    topology.require_aperiodic();
+    return topology;
   }
 
   // ---- queries ----
@@ -261,20 +265,45 @@ class Topology {
                       "mixing matrix row " + std::to_string(i) + " sums to " + detail::format_double(sum) +
                           ", not 1");
     }
-    if (require_connected) {
-      struct NodeRange {
-        std::span<const Edge> row;
-        struct It {
-          const Edge* p;
-          int operator*() const { return p->node; }
-          It& operator++() { ++p; return *this; }
-          bool operator!=(const It& o) const { return p != o.p; }
-        };
-        It begin() const { return {row.data()}; }
-        It end() const { return {row.data() + row.size()}; }
-      };
-      detail::require_connected(n_, [this](int v) { return NodeRange{neighbors(v)}; });
-    }
+    if (require_connected) detail::require_connected(n_, [this](int v) { return neighbor_nodes(v); });
+  }
+
+  /// The neighbour indices of v, as a range of int for the graph helpers of edge.hpp.
+  struct NodeRange {
+    std::span<const Edge> row;
+    struct It {
+      const Edge* p;
+      int operator*() const { return p->node; }
+      It& operator++() {
+        ++p;
+        return *this;
+      }
+      bool operator!=(const It& o) const { return p != o.p; }
+    };
+    [[nodiscard]] It begin() const { return {row.data()}; }
+    [[nodiscard]] It end() const { return {row.data() + row.size()}; }
+  };
+  [[nodiscard]] NodeRange neighbor_nodes(int v) const { return NodeRange{neighbors(v)}; }
+
+  /// Throws ConfigError when W is periodic: every self weight is 0 and the graph is bipartite, so
+  /// x ← Wx swaps the two sides' values every round instead of averaging them (the 2-node swap
+  /// [[0, 1], [1, 0]], a zero-diagonal even ring). Such a W has eigenvalue −1, spectral gap 0.
+  /// On a connected graph this is the only way to lose the gap: λ2 < 1 by connectivity, and for a
+  /// non-negative symmetric stochastic W, Wv = −v forces |v| constant, v alternating along every
+  /// edge and W_ii = 0 wherever v_i ≠ 0 — so the exact graph test replaces an O(n³) eigensolver.
+  /// The generators' weight rules never fail it (their self weights are > 0); from_matrix calls it.
+  void require_aperiodic() const {
+    if (std::any_of(self_weights_.begin(), self_weights_.end(), [](double w) { return w > 0.0; })) return;
+    const std::vector<int> side = detail::bipartition(n_, [this](int v) { return neighbor_nodes(v); });
+    if (side.empty()) return;  // an odd cycle: aperiodic
+    const auto other_side = std::count(side.begin(), side.end(), 1);
+    const int across = neighbors(0).front().node;  // connected and n >= 2 here (W = [0] has row sum 0)
+    throw ConfigError("mixing matrix is periodic (spectral gap 0): every self weight W(i, i) is 0 and its graph is "
+                      "bipartite (" + std::to_string(n_ - other_side) + " and " + std::to_string(other_side) +
+                      " nodes; node 0 and node " + std::to_string(across) +
+                      " are on opposite sides), so W has eigenvalue -1 and gossip x <- Wx swaps the two sides "
+                      "instead of averaging; W must have spectral gap > 0 (|lambda2| < 1 and lambda_min > -1): "
+                      "give the nodes positive self weights, e.g. use (I + W)/2");
   }
 
   std::uint64_t compute_fingerprint() const noexcept {

@@ -4,7 +4,9 @@
 //   max(t, f) + b / bandwidth + latency,
 // and the link is busy until max(t, f) + b / bandwidth (messages on one link queue up; links are
 // independent of each other). ThreadNetwork applies this as real delay; SimulatedNetwork as a
-// virtual clock, so communication cost can be studied on one machine.
+// virtual clock, so communication cost can be studied on one machine. Latency is at most a day and
+// bandwidth at least 1 B/s; the arrival of a long queue can still exceed any clock, so
+// ThreadNetwork saturates its conversion to clock time (and waits no longer than its timeout).
 #pragma once
 
 #include <cmath>
@@ -17,8 +19,14 @@
 namespace decopt {
 
 struct LinkModel {
-  double latency_seconds = 0.0;                                             ///< per message, ≥ 0
-  double bandwidth_bytes_per_second = std::numeric_limits<double>::infinity();  ///< > 0
+  /// The longest latency accepted: a day. Beyond it a model is a typo (milliseconds given as
+  /// seconds), not a network, and ThreadNetwork could no longer time its arrival.
+  static constexpr double kMaxLatencySeconds = 86400.0;
+  /// The smallest finite bandwidth accepted: one byte per second.
+  static constexpr double kMinBandwidthBytesPerSecond = 1.0;
+
+  double latency_seconds = 0.0;                                             ///< per message, in [0, 1 day]
+  double bandwidth_bytes_per_second = std::numeric_limits<double>::infinity();  ///< ≥ 1 B/s, ∞ = unlimited
 
   /// Time the link is busy with `bytes` bytes.
   [[nodiscard]] double transfer_seconds(std::size_t bytes) const noexcept {
@@ -27,11 +35,14 @@ struct LinkModel {
   [[nodiscard]] bool is_instant() const noexcept {
     return latency_seconds == 0.0 && std::isinf(bandwidth_bytes_per_second);
   }
+  /// Throws ConfigError naming the latency or bandwidth that is NaN, negative or out of range.
   void validate() const {
-    detail::require(std::isfinite(latency_seconds) && latency_seconds >= 0,
-                    "link latency must be a finite number of seconds >= 0, got " + std::to_string(latency_seconds));
-    detail::require(bandwidth_bytes_per_second > 0 && !std::isnan(bandwidth_bytes_per_second),
-                    "link bandwidth must be > 0 bytes/s, got " + std::to_string(bandwidth_bytes_per_second));
+    detail::require(std::isfinite(latency_seconds) && latency_seconds >= 0 && latency_seconds <= kMaxLatencySeconds,
+                    "link latency must be a number of seconds in [0, 86400] (one day), got " +
+                        detail::format_double(latency_seconds));
+    detail::require(bandwidth_bytes_per_second >= kMinBandwidthBytesPerSecond,  // false for NaN
+                    "link bandwidth must be >= 1 byte/s (or infinite: unlimited), got " +
+                        detail::format_double(bandwidth_bytes_per_second) + " bytes/s");
   }
 };
 

@@ -31,6 +31,13 @@ class SimulatedNetwork {
    public:
     [[nodiscard]] int rank() const noexcept { return rank_; }
     [[nodiscard]] int degree() const noexcept { return static_cast<int>(network_->topology_.neighbors(rank_).size()); }
+    /// The neighbours this endpoint exchanges with, in topology order (the optimizer checks them
+    /// against its own topology).
+    [[nodiscard]] std::vector<int> neighbor_ranks() const {
+      std::vector<int> ranks;
+      for (const Edge& e : network_->topology_.neighbors(rank_)) ranks.push_back(e.node);
+      return ranks;
+    }
 
     void post(long round, std::span<const std::byte> message) {
       auto& slot = network_->slots_[static_cast<std::size_t>(rank_)];

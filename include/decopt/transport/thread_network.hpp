@@ -3,12 +3,16 @@
 // post() hands one shared, immutable copy of the message to every neighbour's channel and returns;
 // collect() blocks on a condition variable (no busy waiting) until the message of that round from
 // every neighbour has arrived — and, under a LinkModel, until its modelled arrival time has passed,
-// so latency and bandwidth become real delay. A neighbour that never sends ends the wait after
-// `timeout` with an Error naming the rank, the neighbour and the round; abort() wakes every waiter.
+// so latency and bandwidth become real delay. Every wait of a collect(), the modelled transfer
+// included, ends by `timeout` after it began: a neighbour that never sends, or a link model slower
+// than the timeout, is a TransportError naming the rank, the neighbour and the round. abort()
+// wakes every waiter; reset() makes an aborted network usable for a new run.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -22,6 +26,7 @@
 #include <vector>
 
 #include "decopt/core/error.hpp"
+#include "decopt/core/threads.hpp"
 #include "decopt/topology/topology.hpp"
 #include "decopt/transport/link_model.hpp"
 #include "decopt/transport/transport.hpp"
@@ -37,6 +42,22 @@ struct TransportError : Error {
 struct NetworkAborted : TransportError {
   explicit NetworkAborted(const std::string& reason) : TransportError("network aborted: " + reason) {}
 };
+
+namespace detail {
+/// The latest modelled arrival ThreadNetwork represents, in seconds after its start (~31.7 years).
+inline constexpr double kLatestArrivalSeconds = 1e9;
+
+/// `seconds` as a steady_clock duration, clamped to [0, kLatestArrivalSeconds] (NaN to the
+/// latest). Arrivals are timed in double seconds; converting one past ~292 years to int64
+/// nanoseconds overflows (undefined behaviour, in practice a time in the past: an instant
+/// delivery). A queue on a slow link can grow that far even under a valid LinkModel, and any
+/// wait ends by the timeout (at most a year) long before the clamp matters.
+inline std::chrono::steady_clock::duration saturated_clock_duration(double seconds) noexcept {
+  if (std::isnan(seconds) || seconds > kLatestArrivalSeconds) seconds = kLatestArrivalSeconds;
+  if (seconds < 0) seconds = 0;
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
+}
+}  // namespace detail
 
 class ThreadNetwork {
   using Clock = std::chrono::steady_clock;
@@ -57,6 +78,14 @@ class ThreadNetwork {
    public:
     [[nodiscard]] int rank() const noexcept { return rank_; }
     [[nodiscard]] int degree() const noexcept { return static_cast<int>(slots_.size()); }
+    /// The neighbours this endpoint exchanges with, in topology order (the optimizer checks them
+    /// against its own topology).
+    [[nodiscard]] std::vector<int> neighbor_ranks() const {
+      std::vector<int> ranks;
+      ranks.reserve(slots_.size());
+      for (const Slot& slot : slots_) ranks.push_back(slot.neighbor);
+      return ranks;
+    }
 
     void post(long round, std::span<const std::byte> message) {
       auto shared = std::make_shared<const std::vector<std::byte>>(message.begin(), message.end());
@@ -72,6 +101,10 @@ class ThreadNetwork {
       }
     }
 
+    /// Waits for round `round` from every neighbour, in neighbour order, for at most the network's
+    /// timeout in all (the wait for a message's modelled arrival included).
+    /// @throws TransportError naming this rank, the neighbour and the round after the timeout, or
+    ///         when a neighbour's next message is of another round; NetworkAborted after abort()
     void collect(long round, std::vector<std::span<const std::byte>>& inbox) {
       Mailbox& box = *network_->mailboxes_[static_cast<std::size_t>(rank_)];
       held_.assign(slots_.size(), nullptr);
@@ -82,21 +115,22 @@ class ThreadNetwork {
         auto& queue = box.from[k];
         for (;;) {
           if (network_->aborted_.load()) throw NetworkAborted(network_->abort_reason());
-          if (!queue.empty()) {
-            if (queue.front().round != round)
-              throw TransportError("node " + std::to_string(rank_) + " expected round " + std::to_string(round) +
-                                   " from neighbour " + std::to_string(slots_[k].neighbor) + " but got round " +
-                                   std::to_string(queue.front().round));
-            const auto arrival = queue.front().arrival;
-            if (Clock::now() >= arrival) break;
-            box.arrived.wait_until(lock, arrival);  // the modelled transfer is still in flight
+          const auto now = Clock::now();
+          if (queue.empty()) {
+            if (now >= deadline) throw timed_out(round, k, "");
+            box.arrived.wait_until(lock, deadline);
             continue;
           }
-          if (box.arrived.wait_until(lock, deadline) == std::cv_status::timeout && queue.empty())
-            throw TransportError("node " + std::to_string(rank_) + " timed out after " +
-                                 std::to_string(std::chrono::duration<double>(network_->timeout_).count()) +
-                                 " s waiting for round " + std::to_string(round) + " from neighbour " +
-                                 std::to_string(slots_[k].neighbor));
+          if (queue.front().round != round)
+            throw TransportError("node " + std::to_string(rank_) + " expected round " + std::to_string(round) +
+                                 " from neighbour " + std::to_string(slots_[k].neighbor) + " but got round " +
+                                 std::to_string(queue.front().round));
+          const auto arrival = queue.front().arrival;
+          if (now >= arrival) break;
+          if (now >= deadline)
+            throw timed_out(round, k, ": its message is still in transit under the link model, due in " +
+                                          std::to_string(std::chrono::duration<double>(arrival - now).count()) + " s");
+          box.arrived.wait_until(lock, std::min(arrival, deadline));  // the modelled transfer
         }
         held_[k] = std::move(queue.front().bytes);
         queue.pop_front();
@@ -110,6 +144,13 @@ class ThreadNetwork {
       int neighbor;
       int slot_at_neighbor;  // my index in the neighbour's neighbour list
     };
+    TransportError timed_out(long round, std::size_t slot, const std::string& detail) const {
+      return TransportError("node " + std::to_string(rank_) + " timed out after " +
+                            std::to_string(std::chrono::duration<double>(network_->timeout_).count()) +
+                            " s waiting for round " + std::to_string(round) + " from neighbour " +
+                            std::to_string(slots_[slot].neighbor) + detail);
+    }
+
     ThreadNetwork* network_ = nullptr;
     int rank_ = 0;
     std::vector<Slot> slots_;
@@ -117,16 +158,22 @@ class ThreadNetwork {
     std::vector<std::shared_ptr<const std::vector<std::byte>>> held_;  // keeps inbox spans alive
   };
 
+  /// The longest timeout accepted (a year): the deadline of a wait must be a representable time.
+  static constexpr std::chrono::milliseconds kMaxTimeout = std::chrono::hours(24 * 365);
+
   /**
    * @param topology the graph; channels follow its edges
-   * @param link     latency/bandwidth applied to every link as real delay
-   * @param timeout  how long collect() waits for a neighbour before throwing TransportError
+   * @param link     latency/bandwidth applied to every link as real delay (validated)
+   * @param timeout  how long one collect() waits in all, modelled transfers included, before
+   *                 throwing TransportError; in (0, kMaxTimeout]
+   * @throws ConfigError for an invalid link model or timeout
    */
   explicit ThreadNetwork(const Topology& topology, LinkModel link = {},
                          std::chrono::milliseconds timeout = std::chrono::seconds(60))
       : topology_(topology), link_(link), timeout_(timeout), epoch_(Clock::now()) {
     link_.validate();
-    detail::require(timeout.count() > 0, "ThreadNetwork timeout must be > 0 ms");
+    detail::require(timeout.count() > 0 && timeout <= kMaxTimeout,
+                    "ThreadNetwork timeout must be in (0 ms, 365 days], got " + std::to_string(timeout.count()) + " ms");
     const int n = topology_.size();
     mailboxes_.reserve(static_cast<std::size_t>(n));
     endpoints_.resize(static_cast<std::size_t>(n));
@@ -155,7 +202,8 @@ class ThreadNetwork {
     return endpoints_[static_cast<std::size_t>(rank)];
   }
 
-  /// Wakes every waiting collect() with a TransportError carrying `reason`.
+  /// Wakes every waiting collect() with a TransportError carrying `reason`; every later
+  /// collect() throws it too, until reset().
   void abort(const std::string& reason) {
     {
       std::lock_guard lock(reason_mutex_);
@@ -168,11 +216,41 @@ class ThreadNetwork {
     }
   }
 
+  /// Whether abort() was called (by run() when a node failed) since construction or reset().
+  [[nodiscard]] bool aborted() const noexcept { return aborted_.load(); }
+
+  /**
+   * Makes the network as new for another run after an aborted or failed one: clears the abort,
+   * drops every message not yet collected (a failed round leaves some behind) and frees every link
+   * of its modelled queue. Call it only while no node is posting or collecting — between runs;
+   * run() refuses to start on an aborted network until then. The nodes themselves are reloaded
+   * from a checkpoint (DecentralizedOptimizer::load_state) to continue.
+   */
+  void reset() {
+    for (auto& box : mailboxes_) {
+      std::lock_guard lock(box->mutex);
+      for (auto& queue : box->from) queue.clear();
+    }
+    for (auto& e : endpoints_) {
+      e.links_.assign(e.links_.size(), LinkClock{});
+      e.held_.clear();
+    }
+    std::lock_guard lock(reason_mutex_);
+    aborted_.store(false);
+    abort_reason_.clear();
+  }
+
   /**
    * Runs body(rank) on one thread per node and joins them. If a node throws, the network is
-   * aborted (so no neighbour hangs) and the first exception is rethrown here.
+   * aborted (so no neighbour hangs) and the first exception is rethrown here; call reset() before
+   * running again.
+   * @param start_thread starts each node's thread (default: a std::jthread)
+   * @throws NetworkAborted at once when the network is still aborted from an earlier run; Error
+   *         naming how many threads had started when one cannot be started (the started nodes are
+   *         aborted and joined first)
    */
-  void run(const std::function<void(int rank)>& body) {
+  void run(const std::function<void(int rank)>& body, const ThreadStarter& start_thread = {}) {
+    if (aborted()) throw NetworkAborted(abort_reason() + " (call reset() before a new run)");
     std::vector<std::exception_ptr> errors(static_cast<std::size_t>(size()));
     std::mutex first_mutex;
     std::exception_ptr first_failure;  // in time: the root cause, whatever node it came from
@@ -188,22 +266,25 @@ class ThreadNetwork {
       }
       if (!first_failure && !is_abort) first_failure = std::current_exception();
     };
+    auto node = [this, &body, &record](int r) {
+      try {
+        body(r);
+      } catch (const std::exception& e) {
+        record(r);
+        abort("node " + std::to_string(r) + " failed: " + e.what());
+      } catch (...) {
+        record(r);
+        abort("node " + std::to_string(r) + " failed");
+      }
+    };
     {
-      std::vector<std::jthread> threads;
-      threads.reserve(static_cast<std::size_t>(size()));
-      for (int r = 0; r < size(); ++r)
-        threads.emplace_back([this, r, &body, &record] {
-          try {
-            body(r);
-          } catch (const std::exception& e) {
-            record(r);
-            abort("node " + std::to_string(r) + " failed: " + e.what());
-          } catch (...) {
-            record(r);
-            abort("node " + std::to_string(r) + " failed");
-          }
-        });
-    }
+      // A node whose thread cannot be started would leave its neighbours waiting: abort them.
+      auto release = [this](std::size_t started) {
+        abort("only " + std::to_string(started) + " of " + std::to_string(size()) + " node threads could be started");
+      };
+      const std::string who = "ThreadNetwork::run (" + std::to_string(size()) + " nodes)";
+      const auto threads = detail::start_threads(who, 0, size(), node, release, start_thread);
+    }  // joins
     if (first_failure) std::rethrow_exception(first_failure);
     for (auto& e : errors)
       if (e) std::rethrow_exception(e);  // only aborts: rethrow one
@@ -213,10 +294,9 @@ class ThreadNetwork {
   Clock::time_point arrival_time(Clock::time_point now, LinkClock& link, std::size_t bytes) const {
     if (link_.is_instant()) return now;
     const double t = std::chrono::duration<double>(now - epoch_).count();
-    const double arrival = link.send(t, bytes, link_);
-    return epoch_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(arrival));
+    return epoch_ + detail::saturated_clock_duration(link.send(t, bytes, link_));
   }
-  std::string abort_reason() {
+  std::string abort_reason() const {
     std::lock_guard lock(reason_mutex_);
     return abort_reason_;
   }
@@ -228,7 +308,7 @@ class ThreadNetwork {
   std::vector<std::unique_ptr<Mailbox>> mailboxes_;
   std::vector<Endpoint> endpoints_;
   std::atomic<bool> aborted_{false};
-  std::mutex reason_mutex_;
+  mutable std::mutex reason_mutex_;
   std::string abort_reason_;
 };
 

@@ -13,6 +13,7 @@
 
 #include <concepts>
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -47,6 +48,14 @@ concept Transport = requires(T& t, long round, std::span<const std::byte> messag
   t.collect(round, inbox);
 };
 
+/// A transport that can say whom it exchanges with: its neighbours' ranks in the order of its
+/// inbox. The optimizer compares them with its topology's row, so a transport wired for another
+/// graph with the same degrees is refused instead of mixing the wrong neighbours' messages.
+template <class T>
+concept NeighborListTransport = Transport<T> && requires(const T& t) {
+  { t.neighbor_ranks() } -> std::convertible_to<std::vector<int>>;
+};
+
 /// A transport that keeps a virtual clock: the optimizer tells it how long the node computed
 /// (SimulatedNetwork under a LinkModel). Transports that run in real time need not provide it.
 template <class T>
@@ -70,6 +79,10 @@ class TransportRef {
         advance_([](void* o, double seconds) {
           if constexpr (VirtualClockTransport<T>) static_cast<T*>(o)->advance(seconds);
           else (void)o, (void)seconds;
+        }),
+        neighbor_ranks_([](void* o) -> std::optional<std::vector<int>> {
+          if constexpr (NeighborListTransport<T>) return std::vector<int>(static_cast<T*>(o)->neighbor_ranks());
+          else return (void)o, std::nullopt;
         }) {}
 
   [[nodiscard]] int rank() const { return rank_(object_); }
@@ -80,6 +93,9 @@ class TransportRef {
   }
   /// Adds `seconds` of computation to a virtual clock; a no-op on real-time transports.
   void advance(double seconds) const { advance_(object_, seconds); }
+  /// The neighbours' ranks in inbox order, or nullopt for a transport that cannot say
+  /// (one that is not a NeighborListTransport).
+  [[nodiscard]] std::optional<std::vector<int>> neighbor_ranks() const { return neighbor_ranks_(object_); }
 
  private:
   void* object_;
@@ -88,6 +104,7 @@ class TransportRef {
   void (*post_)(void*, long, std::span<const std::byte>);
   void (*collect_)(void*, long, std::vector<std::span<const std::byte>>&);
   void (*advance_)(void*, double);
+  std::optional<std::vector<int>> (*neighbor_ranks_)(void*);
 };
 
 }  // namespace decopt
