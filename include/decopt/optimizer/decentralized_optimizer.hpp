@@ -184,23 +184,41 @@ class DecentralizedOptimizer {
   ///         callback or the transport throws, which poisons the node.
   template <GradientFunction Grad>
   void begin_round(Grad&& grad) {
-    require_consistent();
-    detail::require(!in_round_, "begin_round called twice without finish_round (node " + std::to_string(rank_) + ")");
-    detail::require(!resync_due(), "node " + std::to_string(rank_) + " must resynchronise before round " +
-                                       std::to_string(round_) + ": call begin_resync() on every node, then finish_resync()");
-    poison_on_exception("round " + std::to_string(round_), [&] {
-      in_round_ = true;
-      current_ = RoundStats{};
-      current_.round = round_;
-      loss_sum_ = 0;
-      loss_count_ = 0;
-      const auto start = Clock::now();
-      phase_start_ = start;
-      Step::begin(*this, grad);
-      transport_.advance(seconds_since(phase_start_));  // compute after the post (overlapped steps)
-      current_.compute_seconds += seconds_since(start);
-    });
+    open_round("begin_round", options_.prox_step.value_or(options_.lr), [&] { Step::begin(*this, grad); });
   }
+
+  // ---- bring your own optimizer (DDP communication-hook style) ----
+  // The user's optimizer (torch::optim::Adam, a hand-written update...) has already updated x in
+  // place; decopt only communicates: compress x − x̂, post, collect, mix, prox. Round counter,
+  // totals, resynchronisation, poisoning and checkpoints are exactly those of step().
+
+  /// A communication-only round, synchronous: post_exchange() then finish_exchange(), then a
+  /// resynchronisation when one is due (as step()).
+  /// @throws ConfigError when the prox is not the identity and Options::prox_step is unset
+  RoundStats exchange() {
+    post_exchange();
+    const RoundStats stats = finish_exchange();
+    if (resync_due()) {
+      begin_resync();
+      finish_resync();
+    }
+    return stats;
+  }
+
+  /// Starts a communication-only round: compresses x − x̂ and posts it. The user may take local
+  /// steps on x until finish_exchange() (the overlapped form: CoCoD-style, Shen et al. 2019).
+  /// @throws ConfigError when the prox is not the identity and Options::prox_step is unset;
+  ///         otherwise as begin_round
+  void post_exchange() {
+    if constexpr (!Prox::is_identity)
+      detail::require(options_.prox_step.has_value(),
+                      "exchange() on node " + std::to_string(rank_) + " needs Options::prox_step: the prox step " +
+                          "size cannot be taken from lr when your own optimizer takes the local step");
+    open_round("post_exchange", options_.prox_step.value_or(0.0), [&] { Step::post(*this); });
+  }
+
+  /// Collects the neighbours' messages, mixes and applies the prox: the end of post_exchange()'s round.
+  RoundStats finish_exchange() { return finish_round(); }
 
   /// The second half: collect the neighbours' messages, consensus and prox. Returns the round's stats.
   /// @throws as begin_round; a DecodeError or TransportError from the exchange poisons the node.
@@ -284,7 +302,7 @@ class DecentralizedOptimizer {
     }
     const float gamma = static_cast<float>(options_.consensus_step);
     for (std::size_t k = 0; k < x_.size(); ++k) x_[k] += gamma * (neighbor_sum_[k] - public_copy_[k]);
-    prox_.apply(x_, options_.lr);
+    prox_.apply(x_, prox_step_);
     const double mixing = seconds_since(start);
     transport_.advance(mixing);
     current_.compute_seconds += mixing;
@@ -321,7 +339,7 @@ class DecentralizedOptimizer {
     const float gamma = static_cast<float>(options_.consensus_step);
     const float keep = 1.0f - gamma * (1.0f - static_cast<float>(self_weight_));
     for (std::size_t k = 0; k < x_.size(); ++k) x_[k] = keep * x_[k] + gamma * mixed[k];
-    prox_.apply(x_, options_.lr);
+    prox_.apply(x_, prox_step_);
     const double mixing = seconds_since(start);
     transport_.advance(mixing);
     current_.compute_seconds += mixing;
@@ -536,6 +554,29 @@ class DecentralizedOptimizer {
 
   // ---- the exception guarantee (header comment) ----
 
+  /// The start of every round (begin_round, post_exchange): the order checks, then `phase`, timed,
+  /// with a prox of step `prox_step` at its end; an exception out of it poisons the node.
+  template <class Phase>
+  void open_round(const char* call, double prox_step, Phase&& phase) {
+    require_consistent();
+    detail::require(!in_round_, std::string(call) + " called twice without finish_round (node " + std::to_string(rank_) + ")");
+    detail::require(!resync_due(), "node " + std::to_string(rank_) + " must resynchronise before round " +
+                                       std::to_string(round_) + ": call begin_resync() on every node, then finish_resync()");
+    poison_on_exception("round " + std::to_string(round_), [&] {
+      in_round_ = true;
+      prox_step_ = prox_step;
+      current_ = RoundStats{};
+      current_.round = round_;
+      loss_sum_ = 0;
+      loss_count_ = 0;
+      const auto start = Clock::now();
+      phase_start_ = start;
+      phase();
+      transport_.advance(seconds_since(phase_start_));  // compute after the post (overlapped steps)
+      current_.compute_seconds += seconds_since(start);
+    });
+  }
+
   /// Runs `phase`, which changes the node's state; an exception out of it poisons the node.
   template <class Phase>
   void poison_on_exception(const std::string& where, Phase&& phase) {
@@ -660,6 +701,7 @@ class DecentralizedOptimizer {
   Rng rng_;
   long round_ = 0;
   bool in_round_ = false;
+  double prox_step_ = 0;  // the prox step of the round in progress (Options::prox_step or lr)
   std::string failure_;  // the poison: why the node is inconsistent; empty while it is not
   RoundStats current_;
   RunningTotals totals_;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <limits>
 #include <string>
 
@@ -54,6 +55,11 @@ struct Options {
   /// recompute s = Σ_j w_ij x̂_j exactly, removing the float drift of its incremental updates
   /// (measured: ≈7e-4 relative after 10⁴ rounds without it). 0 = never.
   long resync_every = 1000;
+  /// The step t of the proximal operator prox_{tR} applied after consensus. Unset, step() uses
+  /// the local step size lr (the algorithm's prox_{ηR}); exchange() — where the user's own
+  /// optimizer took the local step and decopt does not know its step size — needs it set
+  /// whenever the prox is not the identity (a ConfigError says so), never silently lr.
+  std::optional<double> prox_step;
 
   /// Throws ConfigError naming the first option out of range.
   void validate() const {
@@ -72,6 +78,9 @@ struct Options {
     }
     detail::require(local_steps >= 1, "option local_steps must be >= 1, got " + std::to_string(local_steps));
     detail::require(resync_every >= 0, "option resync_every must be >= 0, got " + std::to_string(resync_every));
+    if (prox_step)
+      detail::require(std::isfinite(*prox_step) && *prox_step >= 0,
+                      "option prox_step must be finite and >= 0, got " + detail::format_double(*prox_step));
   }
 };
 

@@ -27,6 +27,11 @@ struct SyncStep {
   template <class Node, class Grad>
   static void begin(Node& node, Grad& grad) {
     node.run_local_steps(grad);
+    post(node);
+  }
+  /// The communication half alone (exchange(): the user's optimizer took the local step).
+  template <class Node>
+  static void post(Node& node) {
     node.compress_and_post();
   }
   template <class Node>
@@ -42,8 +47,12 @@ struct OverlappedStep {
   static constexpr bool keeps_public_copy = true;
   template <class Node, class Grad>
   static void begin(Node& node, Grad& grad) {
-    node.compress_and_post();
+    post(node);
     node.run_local_steps(grad);
+  }
+  template <class Node>
+  static void post(Node& node) {
+    node.compress_and_post();
   }
   template <class Node>
   static void finish(Node& node) {
@@ -59,6 +68,10 @@ struct DirectGossipStep {
   template <class Node, class Grad>
   static void begin(Node& node, Grad& grad) {
     node.run_local_steps(grad);
+    post(node);
+  }
+  template <class Node>
+  static void post(Node& node) {
     node.compress_model_and_post();
   }
   template <class Node>
