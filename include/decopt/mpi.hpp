@@ -141,11 +141,23 @@ inline void wait_for(MPI_Request& request, MPI_Comm comm, const MpiOptions& opti
       [&] { return rank_name(comm); }, [&] { return what; });
 }
 
+/// The communicators on which a collective was abandoned: they must never be freed, since MPI may
+/// still progress the collective on them (Open MPI crashes if the communicator is gone).
+inline std::vector<MPI_Comm>& abandoned_communicators() {
+  static std::vector<MPI_Comm> comms;
+  return comms;
+}
+inline bool has_abandoned_collective(MPI_Comm comm) {
+  const auto& comms = abandoned_communicators();
+  return std::find(comms.begin(), comms.end(), comm) != comms.end();
+}
+
 /// Runs one non-blocking collective on buffers it owns and returns them once it is complete:
 /// `start(buffers, request)` begins it (MPI_Iallreduce, MPI_Ibcast, ...) on `buffers`, which live
 /// on the heap meanwhile. A collective is matched by call order, so every rank of `comm` must call
 /// the same sequence of these.
-/// @throws TransportError after options.timeout (the buffers are then abandoned, not freed)
+/// @throws TransportError after options.timeout (the buffers are then abandoned, not freed, and
+///         `comm` is listed in abandoned_communicators)
 template <class Buffers, class Start>
 Buffers collective(Buffers buffers, Start&& start, MPI_Comm comm, const MpiOptions& options, const std::string& what) {
   struct Operation {
@@ -158,6 +170,7 @@ Buffers collective(Buffers buffers, Start&& start, MPI_Comm comm, const MpiOptio
     wait_for(operation->request, comm, options, what);
   } catch (...) {
     abandon(std::move(operation));
+    if (!has_abandoned_collective(comm)) abandoned_communicators().push_back(comm);
     throw;
   }
   return std::move(operation->buffers);
@@ -672,7 +685,10 @@ class DuplicateComm {
       : comm_(collective(
             MPI_Comm{MPI_COMM_NULL}, [comm](MPI_Comm& copy, MPI_Request& request) { MPI_Comm_idup(comm, &copy, &request); },
             comm, options, "the other ranks to create the channel")) {}
-  ~DuplicateComm() { MPI_Comm_free(&comm_); }
+  /// Frees the duplicate — unless a collective on it was abandoned after a timeout.
+  ~DuplicateComm() {
+    if (comm_ != MPI_COMM_NULL && !has_abandoned_collective(comm_)) MPI_Comm_free(&comm_);
+  }
   DuplicateComm(const DuplicateComm&) = delete;
   DuplicateComm& operator=(const DuplicateComm&) = delete;
   [[nodiscard]] MPI_Comm get() const noexcept { return comm_; }
