@@ -11,6 +11,7 @@
 
 #include <decopt/mpi.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -22,10 +23,11 @@
 
 namespace decopt::train {
 
-/// The MpiOptions of a run: --timeout bounds every wait for another rank.
+/// The MpiOptions of a run: --timeout bounds every wait for another rank (at most 10^9 s, so that
+/// the milliseconds fit).
 inline MpiOptions mpi_options(const TrainConfig& c) {
   MpiOptions options;
-  options.timeout = std::chrono::milliseconds(static_cast<long>(c.timeout_s * 1000));
+  options.timeout = std::chrono::milliseconds(static_cast<long long>(std::min(c.timeout_s, 1e9) * 1000));
   return options;
 }
 

@@ -90,12 +90,16 @@ enum class Poll { waiting, progressed, done };
 /// T s waiting for <what()>") when options.timeout has passed since the start without it finishing.
 template <class Step, class Who, class What>
 void poll_until(const MpiOptions& options, Step&& step, Who&& who, What&& what) {
-  auto last_progress = std::chrono::steady_clock::now();
-  const auto deadline = last_progress + options.timeout;
+  using Clock = std::chrono::steady_clock;
+  auto last_progress = Clock::now();
+  const auto deadline =  // saturated: a timeout of years must not overflow the clock
+      options.timeout < std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() - last_progress)
+          ? last_progress + options.timeout
+          : Clock::time_point::max();
   for (;;) {
     const Poll p = step();
     if (p == Poll::done) return;
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = Clock::now();
     if (p == Poll::progressed) {
       last_progress = now;
       continue;

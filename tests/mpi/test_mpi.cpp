@@ -180,6 +180,9 @@ TEST_CASE("require_same_settings names the first setting the ranks disagree on, 
   const int rank = MpiSession::rank();
   std::vector<MpiSetting> settings{{"--rounds", "12"}, {"--levels", "256"}, {"--lr", "0.05"}};
   REQUIRE_NOTHROW(require_same_settings(settings));
+  MpiOptions forever;  // the deadline saturates instead of overflowing the clock (and so expiring at once)
+  forever.timeout = std::chrono::milliseconds::max();
+  REQUIRE_NOTHROW(require_same_settings(settings, MPI_COMM_WORLD, forever));
   auto with = [&](std::size_t k, int odd_rank, const std::string& value) {
     auto s = settings;
     if (rank == odd_rank) s[k].second = value;
