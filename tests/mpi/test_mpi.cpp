@@ -366,8 +366,9 @@ TEST_CASE("MpiMasterWorkerChannel: silent peers time out naming the rank; a work
 // Memory is overwritten (with 0xff bytes, a NaN as float32) as this program frees it, as a busy
 // program would soon reuse it: bytes MPI reads from a freed buffer arrive as garbage, never intact
 // by luck. The destruction-order test above depends on it. (MPI itself allocates with malloc.)
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return std::malloc(n == 0 ? 1 : n); }
 void* operator new(std::size_t n) {
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  if (void* p = operator new(n, std::nothrow)) return p;
   throw std::bad_alloc();
 }
 [[gnu::noinline]] void operator delete(void* p) noexcept {
