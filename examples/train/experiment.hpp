@@ -15,7 +15,7 @@
 #include <vector>
 
 #ifdef DECOPT_TRAIN_WITH_MPI
-#include <decopt/mpi.hpp>
+#include "train/mpi_run.hpp"
 #endif
 
 #include "fashion/batches.hpp"
@@ -294,19 +294,17 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     for (const auto& node : nodes) result.wait_seconds += node.totals().wait_seconds;
   } else if (c.transport == "mpi") {
 #ifdef DECOPT_TRAIN_WITH_MPI
-    // One node per MPI rank. Evaluations and the checksum are collective; rank 0 reports.
+    // One node per MPI rank. Evaluations and the checksum are collective (each wait bounded by
+    // --timeout); rank 0 reports.
     decopt::detail::require(c.checkpoint.empty() && c.resume.empty(), "--checkpoint/--resume are not supported with --transport mpi");
-    MpiTransport transport(topology, MPI_COMM_WORLD, MpiOptions{std::chrono::milliseconds(static_cast<long>(c.timeout_s * 1000))});
+    const MpiOptions mpi = mpi_options(c);
+    MpiTransport transport(topology, MPI_COMM_WORLD, mpi);
     const int me = transport.rank();
     transport.check_same_dimension(d);
     auto& mine = models[static_cast<std::size_t>(me)];
     Optimizer node(std::span<float>(mine), topology, transport, options, compressor, prox);
     auto& worker = workers[static_cast<std::size_t>(me)];
-    auto sum_all = [](double v) {
-      double total = 0;
-      MPI_Allreduce(&v, &total, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-      return total;
-    };
+    auto sum_all = [&](double v) { return mpi_sum(std::vector<double>{v}, MPI_COMM_WORLD, mpi, "the other ranks' evaluation")[0]; };
     auto evaluate_mpi = [&](long round) {
       EvalRow row;
       row.round = round;
@@ -319,8 +317,8 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
       row.train_loss = sum_all(loss_count > 0 ? loss_sum / static_cast<double>(loss_count) : 0.0) / n;
       loss_sum = 0;
       loss_count = 0;
-      std::vector<double> mean(d), local(mine.begin(), mine.end());
-      MPI_Allreduce(local.data(), mean.data(), static_cast<int>(d), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+      const std::vector<double> local(mine.begin(), mine.end());
+      const std::vector<double> mean = mpi_sum(local, MPI_COMM_WORLD, mpi, "the other ranks' models");
       double distance = 0;
       for (std::size_t k = 0; k < d; ++k) distance += std::pow(local[k] - mean[k] / n, 2);
       row.consensus_distance = sum_all(distance) / n;
@@ -339,9 +337,8 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
       if (progress && me == 0) progress(t + 1, total_rounds, row);
     }
     // Every node's model on rank 0, in rank order, for the checksum.
-    std::vector<float> all(d * static_cast<std::size_t>(n));
-    MPI_Gather(mine.data(), static_cast<int>(d), MPI_FLOAT, all.data(), static_cast<int>(d), MPI_FLOAT, 0, MPI_COMM_WORLD);
-    for (int i = 0; i < n; ++i)
+    const std::vector<float> all = mpi_gather(std::span<const float>(mine), 0, MPI_COMM_WORLD, mpi, "the other ranks' models");
+    for (int i = 0; i < n && me == 0; ++i)
       std::copy(all.begin() + static_cast<std::ptrdiff_t>(d) * i, all.begin() + static_cast<std::ptrdiff_t>(d) * (i + 1),
                 models[static_cast<std::size_t>(i)].begin());
     result.wait_seconds = sum_all(node.totals().wait_seconds);

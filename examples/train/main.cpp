@@ -13,8 +13,9 @@
 #include "train/report.hpp"
 
 #ifdef DECOPT_TRAIN_WITH_MPI
-#include <decopt/mpi.hpp>
 #include <memory>
+
+#include "train/mpi_run.hpp"
 #endif
 
 int main(int argc, char** argv) {
@@ -31,16 +32,11 @@ int main(int argc, char** argv) {
     return 2;
   }
 #ifdef DECOPT_TRAIN_WITH_MPI
-  // Under --transport mpi every rank runs this program; only rank 0 reports.
-  std::unique_ptr<decopt::MpiSession> mpi;
+  // Under --transport mpi every rank runs this program, with the same settings; only rank 0 reports.
+  std::unique_ptr<MpiRun> mpi;
   if (config.transport == "mpi") {
-    mpi = std::make_unique<decopt::MpiSession>(argc, argv);
-    if (decopt::MpiSession::rank() != 0) {
-      config.quiet = true;
-      config.csv.clear();
-      config.plot.clear();
-      config.json = false;
-    }
+    mpi = std::make_unique<MpiRun>(argc, argv, config);
+    if (const int code = mpi->check_settings(); code != 0) return code;
   }
 #endif
   try {
@@ -60,6 +56,9 @@ int main(int argc, char** argv) {
       for (const auto& r : runs) std::printf("%s\n", json_summary(config, r).c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "decopt-train: %s\n", e.what());
+#ifdef DECOPT_TRAIN_WITH_MPI
+    if (mpi) mpi->end_job_after(e);  // after a TransportError: MPI_Abort, as MPI_Finalize could hang
+#endif
     return 1;
   }
   return 0;

@@ -1,6 +1,9 @@
 // MpiTransport under mpirun -np 4: the same seed gives the same model bits as SimulatedNetwork
 // (and so as ThreadNetwork); mismatched topologies or dimensions are ConfigErrors on every rank; a
-// rank that stops sending ends its neighbours' runs with an error naming rank and round.
+// rank that stops sending ends its neighbours' runs with an error naming rank and round; the
+// optimizer and its transport may be destroyed in either order, what was sent still arrives
+// intact. require_same_settings names the first setting the ranks disagree on, on every rank, and
+// times out when a rank does not take part. (A rank stopped by SIGSTOP: stopped_rank.cpp.)
 // AsyVRSC-Distributed over MpiMasterWorkerChannel: 3 workers reach 1e-6 on the default portfolio
 // problem with the same x on every rank; 1 worker (a 2-rank communicator) reproduces VRSC bit for
 // bit; differing dimensions and a 1-rank communicator are ConfigErrors on every rank; silent peers
@@ -10,10 +13,16 @@
 
 #include <decopt/decopt.hpp>
 #include <decopt/mpi.hpp>
+#include <malloc.h>  // malloc_usable_size
 
+#include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -32,16 +41,22 @@ void gradient(int i, std::span<const float> x, std::span<float> g) {
   for (std::size_t k = 0; k < x.size(); ++k) g[k] = x[k] - std::sin(static_cast<float>(3 * i + k));
 }
 
-/// Every node's model after `rounds` rounds, computed in this process on a SimulatedNetwork.
-template <class Step>
-std::vector<float> simulated_models(const Topology& topology, std::size_t d, int rounds, Options options) {
+/// Every node's model after `rounds` rounds of `Node`s, computed in this process on a SimulatedNetwork.
+template <class Node>
+std::vector<float> simulated(const Topology& topology, std::size_t d, int rounds, Options options,
+                             typename Node::Compressor c, typename Node::Prox prox) {
   std::vector<std::vector<float>> models(static_cast<std::size_t>(topology.size()), std::vector<float>(d, 0.0f));
   std::vector<std::span<float>> spans(models.begin(), models.end());
-  Simulation<Malcom<Step>> sim(topology, spans, options, compressor(), L1Prox{1e-3});
+  Simulation<Node> sim(topology, spans, options, c, prox);
   for (int t = 0; t < rounds; ++t) sim.round(gradient);
   std::vector<float> all;
   for (const auto& m : models) all.insert(all.end(), m.begin(), m.end());
   return all;
+}
+
+template <class Step>
+std::vector<float> simulated_models(const Topology& topology, std::size_t d, int rounds, Options options) {
+  return simulated<Malcom<Step>>(topology, d, rounds, options, compressor(), L1Prox{1e-3});
 }
 
 /// This rank's node run over MPI, then every rank's model gathered (rank order).
@@ -100,6 +115,111 @@ TEST_CASE("A rank that stops sending ends its neighbours' runs with an error nam
   if (rank == 1 || rank == 3) CHECK_THAT(error, Catch::Contains("round 3 from neighbour (rank) 2"));
   if (rank == 2) CHECK(error.empty());
   if (rank == 0) CHECK_THAT(error, Catch::Contains("timed out") && Catch::Contains("round 4"));
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+TEST_CASE("MpiTransport lists its neighbours' ranks in topology order", "[mpi]") {
+  const auto topology = Topology::star(4);
+  const MpiTransport transport(topology);
+  std::vector<int> expected;
+  for (const Edge& e : topology.neighbors(transport.rank())) expected.push_back(e.node);
+  CHECK(transport.neighbor_ranks() == expected);
+  CHECK(transport.neighbor_ranks().size() == static_cast<std::size_t>(transport.degree()));
+}
+
+namespace {
+
+/// Raw float32 messages: with d = 20 000 a message is 80 kB, above MPI's eager limits, so MPI reads
+/// most of its bytes from the sender's buffer only when the receiver asks for the message. (This
+/// program overwrites memory as it frees it: see operator delete at the end.)
+using RawNode = DecentralizedOptimizer<Compressor<Dense, Identity, RawCoder>, NoProx, SyncStep>;
+
+}  // namespace
+
+TEST_CASE("The optimizer may be destroyed before or after its MpiTransport: what it sent arrives intact", "[mpi]") {
+  const auto topology = Topology::ring(4);  // the neighbours of an even rank are odd, and the reverse
+  const std::size_t d = 20000;
+  const int rounds = 3;
+  Options options;
+  options.lr = 0.05;
+  options.seed = 11;
+  const auto expected = simulated<RawNode>(topology, d, rounds, options, {}, {});
+  const int rank = MpiSession::rank();
+  const bool optimizer_first = GENERATE(true, false);
+  CAPTURE(optimizer_first);
+  std::vector<float> x(d, 0.0f);
+  auto grad = [rank](std::span<const float> y, std::span<float> g) { gradient(rank, y, g); };
+  auto transport = std::make_unique<MpiTransport>(topology);
+  auto node = std::make_unique<RawNode>(std::span<float>(x), topology, *transport, options);
+  for (int t = 0; t + 1 < rounds; ++t) node->step(grad);
+  if (rank % 2 == 0) {
+    // The even ranks finish the last round while their last message is still unread: the odd
+    // ranks ask for it only after the barrier, when the optimizer that encoded it is gone.
+    node->step(grad);
+    if (optimizer_first) {
+      node.reset();  // its buffers are freed, and overwritten with 0xff
+      MPI_Barrier(MPI_COMM_WORLD);
+      transport.reset();  // its sends complete now: from its own copy, not the optimizer's freed buffer
+    } else {
+      transport.reset();  // waits until the odd ranks have read its last message
+      node.reset();
+    }
+  } else {
+    node->begin_round(grad);  // posts the last message, which the even ranks need to finish
+    if (optimizer_first) MPI_Barrier(MPI_COMM_WORLD);
+    CHECK_NOTHROW(node->finish_round());  // reads the even ranks' last messages
+    node.reset();
+    transport.reset();
+  }
+  // Bit for bit the simulated run: no byte of any message came from freed or overwritten memory.
+  CHECK(std::equal(x.begin(), x.end(), expected.begin() + static_cast<std::ptrdiff_t>(d) * rank));
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+TEST_CASE("require_same_settings names the first setting the ranks disagree on, on every rank", "[mpi]") {
+  const int rank = MpiSession::rank();
+  std::vector<MpiSetting> settings{{"--rounds", "12"}, {"--levels", "256"}, {"--lr", "0.05"}};
+  REQUIRE_NOTHROW(require_same_settings(settings));
+  MpiOptions forever;  // the deadline saturates instead of overflowing the clock (and so expiring at once)
+  forever.timeout = std::chrono::milliseconds::max();
+  REQUIRE_NOTHROW(require_same_settings(settings, MPI_COMM_WORLD, forever));
+  auto with = [&](std::size_t k, int odd_rank, const std::string& value) {
+    auto s = settings;
+    if (rank == odd_rank) s[k].second = value;
+    return s;
+  };
+  CHECK_THROWS_WITH(require_same_settings(with(1, 2, "16")),
+                    Catch::Equals("decopt: configuration error: ranks disagree on --levels: rank 0 has 256, rank 2 has 16"));
+  // The first setting that differs is named, each distinct value with the lowest rank holding it.
+  auto twice = with(2, 1, "0.1");
+  if (rank >= 2) twice[0].second = "7";
+  CHECK_THROWS_WITH(require_same_settings(twice),
+                    Catch::Equals("decopt: configuration error: ranks disagree on --rounds: rank 0 has 12, rank 2 has 7"));
+  // Rank 0 itself may be the odd one; a setting only some ranks have counts as missing elsewhere.
+  CHECK_THROWS_WITH(require_same_settings(with(2, 0, "1e-3")),
+                    Catch::Contains("ranks disagree on --lr: rank 0 has 1e-3, rank 1 has 0.05"));
+  auto extra = settings;
+  if (rank == 3) extra.emplace_back("--dp-clip", "1");
+  CHECK_THROWS_WITH(require_same_settings(extra),
+                    Catch::Contains("ranks disagree on --dp-clip: rank 0 has no --dp-clip, rank 3 has 1"));
+}
+
+TEST_CASE("require_same_settings times out naming this rank when a rank does not take part", "[mpi]") {
+  const int rank = MpiSession::rank();
+  const std::vector<MpiSetting> settings{{"--seed", "1"}};
+  MpiOptions quick;
+  quick.timeout = std::chrono::milliseconds(300);
+  // A communicator of its own, for the reduction the ranks give up on; never freed, as an abandoned
+  // collective's communicator must not be (Open MPI would still progress it).
+  MPI_Comm comm = MPI_COMM_NULL;
+  MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+  if (rank != 3)
+    CHECK_THROWS_WITH(require_same_settings(settings, comm, quick),
+                      Catch::Contains("rank " + std::to_string(rank) + " timed out after 0.3") &&
+                          Catch::Contains("waiting for the other ranks to compare the run's settings"));
+  MPI_Barrier(MPI_COMM_WORLD);
+  // Rank 3 comes late: its reduction completes the one the others gave up on (same settings).
+  if (rank == 3) CHECK_NOTHROW(require_same_settings(settings, comm, quick));
   MPI_Barrier(MPI_COMM_WORLD);
 }
 
@@ -242,6 +362,22 @@ TEST_CASE("MpiMasterWorkerChannel: silent peers time out naming the rank; a work
   }
   MPI_Barrier(MPI_COMM_WORLD);
 }
+
+// Memory is overwritten (with 0xff bytes, a NaN as float32) as this program frees it, as a busy
+// program would soon reuse it: bytes MPI reads from a freed buffer arrive as garbage, never intact
+// by luck. The destruction-order test above depends on it. (MPI itself allocates with malloc.)
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return std::malloc(n == 0 ? 1 : n); }
+void* operator new(std::size_t n) {
+  if (void* p = operator new(n, std::nothrow)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void operator delete(void* p) noexcept {
+  if (p == nullptr) return;
+  std::memset(p, 0xff, malloc_usable_size(p));
+  __asm__ volatile("" : : "r"(p) : "memory");  // the stores stay: not dead because free follows
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
 
 int main(int argc, char** argv) {
   MpiSession session(argc, argv);
