@@ -20,6 +20,7 @@
 
 #include "decopt/compositional/problem.hpp"
 #include "decopt/compositional/vrsc_estimator.hpp"
+#include "decopt/core/diagnostics.hpp"
 #include "decopt/core/error.hpp"
 
 #include <atomic>
@@ -32,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+DECOPT_AVX512_QUIET_BEGIN
 namespace decopt::compositional {
 
 /// Options of AsyVRSCShared: the VRSC options plus the thread count.
@@ -182,3 +184,4 @@ class AsyVRSCShared {
 };
 
 }  // namespace decopt::compositional
+DECOPT_AVX512_QUIET_END
