@@ -27,6 +27,7 @@
 #include "decopt/compositional/master_worker.hpp"
 #include "decopt/compositional/problem.hpp"
 #include "decopt/compositional/vrsc_estimator.hpp"
+#include "decopt/core/diagnostics.hpp"
 #include "decopt/core/error.hpp"
 #include "decopt/core/threads.hpp"
 
@@ -40,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+DECOPT_AVX512_QUIET_BEGIN
 namespace decopt::compositional {
 
 /// Options of AsyVRSCDistributed: the VRSC options plus the worker count and the staleness bound.
@@ -249,3 +251,4 @@ class AsyVRSCDistributed {
 };
 
 }  // namespace decopt::compositional
+DECOPT_AVX512_QUIET_END

@@ -22,6 +22,7 @@
 
 #include "decopt/compositional/problem.hpp"
 #include "decopt/compositional/vrsc_estimator.hpp"
+#include "decopt/core/diagnostics.hpp"
 #include "decopt/core/error.hpp"
 #include "decopt/core/threads.hpp"
 
@@ -35,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+DECOPT_AVX512_QUIET_BEGIN
 namespace decopt::compositional {
 
 /// Options of AsyVRSCShared: the VRSC options plus the thread count.
@@ -198,3 +200,4 @@ class AsyVRSCShared {
 };
 
 }  // namespace decopt::compositional
+DECOPT_AVX512_QUIET_END

@@ -37,17 +37,16 @@
 #pragma once
 
 #include "decopt/compositional/problem.hpp"
+#include "decopt/core/eigen.hpp"
 #include "decopt/core/error.hpp"
 #include "decopt/core/rng.hpp"
-
-#include <Eigen/Cholesky>
-#include <Eigen/Core>
 
 #include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
 
+DECOPT_AVX512_QUIET_BEGIN
 namespace decopt::compositional {
 
 /// Parameters of the synthetic returns and of the objective. Defaults: 100 assets, 1000 periods.
@@ -240,3 +239,4 @@ static_assert(CompositionalProblem<PortfolioProblem>);
 static_assert(HasJacobianTransposeProduct<PortfolioProblem>);
 
 }  // namespace decopt::compositional
+DECOPT_AVX512_QUIET_END

@@ -10,10 +10,11 @@
 // rule  ∇f(x) = (∂G(x))ᵀ (1/n) Σ_i ∇F_i(G(x))  with  G = (1/m) Σ_j G_j  and  ∂G = (1/m) Σ_j ∂G_j.
 #pragma once
 
-#include <Eigen/Core>
-
 #include <concepts>
 
+#include "decopt/core/eigen.hpp"
+
+DECOPT_AVX512_QUIET_BEGIN
 namespace decopt::compositional {
 
 /// Column vector of doubles, the type every compositional callback reads and writes.
@@ -111,3 +112,4 @@ constexpr void check_compositional_problem() {
 }  // namespace detail
 
 }  // namespace decopt::compositional
+DECOPT_AVX512_QUIET_END

@@ -12,9 +12,11 @@
 
 #include "decopt/compositional/problem.hpp"
 #include "decopt/compositional/vrsc_estimator.hpp"
+#include "decopt/core/diagnostics.hpp"
 
 #include <optional>
 
+DECOPT_AVX512_QUIET_BEGIN
 namespace decopt::compositional {
 
 /// Sequential VRSC. Options are validated by the constructor (ConfigError naming the option).
@@ -64,3 +66,4 @@ class VRSC {
 };
 
 }  // namespace decopt::compositional
+DECOPT_AVX512_QUIET_END

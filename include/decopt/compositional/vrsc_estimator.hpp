@@ -26,10 +26,9 @@
 #pragma once
 
 #include "decopt/compositional/problem.hpp"
+#include "decopt/core/eigen.hpp"
 #include "decopt/core/error.hpp"
 #include "decopt/core/rng.hpp"
-
-#include <Eigen/Core>
 
 #include <chrono>
 #include <cmath>
@@ -42,6 +41,7 @@
 #include <string>
 #include <vector>
 
+DECOPT_AVX512_QUIET_BEGIN
 namespace decopt::compositional {
 
 /// One row of a solver's history: the snapshot x̃ at the end of `epoch` (0 = the start point).
@@ -374,3 +374,4 @@ class VrscEstimator {
 };
 
 }  // namespace decopt::compositional
+DECOPT_AVX512_QUIET_END

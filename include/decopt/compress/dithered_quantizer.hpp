@@ -34,6 +34,7 @@
 #include "decopt/compress/detail/pipeline.hpp"
 #include "decopt/compress/message.hpp"
 #include "decopt/core/bytes.hpp"
+#include "decopt/core/diagnostics.hpp"
 #include "decopt/core/error.hpp"
 #include "decopt/core/rng.hpp"
 
@@ -256,6 +257,7 @@ struct DitheredQuantizer {
   static void level_block(const float* xs, const float* u, std::size_t m, int s, const float* st, std::int16_t* lvb,
                           float* ob, Scale scale_of, [[maybe_unused]] bool stream) noexcept {
     std::size_t j = 0;
+    DECOPT_AVX512_QUIET_BEGIN
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<Scale, FloatScale>) {
       if (s <= 15) {
@@ -280,6 +282,7 @@ struct DitheredQuantizer {
       }
     }
 #endif
+    DECOPT_AVX512_QUIET_END
 #if defined(__AVX2__)
     if constexpr (std::is_same_v<Scale, FloatScale>) {
       const __m256 inv = _mm256_set1_ps(scale_of.inv);

@@ -56,6 +56,7 @@
 #include "decopt/compress/message.hpp"
 #include "decopt/core/bit_stream.hpp"
 #include "decopt/core/codes.hpp"
+#include "decopt/core/diagnostics.hpp"
 #include "decopt/core/error.hpp"
 
 namespace decopt {
@@ -142,6 +143,7 @@ class VectorSourceCoder {
   void dense_histogram(std::span<const std::int16_t> levels, int s) {
     const std::size_t n = levels.size();
     const auto bins = static_cast<std::size_t>(2 * s + 1);
+    DECOPT_AVX512_QUIET_BEGIN
 #if defined(__AVX512BW__)
     if (s <= 8) {  // few symbols: 64 levels as bytes, compared with each symbol into byte counters
       std::uint64_t c[17] = {};
@@ -173,6 +175,7 @@ class VectorSourceCoder {
       return;
     }
 #endif
+    DECOPT_AVX512_QUIET_END
     // four interleaved tables, so that repeated symbols do not serialise on one counter
     hist_.assign(4 * bins, 0);
     const std::int16_t* lv = levels.data();

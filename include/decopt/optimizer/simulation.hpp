@@ -1,21 +1,30 @@
-// decopt/optimizer/simulation.hpp — n optimizer nodes driven in lockstep in one process.
+// decopt/optimizer/simulation.hpp — n optimizer nodes driven in lockstep in one process, on T threads.
 //
-// Each round begins every node's round (local steps, compression, post) and then finishes every
-// node's round (collect, consensus, prox), over a SimulatedNetwork: deterministic, no threads.
-// The nodes are the same DecentralizedOptimizer objects a threaded or MPI run uses.
+// Each round is phases: every node's begin_round (local steps, compression, post), then every
+// node's finish_round (collect, consensus, prox), then, when due, every node's begin_resync and
+// finish_resync. Within a phase the nodes are independent (a node writes only its own state and
+// its own outgoing message; it reads its neighbours' messages only in the next phase), so a phase
+// runs its nodes on a pool of T threads (decopt/core/thread_pool.hpp) and the models come out the
+// same, bit for bit, for every T; the per-node statistics are added in node order after each phase
+// so the floating-point sums do not depend on T either. The nodes are the same
+// DecentralizedOptimizer objects a ThreadNetwork or MPI run uses, over a SimulatedNetwork.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
-#include <type_traits>
 #include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
+#include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "decopt/core/error.hpp"
+#include "decopt/core/thread_pool.hpp"
 #include "decopt/optimizer/options.hpp"
 #include "decopt/transport/simulated_network.hpp"
 
@@ -29,6 +38,23 @@ struct NetworkRoundStats {
   double mean_loss = std::nan("");   ///< mean of the nodes' losses, when the callback returns them
   double compute_seconds = 0;        ///< summed over nodes
   long skipped_nodes = 0;
+};
+
+/// A node of a Simulation threw. The message names the node, the round and the phase and repeats
+/// the original message; the original exception is nested (std::rethrow_if_nested(e) rethrows it,
+/// with its own type: NonFiniteError, DecodeError, the gradient callback's own...).
+class NodeError : public Error {
+ public:
+  NodeError(int node, long round, const std::string& phase, const std::string& what)
+      : Error("decopt: node " + std::to_string(node) + " failed in round " + std::to_string(round) + " (" + phase +
+              "): " + what),
+        node_(node), round_(round) {}
+  [[nodiscard]] int node() const noexcept { return node_; }
+  [[nodiscard]] long round() const noexcept { return round_; }
+
+ private:
+  int node_;
+  long round_;
 };
 
 /// Mean squared distance of the nodes' models to their average: (1/n) Σ_i ‖x_i − x̄‖².
@@ -46,16 +72,31 @@ inline double consensus_distance(std::span<const std::span<float>> models) {
 }
 
 /**
- * @brief n nodes of `Optimizer` (a DecentralizedOptimizer) over user buffers, in lockstep.
+ * @brief n nodes of `Optimizer` (a DecentralizedOptimizer) over user buffers, in lockstep, on T threads.
  *
- * The buffers are the users' (one per node, same size), updated in place.
+ * The buffers are the users' (one per node, same size), updated in place. With T > 1 threads the
+ * gradient callback is called concurrently for different nodes (as each rank of PyTorch DDP runs
+ * its own step): it must be safe to call at the same time for different nodes, i.e. write only
+ * node i's own state (its data sampler, its RNG, its model workspace) when called for node i; it
+ * is never called for the same node from two threads at once. With T = 1 it is called serially,
+ * in node order, on the caller's thread. The models are the same, bit for bit, for every T.
  */
 template <class Optimizer>
 class Simulation {
  public:
-  /// @param link latency and bandwidth of every link, applied to the nodes' virtual clocks
+  /// The default thread count: the hardware's (std::thread::hardware_concurrency()), at least 1.
+  [[nodiscard]] static int default_threads() noexcept {
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }
+
+  /**
+   * @param link    latency and bandwidth of every link, applied to the nodes' virtual clocks
+   * @param threads threads that run each phase's nodes (≥ 1; more than the nodes are not used)
+   * @throws ConfigError for buffers that do not match the topology, or threads < 1
+   */
   Simulation(const Topology& topology, std::vector<std::span<float>> buffers, Options options = {},
-             typename Optimizer::Compressor compressor = {}, typename Optimizer::Prox prox = {}, LinkModel link = {})
+             typename Optimizer::Compressor compressor = {}, typename Optimizer::Prox prox = {}, LinkModel link = {},
+             int threads = default_threads())
       : network_(std::make_unique<SimulatedNetwork>(topology, link)), buffers_(std::move(buffers)) {
     detail::require(static_cast<int>(buffers_.size()) == topology.size(),
                     "Simulation: " + std::to_string(buffers_.size()) + " parameter buffers for " +
@@ -67,7 +108,22 @@ class Simulation {
     nodes_.reserve(buffers_.size());
     for (std::size_t i = 0; i < buffers_.size(); ++i)
       nodes_.emplace_back(buffers_[i], topology, network_->endpoint(static_cast<int>(i)), options, compressor, prox);
+    node_stats_.resize(nodes_.size());
+    set_threads(threads);
   }
+
+  /**
+   * Runs the following rounds on `threads` threads (the caller's included; capped at the number
+   * of nodes). Call between rounds. The models do not depend on it.
+   * @throws ConfigError when threads < 1
+   */
+  void set_threads(int threads) {
+    detail::require(threads >= 1, "Simulation: threads must be >= 1, got " + std::to_string(threads));
+    pool_.reset();  // join the old workers before starting new ones
+    pool_ = std::make_unique<detail::IndexPool>(std::min(threads, std::max(size(), 1)));
+  }
+  /// Threads that run each phase (fewer than asked when the nodes are fewer or the OS refused some).
+  [[nodiscard]] int threads() const noexcept { return pool_->threads(); }
 
   [[nodiscard]] int size() const noexcept { return static_cast<int>(nodes_.size()); }
   [[nodiscard]] Optimizer& node(int i) { return nodes_.at(static_cast<std::size_t>(i)); }
@@ -77,16 +133,30 @@ class Simulation {
   /// Simulated wall time so far under the LinkModel: real compute time plus modelled communication.
   [[nodiscard]] double virtual_time() const noexcept { return network_->virtual_time(); }
 
-  /// One lockstep round. `grad(node, x, g)` computes node's gradient at x (may return the loss).
-  /// An exception from any node poisons every node (they are all mid-round): reload a checkpoint.
+  /**
+   * One lockstep round. `grad(node, x, g)` computes node's gradient at x (may return the loss);
+   * with threads() > 1 it is called concurrently for different nodes (see the class comment).
+   * @throws NodeError naming the lowest-numbered node that threw (its exception nested); every
+   *         node is then poisoned (they are all mid-round): reload a checkpoint into each node
+   *         with load_state() to continue (DecentralizedOptimizer's exception guarantee)
+   */
   template <class Grad>
   NetworkRoundStats round(Grad&& grad) {
-    try {
-      return lockstep_round(grad);
-    } catch (const std::exception& e) {
-      for (auto& node : nodes_) node.mark_inconsistent(e.what());
-      throw;
+    const long round = nodes_.empty() ? 0 : nodes_[0].round();
+    for_each_node("begin_round", round, [&grad](Optimizer& node) {
+      const int i = node.rank();
+      // Bind the node index; call_gradient (concepts.hpp) handles callbacks with or without a loss.
+      node.begin_round([&grad, i](std::span<const float> x, std::span<float> g) -> decltype(auto) { return grad(i, x, g); });
+    });
+    for_each_node("finish_round", round, [this](Optimizer& node) {
+      node_stats_[static_cast<std::size_t>(node.rank())] = node.finish_round();
+    });
+    const NetworkRoundStats stats = sum_in_node_order(round);
+    if (!nodes_.empty() && nodes_[0].resync_due()) {  // every node is due at the same round
+      for_each_node("begin_resync", round, [](Optimizer& node) { node.begin_resync(); });
+      for_each_node("finish_resync", round, [](Optimizer& node) { node.finish_resync(); });
     }
+    return stats;
   }
 
   /// (1/n) Σ_i ‖x_i − x̄‖².
@@ -109,20 +179,46 @@ class Simulation {
   }
 
  private:
-  /// round() without the poisoning.
-  template <class Grad>
-  NetworkRoundStats lockstep_round(Grad& grad) {
-    NetworkRoundStats stats;
-    stats.round = nodes_.empty() ? 0 : nodes_[0].round();
-    for (auto& node : nodes_) {
-      const int i = node.rank();
-      // Bind the node index; call_gradient (concepts.hpp) handles callbacks with or without a loss.
-      node.begin_round([&grad, i](std::span<const float> x, std::span<float> g) -> decltype(auto) { return grad(i, x, g); });
+  /// work(node) for every node on the pool; rethrows the lowest-numbered node's exception as a NodeError.
+  template <class Work>
+  void for_each_node(const char* phase, long round, Work&& work) {
+    auto job = [this, &work](std::size_t i) { work(nodes_[i]); };
+    if (auto failure = pool_->run(nodes_.size(), job)) {
+      poison_every_node(failure->error);
+      rethrow_naming_node(*failure, phase, round);
     }
+  }
+
+  /// One node failed mid-phase, so none of them can go on: mark every node inconsistent.
+  void poison_every_node(const std::exception_ptr& error) {
+    std::string cause = "an exception not derived from std::exception";
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      cause = e.what();
+    } catch (...) {
+    }
+    for (auto& node : nodes_) node.mark_inconsistent(cause);
+  }
+
+  [[noreturn]] static void rethrow_naming_node(const detail::IndexPool::Failure& failure, const char* phase, long round) {
+    const int node = static_cast<int>(failure.index);
+    try {
+      std::rethrow_exception(failure.error);
+    } catch (const std::exception& e) {
+      std::throw_with_nested(NodeError(node, round, phase, e.what()));
+    } catch (...) {
+      std::throw_with_nested(NodeError(node, round, phase, "an exception not derived from std::exception"));
+    }
+  }
+
+  /// The round's statistics over all nodes, added in node order (the same sums for every T).
+  [[nodiscard]] NetworkRoundStats sum_in_node_order(long round) const {
+    NetworkRoundStats stats;
+    stats.round = round;
     double loss_sum = 0;
     int loss_count = 0;
-    for (auto& node : nodes_) {
-      const RoundStats s = node.finish_round();
+    for (const RoundStats& s : node_stats_) {
       stats.bytes_sent += s.bytes_sent;
       stats.max_message_bytes = std::max(stats.max_message_bytes, s.message_bytes);
       stats.compute_seconds += s.compute_seconds;
@@ -133,16 +229,14 @@ class Simulation {
       }
     }
     if (loss_count > 0) stats.mean_loss = loss_sum / loss_count;
-    if (!nodes_.empty() && nodes_[0].resync_due()) {  // every node is due at the same round
-      for (auto& node : nodes_) node.begin_resync();
-      for (auto& node : nodes_) node.finish_resync();
-    }
     return stats;
   }
 
   std::unique_ptr<SimulatedNetwork> network_;  // endpoints point into it: keep its address stable
   std::vector<std::span<float>> buffers_;
   std::vector<Optimizer> nodes_;
+  std::vector<RoundStats> node_stats_;  // this round's, one per node (each written by its node's thread)
+  std::unique_ptr<detail::IndexPool> pool_;  // last: its workers are joined before the nodes die
 };
 
 }  // namespace decopt

@@ -13,7 +13,6 @@
 // The d normal draws of the noise cost more than both passes together (see bench_privacy).
 #pragma once
 
-#include <Eigen/Dense>
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -22,11 +21,13 @@
 #include <string>
 #include <vector>
 
+#include "decopt/core/eigen.hpp"
 #include "decopt/core/error.hpp"
 #include "decopt/core/rng.hpp"
 #include "decopt/privacy/clipping.hpp"
 #include "decopt/privacy/gaussian_mechanism.hpp"
 
+DECOPT_AVX512_QUIET_BEGIN
 namespace decopt::privacy {
 
 namespace detail {
@@ -118,3 +119,4 @@ void private_gradient(const Eigen::Ref<const Eigen::MatrixXf>& per_sample, const
 }
 
 }  // namespace decopt::privacy
+DECOPT_AVX512_QUIET_END

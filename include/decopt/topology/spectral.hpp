@@ -18,10 +18,10 @@
 #include <limits>
 #include <vector>
 
-#include <Eigen/Dense>
-
+#include "decopt/core/eigen.hpp"
 #include "decopt/core/rng.hpp"
 
+DECOPT_AVX512_QUIET_BEGIN
 namespace decopt::spectral {
 
 /// Graphs up to this many nodes get the exact dense eigenvalues.
@@ -169,3 +169,4 @@ ExtremeEigenvalues lanczos_extremes(int n, ApplyW&& apply, const LanczosOptions&
 }
 
 }  // namespace decopt::spectral
+DECOPT_AVX512_QUIET_END

@@ -22,8 +22,7 @@
 #include <utility>
 #include <vector>
 
-#include <Eigen/Dense>
-
+#include "decopt/core/eigen.hpp"
 #include "decopt/core/error.hpp"
 #include "decopt/core/rng.hpp"
 #include "decopt/topology/edge.hpp"
@@ -31,6 +30,7 @@
 #include "decopt/topology/spectral.hpp"
 #include "decopt/topology/weights.hpp"
 
+DECOPT_AVX512_QUIET_BEGIN
 namespace decopt {
 
 class OnePeerExponential;
@@ -332,3 +332,4 @@ class Topology {
 };
 
 }  // namespace decopt
+DECOPT_AVX512_QUIET_END

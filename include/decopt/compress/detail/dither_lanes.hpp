@@ -23,8 +23,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "decopt/core/diagnostics.hpp"
 #include "decopt/core/rng.hpp"
 
+DECOPT_AVX512_QUIET_BEGIN
 namespace decopt::detail {
 
 #if defined(__AVX512F__)
@@ -156,4 +158,5 @@ class DitherLanes {
 };
 
 }  // namespace decopt::detail
+DECOPT_AVX512_QUIET_END
 #endif

@@ -17,6 +17,9 @@
 #include <immintrin.h>
 #endif
 
+#include "decopt/core/diagnostics.hpp"
+
+DECOPT_AVX512_QUIET_BEGIN
 namespace decopt::detail::bits {
 
 /// Bit j set when lv[j] == symbol, for the 64 levels at lv (all 64 must be readable).
@@ -170,3 +173,4 @@ inline unsigned word_runs(std::uint64_t word, std::uint64_t& carry, std::uint32_
 constexpr std::uint64_t low_mask(unsigned n) noexcept { return n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1; }
 
 }  // namespace decopt::detail::bits
+DECOPT_AVX512_QUIET_END
