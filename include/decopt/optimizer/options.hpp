@@ -59,7 +59,7 @@ struct Options {
   /// the local step size lr (the algorithm's prox_{ηR}); exchange() — where the user's own
   /// optimizer took the local step and decopt does not know its step size — needs it set
   /// whenever the prox is not the identity (a ConfigError says so), never silently lr.
-  std::optional<double> prox_step;
+  std::optional<double> prox_step{};
 
   /// Throws ConfigError naming the first option out of range.
   void validate() const {
