@@ -1,6 +1,7 @@
 // train/checkpoint.hpp — decopt-train's checkpoint file: the run's identity, its progress and every
-// node's optimizer state, written atomically (temporary file + rename) so a crash mid-write never
-// leaves a half-written checkpoint in place of the previous one.
+// node's optimizer state. experiment.hpp writes it with output::write_file_atomically (temporary
+// file, fsync, rename), so a crash or a power loss mid-write never leaves a half-written
+// checkpoint in place of the previous one.
 //
 // Layout: one framed record (decopt/optimizer/checkpoint.hpp: magic, version, length, checksum)
 // holding the run: the settings that must match to resume, the completed rounds, each node's
@@ -10,7 +11,7 @@
 
 #include <decopt/decopt.hpp>
 
-#include <cstdio>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/output.hpp"
 #include "train/config.hpp"
 
 namespace decopt::train {
@@ -49,21 +51,12 @@ struct RunProgress {
   std::vector<std::vector<double>> rows;               ///< evaluation rows, as numbers
 };
 
-inline void write_file_atomically(const std::string& path, const std::vector<std::byte>& bytes) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw ConfigError("cannot write checkpoint " + temporary);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) throw ConfigError("writing checkpoint " + temporary + " failed (disk full?)");
-  }
-  std::filesystem::rename(temporary, path);  // atomic on POSIX: readers see the old or the new file
-}
-
 inline std::vector<std::byte> read_file(const std::string& path) {
+  std::error_code ec;
+  detail::require(!std::filesystem::is_directory(path, ec), "--resume " + path + " is a folder, not a checkpoint");
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError("cannot open checkpoint " + path);
+  if (!in) throw ConfigError("cannot open checkpoint " + path + (errno ? ": " + examples::output::describe(errno) : ""));
   std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::vector<std::byte> bytes(chars.size());
   std::memcpy(bytes.data(), chars.data(), chars.size());
@@ -129,7 +122,7 @@ RunProgress decode_checkpoint(std::span<const std::byte> bytes, const std::strin
     p.noise_states.push_back(state);
   }
   const auto rows = in.get_le<std::uint32_t>();
-  detail::require_decodable(rows <= 1u << 24, "checkpoint row count out of range");
+  detail::require_decodable(rows <= static_cast<std::uint32_t>(kMaxEvaluations), "checkpoint row count out of range");
   for (std::uint32_t r = 0; r < rows; ++r) {
     const auto width = in.get_le<std::uint32_t>();
     detail::require_decodable(width <= 64, "checkpoint row width out of range");
