@@ -77,29 +77,6 @@ struct Plot {
 
 namespace detail {
 
-/// A fresh private folder under the temporary directory, removed with everything in it.
-class WorkFolder {
- public:
-  WorkFolder() {
-    std::error_code ec;
-    auto base = std::filesystem::temp_directory_path(ec);
-    if (ec) base = "/tmp";
-    std::string name = (base / "decopt-plot-XXXXXX").string();
-    if (!::mkdtemp(name.data())) throw Error("cannot create a temporary folder in " + base.string() + ": " + output::describe(errno));
-    path_ = name;
-  }
-  WorkFolder(const WorkFolder&) = delete;
-  WorkFolder& operator=(const WorkFolder&) = delete;
-  ~WorkFolder() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 /// The last non-empty line of `file` (gnuplot's error message), at most 300 characters.
 inline std::string last_line(const std::filesystem::path& file) {
   std::ifstream in(file);
@@ -143,7 +120,7 @@ inline std::string read_bytes(const std::filesystem::path& file) {
 ///   fails; Error naming the path when the PNG cannot be written there.
 inline void draw(const Plot& plot, const std::string& png_path, const std::string& flag = "--plot") {
   const std::string program = find_program(flag);
-  const detail::WorkFolder folder;
+  const output::TemporaryFolder folder("decopt-plot");
   std::ofstream(folder.path() / "plot.gp") << plot.script;
   for (const auto& [name, contents] : plot.data) std::ofstream(folder.path() / name) << contents;
   const int status = detail::run_in(program, folder.path(), "plot.gp", "gnuplot.log");

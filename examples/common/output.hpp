@@ -16,6 +16,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdlib>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -70,6 +71,34 @@ inline void require_writable(const std::string& path, const std::string& flag) {
   ::close(fd);
   if (!existed) ::unlink(temporary.c_str());
 }
+
+/// A fresh private folder (mkdtemp: mode 0700, a name no other process has) under the temporary
+/// directory ($TMPDIR, else /tmp), removed with everything in it when the object goes.
+class TemporaryFolder {
+ public:
+  /// @param prefix the start of the folder's name, e.g. "decopt-plot"
+  /// @throws Error when the folder cannot be created.
+  explicit TemporaryFolder(const std::string& prefix) {
+    std::error_code ec;
+    auto base = std::filesystem::temp_directory_path(ec);
+    if (ec) base = "/tmp";
+    std::string name = (base / (prefix + "-XXXXXX")).string();
+    if (!::mkdtemp(name.data())) throw Error("cannot create a temporary folder in " + base.string() + ": " + describe(errno));
+    path_ = name;
+  }
+  TemporaryFolder(const TemporaryFolder&) = delete;
+  TemporaryFolder& operator=(const TemporaryFolder&) = delete;
+  ~TemporaryFolder() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+  /// path() / name, as a string.
+  [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
 
 namespace detail {
 /// Writes all of `bytes` to `fd`; false with errno set on failure.
