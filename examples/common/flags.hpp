@@ -46,10 +46,10 @@ struct Interval {
   bool max_open = false;
   bool zero_too = false;
 
-  static Interval closed(double lo, double hi) { return {lo, hi, false, false, false}; }      ///< [lo, hi]
-  static Interval above(double lo, double hi) { return {lo, hi, true, false, false}; }       ///< (lo, hi]
-  static Interval below(double lo, double hi) { return {lo, hi, false, true, false}; }       ///< [lo, hi)
-  static Interval open(double lo, double hi) { return {lo, hi, true, true, false}; }         ///< (lo, hi)
+  static Interval closed(double lo, double hi) { return {lo, hi, false, false, false}; }  ///< [lo, hi]
+  static Interval above(double lo, double hi) { return {lo, hi, true, false, false}; }    ///< (lo, hi]
+  static Interval below(double lo, double hi) { return {lo, hi, false, true, false}; }    ///< [lo, hi)
+  static Interval open(double lo, double hi) { return {lo, hi, true, true, false}; }      ///< (lo, hi)
   /// This interval and 0.
   [[nodiscard]] Interval or_zero() const {
     Interval i = *this;
@@ -65,7 +65,8 @@ struct Interval {
   }
   /// "(0, 1]", "{0} or [0.001, 1e+12]".
   [[nodiscard]] std::string describe() const {
-    const std::string interval = (min_open ? "(" : "[") + number(min) + ", " + number(max) + (max_open ? ")" : "]");
+    const std::string interval =
+        (min_open ? "(" : "[") + number(min) + ", " + number(max) + (max_open ? ")" : "]");
     return zero_too ? "{0} or " + interval : interval;
   }
 };
@@ -111,7 +112,8 @@ std::string integer_problem(const std::string& text, Int lo, Int hi) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   // A syntactically valid integer that does not parse is out of the type's range (or negative
   // for an unsigned flag): out of bounds either way.
-  if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi) return text + " is not in " + bounds;
+  if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi)
+    return text + " is not in " + bounds;
   return {};
 }
 
@@ -187,7 +189,8 @@ inline std::string format_bytes(double bytes) {
 /// ending in a bare std::bad_alloc after minutes.
 /// @param bytes the estimate (a double: a product of flags may exceed 2^64)
 /// @param what the flags that make the run this large, e.g. "--nodes 8 x --hidden 100000000 (…)"
-inline void require_memory(double bytes, const std::string& what, double available = available_memory_bytes()) {
+inline void require_memory(double bytes, const std::string& what,
+                           double available = available_memory_bytes()) {
   if (bytes <= available) return;
   throw ConfigError(what + " needs about " + format_bytes(bytes) + " of memory, more than the " +
                     format_bytes(available) + " available");

@@ -14,7 +14,6 @@
 // with its own last message, not as a raw wait status.
 #pragma once
 
-#include <decopt/core/error.hpp>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -22,6 +21,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <decopt/core/error.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -50,7 +50,8 @@ inline std::string find_program(const std::string& flag = "--plot") {
   while (std::getline(folders, folder, ':')) {
     const std::string candidate = (folder.empty() ? std::string(".") : folder) + "/gnuplot";
     std::error_code ec;
-    if (std::filesystem::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+    if (std::filesystem::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
   }
   throw ConfigError(flag + ": gnuplot not found (apt-get install gnuplot-nox)");
 }
@@ -71,8 +72,10 @@ inline std::string quoted(std::string_view text) {
 
 /// One plot: the script and its data files, by file name in the work folder.
 struct Plot {
-  std::string script;                                     ///< gnuplot commands drawing into kOutput
-  std::vector<std::pair<std::string, std::string>> data;  ///< (file name, contents), e.g. ("run0.dat", "1 0.5\n")
+  /// gnuplot commands drawing into kOutput.
+  std::string script;
+  /// (file name, contents) of each data file the script reads, e.g. ("run0.dat", "1 0.5\n").
+  std::vector<std::pair<std::string, std::string>> data;
 };
 
 namespace detail {
@@ -88,7 +91,8 @@ inline std::string last_line(const std::filesystem::path& file) {
 
 /// Runs `program script` with `folder` as working directory, stdin from /dev/null, stdout and
 /// stderr into `log` (in the folder); returns the wait status.
-inline int run_in(const std::string& program, const std::filesystem::path& folder, const char* script, const char* log) {
+inline int run_in(const std::string& program, const std::filesystem::path& folder, const char* script,
+                  const char* log) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addchdir_np(&actions, folder.c_str());
@@ -125,7 +129,8 @@ inline void draw(const Plot& plot, const std::string& png_path, const std::strin
   for (const auto& [name, contents] : plot.data) std::ofstream(folder.path() / name) << contents;
   const int status = detail::run_in(program, folder.path(), "plot.gp", "gnuplot.log");
   const std::string said = detail::last_line(folder.path() / "gnuplot.log");
-  if (WIFSIGNALED(status)) throw Error(flag + ": gnuplot was killed by signal " + std::to_string(WTERMSIG(status)));
+  if (WIFSIGNALED(status))
+    throw Error(flag + ": gnuplot was killed by signal " + std::to_string(WTERMSIG(status)));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     throw Error(flag + ": gnuplot failed (exit status " + std::to_string(WEXITSTATUS(status)) + ")" +
                 (said.empty() ? "" : ": " + said));

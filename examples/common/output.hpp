@@ -9,7 +9,6 @@
 // of one; a failure removes the temporary and says what went wrong in words.
 #pragma once
 
-#include <decopt/core/error.hpp>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +16,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdlib>
+#include <decopt/core/error.hpp>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -59,11 +59,13 @@ inline void require_writable(const std::string& path, const std::string& flag) {
   std::error_code ec;
   const auto status = fs::status(destination, ec);
   decopt::detail::require(!fs::is_directory(status), named + " is a folder, not a file");
-  decopt::detail::require(!fs::exists(status) || fs::is_regular_file(status), named + " exists and is not a regular file");
+  decopt::detail::require(!fs::exists(status) || fs::is_regular_file(status),
+                          named + " exists and is not a regular file");
   const auto folder = folder_of(destination);
   const auto folder_status = fs::status(folder, ec);
-  decopt::detail::require(fs::is_directory(folder_status), named + ": the folder " + folder.string() +
-                                                       (fs::exists(folder_status) ? " is not a folder" : " does not exist"));
+  decopt::detail::require(fs::is_directory(folder_status),
+                          named + ": the folder " + folder.string() +
+                              (fs::exists(folder_status) ? " is not a folder" : " does not exist"));
   const std::string temporary = temporary_for(destination);
   const bool existed = fs::exists(fs::symlink_status(temporary, ec));
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644);
@@ -83,7 +85,8 @@ class TemporaryFolder {
     auto base = std::filesystem::temp_directory_path(ec);
     if (ec) base = "/tmp";
     std::string name = (base / (prefix + "-XXXXXX")).string();
-    if (!::mkdtemp(name.data())) throw Error("cannot create a temporary folder in " + base.string() + ": " + describe(errno));
+    if (!::mkdtemp(name.data()))
+      throw Error("cannot create a temporary folder in " + base.string() + ": " + describe(errno));
     path_ = name;
   }
   TemporaryFolder(const TemporaryFolder&) = delete;
@@ -133,7 +136,8 @@ inline bool sync_folder(const std::string& path) {
 /// @param what the file's role in messages, e.g. "--csv" or "checkpoint"
 /// @throws Error "cannot write checkpoint run.ckpt: No space left on device" (in words, with the
 ///   step that failed); the temporary is removed, and `path` keeps its previous contents.
-inline void write_file_atomically(const std::string& path, std::span<const std::byte> bytes, const std::string& what) {
+inline void write_file_atomically(const std::string& path, std::span<const std::byte> bytes,
+                                  const std::string& what) {
   const std::string destination = destination_of(path);
   const std::string temporary = temporary_for(destination);
   const auto fail = [&](const std::string& step, int code, bool remove_temporary) {

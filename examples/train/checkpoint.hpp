@@ -11,7 +11,9 @@
 
 #include <decopt/decopt.hpp>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -106,11 +108,16 @@ RunProgress decode_checkpoint(std::span<const std::byte> bytes, const std::strin
   p.seconds = in.get_le<double>();
   p.loss_sum = in.get_le<double>();
   p.loss_count = static_cast<long>(in.get_le<std::int64_t>());
+  // A record can be forged with a valid checksum: every field is checked, not only the frame.
+  detail::require_decodable(p.rounds_done >= 0 && p.rounds_done <= kMaxRounds, "checkpoint round out of range");
+  detail::require_decodable(std::isfinite(p.seconds) && p.seconds >= 0 && p.loss_count >= 0 && p.loss_count <= p.rounds_done,
+                            "checkpoint progress out of range");
   const auto samplers = in.get_le<std::uint32_t>();
   detail::require_decodable(samplers == static_cast<std::uint32_t>(nodes), "checkpoint holds another number of nodes");
   for (std::uint32_t i = 0; i < samplers; ++i) {
     const auto epoch = static_cast<long>(in.get_le<std::int64_t>());
     const auto position = static_cast<std::size_t>(in.get_le<std::uint64_t>());
+    detail::require_decodable(epoch >= 0, "checkpoint sampler epoch out of range");
     p.samplers.emplace_back(epoch, position);
   }
   const auto noise_states = in.get_le<std::uint32_t>();
@@ -119,6 +126,9 @@ RunProgress decode_checkpoint(std::span<const std::byte> bytes, const std::strin
   for (std::uint32_t i = 0; i < noise_states; ++i) {
     Rng::State state;
     for (auto& word : state) word = in.get_le<std::uint64_t>();
+    // xoshiro's all-zero state is a fixed point: a stream of zeros, noise that protects nothing.
+    detail::require_decodable(std::any_of(state.begin(), state.end(), [](std::uint64_t w) { return w != 0; }),
+                              "checkpoint noise generator state is all zero");
     p.noise_states.push_back(state);
   }
   const auto rows = in.get_le<std::uint32_t>();

@@ -139,11 +139,16 @@ inline constexpr double kModelBuffersPerNode = 8;
 /// Fashion-MNIST's 70 000 images while loading: bytes as decoded, then floats.
 inline constexpr double kDataBytes = 70'000.0 * kFashionMnistFeatures * (1 + sizeof(float));
 
+/// P, the parameters of one node's model (the MLP 784 → --hidden → 10).
+inline std::size_t model_parameters(const TrainConfig& c) {
+  return examples::Mlp(kFashionMnistFeatures, c.hidden, 10).parameter_count();
+}
+
 /// Bytes a run of `c` allocates, roughly: per node kModelBuffersPerNode models, the batch and the
 /// MLP's workspace, and under differential privacy the P × B per-sample gradients; plus the data.
 /// A double: for absurd flags the product exceeds 2^64.
 inline double estimated_memory_bytes(const TrainConfig& c) {
-  const double parameters = static_cast<double>(examples::Mlp(kFashionMnistFeatures, c.hidden, 10).parameter_count());
+  const double parameters = static_cast<double>(model_parameters(c));
   const double batch = c.batch;
   double per_node = sizeof(float) * (kModelBuffersPerNode * parameters + batch * (kFashionMnistFeatures + 3.0 * c.hidden + 30));
   if (c.dp.enabled()) per_node += sizeof(float) * parameters * batch;
@@ -151,16 +156,17 @@ inline double estimated_memory_bytes(const TrainConfig& c) {
 }
 
 /// Everything about the run that can be refused before the data is loaded: a topology that does
-/// not fit the node count, --checkpoint with --compare, and a run that would not fit in memory
-/// (refused with the figure and the flags that make it large, not a std::bad_alloc minutes later).
+/// not fit the node count, --checkpoint with --compare, the privacy settings, and a run that would
+/// not fit in memory (refused with the figure and the flags that make it large, not with a
+/// std::bad_alloc minutes later).
 inline void check_run(const TrainConfig& c) {
   (void)make_topology(c);
   if ((!c.resume.empty() || !c.checkpoint.empty()) && c.algorithms().size() > 1)
     throw ConfigError("--checkpoint and --resume work with one --algorithm, not with --compare");
-  const auto parameters = examples::Mlp(kFashionMnistFeatures, c.hidden, 10).parameter_count();
+  c.dp.validate();
   examples::flags::require_memory(estimated_memory_bytes(c),
                                   "--nodes " + std::to_string(c.nodes) + " x --hidden " + std::to_string(c.hidden) + " (" +
-                                      std::to_string(parameters) + " parameters per model" +
+                                      std::to_string(model_parameters(c)) + " parameters per model" +
                                       (c.dp.enabled() ? ", x --batch " + std::to_string(c.batch) + " per-sample gradients" : "") +
                                       ")");
 }

@@ -47,7 +47,6 @@ int main(int argc, char** argv) {
     // Everything that can be refused is refused before the data is loaded and the run starts.
     check_run(config);
     check_outputs(config);
-    config.dp.validate();
     const TrainingData data = load_data(config);
     std::vector<RunResult> runs;
     for (const auto& algorithm : config.algorithms()) {

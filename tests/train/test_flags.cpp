@@ -35,17 +35,20 @@ std::string parse_error(const std::string& args) {
   return "(accepted)";
 }
 
-const std::string kRealFlags[] = {"--epochs",  "--lr",         "--gamma",      "--lambda",   "--momentum",
-                                  "--latency-ms", "--bandwidth-mbps", "--timeout", "--erdos-renyi-p", "--dp-clip",
-                                  "--dp-noise", "--dp-epsilon", "--dp-r",       "--dp-delta"};
-const std::string kIntegerFlags[] = {"--local-steps", "--nodes",       "--rounds",           "--levels", "--batch",
-                                     "--hidden",      "--eval-every",  "--train-samples",    "--checkpoint-every",
-                                     "--seed"};
+const std::string kRealFlags[] = {"--epochs",        "--lr",         "--gamma",          "--lambda",
+                                  "--momentum",      "--latency-ms", "--bandwidth-mbps", "--timeout",
+                                  "--erdos-renyi-p", "--dp-clip",    "--dp-noise",       "--dp-epsilon",
+                                  "--dp-r",          "--dp-delta"};
+const std::string kIntegerFlags[] = {
+    "--local-steps", "--nodes",      "--rounds",        "--levels",           "--batch",
+    "--hidden",      "--eval-every", "--train-samples", "--checkpoint-every", "--seed"};
 
 }  // namespace
 
-TEST_CASE("Every real flag of decopt-train refuses NaN, infinities and out-of-range values, naming the flag and its bounds",
-          "[train][flags]") {
+TEST_CASE(
+    "Every real flag of decopt-train refuses NaN, infinities and out-of-range values, naming the flag and "
+    "its bounds",
+    "[train][flags]") {
   for (const auto& flag : kRealFlags) {
     for (const std::string value : {"nan", "inf", "-inf", "1e300", "1e400", "-1", "x"}) {
       CAPTURE(flag, value);
@@ -64,7 +67,8 @@ TEST_CASE("Every real flag of decopt-train refuses NaN, infinities and out-of-ra
   CHECK(parse_error("--lr 1e-46").rfind("--lr: 1e-46 is not in [1.1754943508222875e-38, ", 0) == 0);
   CHECK(static_cast<float>(parse("--lr 1.2e-38").lr) > 0.0f);
 
-  const TrainConfig c = parse("--epochs 0.5 --gamma 1 --momentum 0.9 --bandwidth-mbps 0 --latency-ms 5 --lr 0.05");
+  const TrainConfig c =
+      parse("--epochs 0.5 --gamma 1 --momentum 0.9 --bandwidth-mbps 0 --latency-ms 5 --lr 0.05");
   CHECK(c.epochs == 0.5);
   CHECK(c.gamma == 1.0);
   CHECK(c.momentum == 0.9);
@@ -73,19 +77,24 @@ TEST_CASE("Every real flag of decopt-train refuses NaN, infinities and out-of-ra
   CHECK(c.lr == 0.05);
 }
 
-TEST_CASE("Every integer flag of decopt-train takes plain decimal integers in range, and the seed all 64 bits of them",
-          "[train][flags]") {
+TEST_CASE(
+    "Every integer flag of decopt-train takes plain decimal integers in range, and the seed all 64 bits of "
+    "them",
+    "[train][flags]") {
   for (const auto& flag : kIntegerFlags) {
-    for (const std::string value : {"1.5", "nan", "1e3", "-5", "99999999999999999999", "010", "0x10", "12abc"}) {
+    for (const std::string value :
+         {"1.5", "nan", "1e3", "-5", "99999999999999999999", "010", "0x10", "12abc"}) {
       CAPTURE(flag, value);
       const std::string error = parse_error(flag + " " + value);
       CHECK(error.rfind(flag + ": ", 0) == 0);
     }
   }
   CHECK(parse_error("--nodes 0") == "--nodes: 0 is not in [1, 4096]");
-  CHECK(parse_error("--nodes 010") == "--nodes: '010' is not a decimal integer (leading zero)");  // CLI11 read it as 8
+  CHECK(parse_error("--nodes 010") ==
+        "--nodes: '010' is not a decimal integer (leading zero)");  // CLI11 read it as 8
   CHECK(parse_error("--seed -1") == "--seed: -1 is not in [0, 18446744073709551615]");
-  CHECK(parse_error("--seed 18446744073709551616") == "--seed: 18446744073709551616 is not in [0, 18446744073709551615]");
+  CHECK(parse_error("--seed 18446744073709551616") ==
+        "--seed: 18446744073709551616 is not in [0, 18446744073709551615]");
   CHECK(parse_error("--seed 1e23") == "--seed: '1e23' is not a decimal integer");
   CHECK(parse("--seed 18446744073709551615").seed == std::numeric_limits<std::uint64_t>::max());
   CHECK(parse("--seed 0").seed == 0);
@@ -94,10 +103,12 @@ TEST_CASE("Every integer flag of decopt-train takes plain decimal integers in ra
   CHECK(parse_error("--rounds 1000000001") == "--rounds: 1000000001 is not in [1, 1000000000]");
 }
 
-TEST_CASE("The validators on their own: NaN is in no interval, text must be wholly a number", "[train][flags]") {
+TEST_CASE("The validators on their own: NaN is in no interval, text must be wholly a number",
+          "[train][flags]") {
   using examples::flags::Interval;
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  for (const Interval& i : {Interval::closed(0, 1), Interval::above(0, 1), Interval::below(0, 1), Interval::open(0, 1)}) {
+  for (const Interval& i :
+       {Interval::closed(0, 1), Interval::above(0, 1), Interval::below(0, 1), Interval::open(0, 1)}) {
     CHECK_FALSE(i.contains(nan));
     CHECK(i.contains(0.5));
     CHECK(i.contains(0.0) == !i.min_open);
@@ -109,18 +120,22 @@ TEST_CASE("The validators on their own: NaN is in no interval, text must be whol
   CHECK(examples::flags::real_problem("0.25", Interval::closed(0, 1)).empty());
   CHECK(examples::flags::real_problem("0.25 ", Interval::closed(0, 1)) == "'0.25 ' is not a number");
   CHECK(examples::flags::integer_problem<std::int64_t>("-0", -1, 1).empty());
-  CHECK(examples::flags::integer_problem<std::int64_t>("9223372036854775808", 0, 10) == "9223372036854775808 is not in [0, 10]");
+  CHECK(examples::flags::integer_problem<std::int64_t>("9223372036854775808", 0, 10) ==
+        "9223372036854775808 is not in [0, 10]");
   CHECK(examples::flags::number(1e6) == "1e+06");
   CHECK(examples::flags::number(0.001) == "0.001");
 }
 
-TEST_CASE("The run length: an --epochs of NaN or 1e300 and a --rounds beyond the limit are ConfigErrors, not a crash",
-          "[train][errors]") {
+TEST_CASE(
+    "The run length: an --epochs of NaN or 1e300 and a --rounds beyond the limit are ConfigErrors, not a "
+    "crash",
+    "[train][errors]") {
   TrainConfig c;
   c.epochs = std::numeric_limits<double>::quiet_NaN();
   REQUIRE_THROWS_WITH(planned_rounds(c, 15), Catch::Contains("--epochs nan"));
   c.epochs = 1e300;
-  REQUIRE_THROWS_WITH(planned_rounds(c, 15), Catch::Contains("--epochs 1e+300") && Catch::Contains("1 to 1000000000 rounds"));
+  REQUIRE_THROWS_WITH(planned_rounds(c, 15),
+                      Catch::Contains("--epochs 1e+300") && Catch::Contains("1 to 1000000000 rounds"));
   c.epochs = 2;
   CHECK(planned_rounds(c, 15) == 30);
   c.epochs = 0.01;
@@ -153,12 +168,15 @@ TEST_CASE("The run length: an --epochs of NaN or 1e300 and a --rounds beyond the
   }
 }
 
-TEST_CASE("A run too large for the machine is refused before it allocates, with the figure and the flags that make it large",
-          "[train][errors]") {
+TEST_CASE(
+    "A run too large for the machine is refused before it allocates, with the figure and the flags that make "
+    "it large",
+    "[train][errors]") {
   TrainConfig c;
   c.hidden = 10'000'000;  // 7 950 000 010 parameters per model, 8 nodes
-  REQUIRE_THROWS_WITH(check_run(c), Catch::Contains("--nodes 8 x --hidden 10000000 (7950000010 parameters per model)") &&
-                                        Catch::Contains("TB of memory, more than the"));
+  REQUIRE_THROWS_WITH(check_run(c),
+                      Catch::Contains("--nodes 8 x --hidden 10000000 (7950000010 parameters per model)") &&
+                          Catch::Contains("TB of memory, more than the"));
   CHECK(estimated_memory_bytes(c) >= 8.0 * 7'950'000'010.0 * sizeof(float) * kModelBuffersPerNode);
   c.hidden = 16;
   CHECK_NOTHROW(check_run(c));
@@ -166,10 +184,12 @@ TEST_CASE("A run too large for the machine is refused before it allocates, with 
   privately.dp.clip = 1;
   privately.dp.noise = 1;
   const double parameters = 784.0 * 16 + 16 + 10 * 16 + 10;
-  CHECK(estimated_memory_bytes(privately) - estimated_memory_bytes(c) == Approx(8 * parameters * 32 * sizeof(float)));
+  CHECK(estimated_memory_bytes(privately) - estimated_memory_bytes(c) ==
+        Approx(8 * parameters * 32 * sizeof(float)));
 
   REQUIRE_THROWS_WITH(examples::flags::require_memory(2.5e12, "--hidden 7", 1e9),
-                      Catch::Equals("decopt: configuration error: --hidden 7 needs about 2.5 TB of memory, more than the 1 GB available"));
+                      Catch::Equals("decopt: configuration error: --hidden 7 needs about 2.5 TB of memory, "
+                                    "more than the 1 GB available"));
   CHECK_NOTHROW(examples::flags::require_memory(1e9, "--hidden 7", 2e9));
   CHECK(examples::flags::available_memory_bytes() > 0);
 }

@@ -1,14 +1,18 @@
 // The files decopt-train and decopt-portfolio write (examples/common/output.hpp, gnuplot.hpp) —
 // issue 13, items 10 and 11: output paths checked before the run, atomic writes that leave no
-// .tmp behind and fail in words, and a --plot path that cannot inject gnuplot commands.
-#include <catch2/catch.hpp>
+// .tmp behind and fail in words, and a --plot path that cannot inject gnuplot commands; and the
+// checkpoint's run record, checked field by field (item 13).
 #include <sys/stat.h>
 
+#include <catch2/catch.hpp>
+
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,8 +42,10 @@ class ScopedPath {
   ScopedPath(const ScopedPath&) = delete;
   ScopedPath& operator=(const ScopedPath&) = delete;
   ~ScopedPath() {
-    if (old_) ::setenv("PATH", old_->c_str(), 1);
-    else ::unsetenv("PATH");
+    if (old_)
+      ::setenv("PATH", old_->c_str(), 1);
+    else
+      ::unsetenv("PATH");
   }
 
  private:
@@ -54,7 +60,8 @@ std::vector<RunResult> two_runs() {
   for (auto& r : runs) {
     r.nodes = 4;
     r.topology = "ring(4)";
-    for (int k = 1; k <= 3; ++k) r.rows.push_back({k, 0.5 * k, static_cast<std::uint64_t>(k) * 1'000'000, 0.2 * k});
+    for (int k = 1; k <= 3; ++k)
+      r.rows.push_back({k, 0.5 * k, static_cast<std::uint64_t>(k) * 1'000'000, 0.2 * k});
   }
   return runs;
 }
@@ -71,11 +78,13 @@ void fake_gnuplot(const TemporaryFolder& folder, const std::string& message, int
 TEST_CASE("An output path is refused before the run when its end could not write it", "[train][outputs]") {
   const TemporaryFolder folder("decopt-outputs-test");
   using examples::output::require_writable;
-  REQUIRE_THROWS_WITH(require_writable(folder.path().string(), "--checkpoint"), Catch::EndsWith("is a folder, not a file"));
+  REQUIRE_THROWS_WITH(require_writable(folder.path().string(), "--checkpoint"),
+                      Catch::EndsWith("is a folder, not a file"));
   REQUIRE_THROWS_WITH(require_writable(folder.file("missing/x.csv"), "--csv"),
                       Catch::EndsWith("the folder " + folder.file("missing") + " does not exist"));
   std::ofstream(folder.file("plain")) << "x";
-  REQUIRE_THROWS_WITH(require_writable(folder.file("plain/x.png"), "--plot"), Catch::EndsWith("plain is not a folder"));
+  REQUIRE_THROWS_WITH(require_writable(folder.file("plain/x.png"), "--plot"),
+                      Catch::EndsWith("plain is not a folder"));
   REQUIRE_THROWS_WITH(require_writable("/dev/null", "--csv"), Catch::Contains("is not a regular file"));
 
   // A good path passes and the probe leaves nothing behind; an existing file is left as it was.
@@ -97,7 +106,8 @@ TEST_CASE("An output path is refused before the run when its end could not write
   CHECK_NOTHROW(check_outputs(c));
 }
 
-TEST_CASE("Atomic writes: the whole file or the old one, no .tmp left behind, and failures in words", "[train][outputs]") {
+TEST_CASE("Atomic writes: the whole file or the old one, no .tmp left behind, and failures in words",
+          "[train][outputs]") {
   const TemporaryFolder folder("decopt-outputs-test");
   using examples::output::write_file_atomically;
   const std::string path = folder.file("state.ckpt");
@@ -126,8 +136,9 @@ TEST_CASE("Atomic writes: the whole file or the old one, no .tmp left behind, an
   CHECK(csv_text(two_runs()).find("choco,3,1.5,3000000,3,0.6") != std::string::npos);
 }
 
-TEST_CASE("A --plot path with quotes and newlines draws the plot and runs nothing (no gnuplot command injection)",
-          "[train][outputs][gnuplot]") {
+TEST_CASE(
+    "A --plot path with quotes and newlines draws the plot and runs nothing (no gnuplot command injection)",
+    "[train][outputs][gnuplot]") {
   const TemporaryFolder folder("decopt-outputs-test");
   // The old write_plot spliced the path into `set output '…'`: this one ended the string, ran
   // system('touch <marker>') and started a new one.
@@ -145,7 +156,8 @@ TEST_CASE("A --plot path with quotes and newlines draws the plot and runs nothin
   REQUIRE_THROWS_AS(examples::gnuplot::quoted("a\nb"), ConfigError);
 }
 
-TEST_CASE("A missing gnuplot is named as such, and a failing one with its own message", "[train][outputs][gnuplot]") {
+TEST_CASE("A missing gnuplot is named as such, and a failing one with its own message",
+          "[train][outputs][gnuplot]") {
   const TemporaryFolder folder("decopt-outputs-test");
   const TemporaryFolder bin("decopt-fake-gnuplot");
   {
@@ -162,4 +174,43 @@ TEST_CASE("A missing gnuplot is named as such, and a failing one with its own me
   REQUIRE_THROWS_WITH(write_plot(folder.file("x.png"), two_runs()),
                       Catch::Equals("--plot: gnuplot failed (exit status 3): cannot draw today"));
   CHECK_FALSE(fs::exists(folder.file("x.png")));
+}
+
+namespace {
+/// A node with no state of its own, so a checkpoint's run record can be tested alone.
+struct StatelessNode {
+  void save_state(std::vector<std::byte>&) const {}
+  std::size_t load_state(std::span<const std::byte>) { return 0; }
+};
+}  // namespace
+
+TEST_CASE("A forged checkpoint record with a valid checksum is refused field by field", "[train][outputs]") {
+  StatelessNode node;
+  const auto node_at = [&](int) -> StatelessNode& { return node; };
+  RunProgress good;
+  good.rounds_done = 20;
+  good.seconds = 1.5;
+  good.loss_count = 10;
+  good.samplers = {{1, 32}};
+  good.noise_states = {Rng(7).state()};
+  const auto roundtrip = [&](const RunProgress& p) {
+    const auto bytes = encode_checkpoint("run", p, 1, node_at);
+    return decode_checkpoint(bytes, "run", 1, node_at);
+  };
+  CHECK(roundtrip(good).rounds_done == 20);
+  RunProgress bad = good;
+  bad.rounds_done = -7;
+  REQUIRE_THROWS_WITH(roundtrip(bad), Catch::Contains("checkpoint round out of range"));
+  bad = good;
+  bad.loss_count = 21;
+  REQUIRE_THROWS_WITH(roundtrip(bad), Catch::Contains("checkpoint progress out of range"));
+  bad = good;
+  bad.seconds = std::nan("");
+  REQUIRE_THROWS_AS(roundtrip(bad), DecodeError);
+  bad = good;
+  bad.samplers = {{-1, 0}};
+  REQUIRE_THROWS_WITH(roundtrip(bad), Catch::Contains("sampler epoch"));
+  bad = good;
+  bad.noise_states = {Rng::State{}};
+  REQUIRE_THROWS_WITH(roundtrip(bad), Catch::Contains("noise generator state is all zero"));
 }
