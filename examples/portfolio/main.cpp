@@ -20,15 +20,16 @@
 #include <decopt/compositional/compositional.hpp>
 
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <limits>
 #include <map>
 #include <sstream>
 #include <string>
+
+#include "common/flags.hpp"
+#include "common/gnuplot.hpp"
+#include "common/output.hpp"
 
 #ifdef DECOPT_PORTFOLIO_WITH_MPI
 #include <decopt/mpi.hpp>
@@ -60,44 +61,39 @@ std::string json_number(double v) {
 }
 
 void write_csv(const std::string& path, const CompositionalResult& r) {
-  std::ofstream out(path);
-  if (!out) throw decopt::ConfigError("--csv: cannot open '" + path + "' for writing");
+  std::ostringstream out;
   out << "epoch,seconds,suboptimality,objective,gradient_norm\n" << std::setprecision(12);
   for (const auto& h : r.history)
-    out << h.epoch << ',' << h.seconds << ',' << h.suboptimality << ',' << h.objective << ','
-        << h.gradient_norm << '\n';
-  if (!out) throw decopt::Error("--csv: failed writing '" + path + "'");
+    out << h.epoch << ',' << h.seconds << ',' << h.suboptimality << ',' << h.objective << ',' << h.gradient_norm << '\n';
+  decopt::examples::output::write_file_atomically(path, out.str(), "--csv");
 }
 
-/// Two panels, log-scale suboptimality against epoch and against wall time, drawn by gnuplot.
+/// Two panels, log-scale suboptimality against epoch and against wall time, drawn by gnuplot. The
+/// --plot path never enters the script (common/gnuplot.hpp).
 void write_plot(const std::string& path, const CompositionalResult& r, const std::string& title) {
-  namespace fs = std::filesystem;
-  const fs::path data = fs::path(path + ".data.tmp");
-  const fs::path script = fs::path(path + ".gp.tmp");
-  {
-    std::ofstream out(data);
-    out << std::setprecision(12);
-    for (const auto& h : r.history)  // log scale: clamp exact zeros to the smallest positive double
-      out << h.epoch << ' ' << h.seconds << ' '
-          << std::max(h.suboptimality, std::numeric_limits<double>::min()) << '\n';
-  }
-  {
-    std::ofstream gp(script);
-    gp << "set terminal pngcairo size 1200,500\n"
-       << "set output '" << path << "'\n"
-       << "set multiplot layout 1,2 title '" << title << "'\n"
-       << "set logscale y\nset format y '10^{%L}'\nset grid\n"
-       << "set ylabel '(f - f*)/|f*|'\n"
-       << "set xlabel 'epoch'\nplot '" << data.string() << "' using 1:3 with linespoints notitle\n"
-       << "set xlabel 'seconds'\nplot '" << data.string() << "' using 2:3 with linespoints notitle\n"
-       << "unset multiplot\n";
-  }
-  const std::string command = "gnuplot '" + script.string() + "'";
-  const int rc = std::system(command.c_str());
-  std::error_code ec;
-  fs::remove(data, ec);
-  fs::remove(script, ec);
-  if (rc != 0) throw decopt::Error("--plot: gnuplot failed (exit status " + std::to_string(rc) + ")");
+  namespace gp = decopt::examples::gnuplot;
+  std::ostringstream data;
+  data << std::setprecision(12);
+  for (const auto& h : r.history)  // log scale: clamp exact zeros to the smallest positive double
+    data << h.epoch << ' ' << h.seconds << ' ' << std::max(h.suboptimality, std::numeric_limits<double>::min()) << '\n';
+  std::ostringstream script;
+  script << "set terminal pngcairo size 1200,500\n"
+         << "set output " << gp::quoted(gp::kOutput) << "\n"
+         << "set multiplot layout 1,2 title " << gp::quoted(title) << "\n"
+         << "set logscale y\nset format y '10^{%L}'\nset grid\n"
+         << "set ylabel '(f - f*)/|f*|'\n"
+         << "set xlabel 'epoch'\nplot 'history.dat' using 1:3 with linespoints notitle\n"
+         << "set xlabel 'seconds'\nplot 'history.dat' using 2:3 with linespoints notitle\n"
+         << "unset multiplot\n";
+  gp::draw({script.str(), {{"history.dat", data.str()}}}, path);
+}
+
+/// Bytes the problem and the solver allocate, roughly: the d × n returns (generated, then centred),
+/// the d × k loadings, and (d+1) × d matrices — covariance, Hessian and its LDLT, the snapshot
+/// Jacobian and its sum, and two per thread (partial sum and workspace).
+double estimated_memory_bytes(const PortfolioOptions& p, int threads) {
+  const auto d = static_cast<double>(p.assets), n = static_cast<double>(p.periods), k = static_cast<double>(p.factors);
+  return sizeof(double) * (2 * d * n + d * k + (5.0 + 2.0 * threads) * (d + 1) * d);
 }
 
 }  // namespace
@@ -121,33 +117,39 @@ int main(int argc, char** argv) {
   const std::map<std::string, Solver> solvers{
       {"vrsc", Solver::Vrsc}, {"asyvrsc-shared", Solver::Shared}, {"asyvrsc-distributed", Solver::Distributed}};
   std::string solver_flag = "vrsc";
+  using decopt::examples::flags::Interval;
+  namespace flags = decopt::examples::flags;
   app.add_option("--solver", solver_flag, "vrsc | asyvrsc-shared | asyvrsc-distributed")
       ->check(CLI::IsMember({"vrsc", "asyvrsc-shared", "asyvrsc-distributed"}));
   auto* threads_flag =
       app.add_option("--threads", threads,
                      "threads (asyvrsc-shared) or workers (asyvrsc-distributed; with --transport mpi: ranks - 1)")
-          ->check(CLI::Range(1, 4096));
+          ->check(flags::integer(1, 4096));
   app.add_option("--transport", transport,
                  "asyvrsc-distributed: threads (one process) or mpi (under mpirun, one worker per rank beyond 0)")
       ->check(CLI::IsMember({"threads", "mpi"}));
   app.add_option("--timeout", timeout_s, "--transport mpi: seconds a rank waits for another before failing")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--assets", problem_options.assets, "d, number of assets")->check(CLI::Range(1, 1 << 20));
-  app.add_option("--periods", problem_options.periods, "n, number of return periods")->check(CLI::Range(2, 1 << 30));
+      ->check(flags::real(Interval::closed(1e-3, 1e6)));
+  app.add_option("--assets", problem_options.assets, "d, number of assets")->check(flags::integer(1, 1 << 20));
+  app.add_option("--periods", problem_options.periods, "n, number of return periods")->check(flags::integer(2, 1 << 30));
   app.add_option("--factors", problem_options.factors, "common factors of the returns model")
-      ->check(CLI::Range(0, 1 << 20));
-  app.add_option("--dof", problem_options.degrees_of_freedom, "Student-t degrees of freedom (> 2)");
-  app.add_option("--risk-aversion", problem_options.risk_aversion, "lambda > 0");
-  app.add_option("--ridge", problem_options.ridge, "mu >= 0, ridge (mu/2)|x|^2");
+      ->check(flags::integer(0, 1 << 20));
+  app.add_option("--dof", problem_options.degrees_of_freedom, "Student-t degrees of freedom (> 2)")
+      ->check(flags::real(Interval::above(2, 1e6)));
+  app.add_option("--risk-aversion", problem_options.risk_aversion, "lambda > 0")->check(flags::real(Interval::above(0, 1e6)));
+  app.add_option("--ridge", problem_options.ridge, "mu >= 0, ridge (mu/2)|x|^2")->check(flags::real(Interval::closed(0, 1e6)));
   std::uint64_t seed = 1;
-  app.add_option("--seed", seed, "seed of the returns and of the samples");
-  app.add_option("--epochs", options.epochs, "maximum epochs");
-  app.add_option("--step", options.step_size, "step size eta");
-  app.add_option("--inner-steps", inner_steps, "inner steps per epoch (default: periods)");
-  app.add_option("--batch-a", options.batch_a, "|A|, inner-value samples per step");
-  app.add_option("--batch-b", options.batch_b, "|B|, inner-Jacobian samples per step");
-  app.add_option("--tolerance", options.tolerance, "stop at this relative suboptimality (0: run all epochs)");
-  app.add_option("--max-staleness", max_staleness, "asyvrsc-distributed: staleness bound tau");
+  app.add_option("--seed", seed, "seed of the returns and of the samples")->check(flags::seed());
+  app.add_option("--epochs", options.epochs, "maximum epochs")->check(flags::integer(1, 10'000'000));
+  app.add_option("--step", options.step_size, "step size eta")->check(flags::real(Interval::above(0, 1e6)));
+  auto* inner_steps_flag = app.add_option("--inner-steps", inner_steps, "inner steps per epoch (default: periods)")
+                               ->check(flags::integer(1, 1LL << 40));
+  app.add_option("--batch-a", options.batch_a, "|A|, inner-value samples per step")->check(flags::integer(1, 1 << 30));
+  app.add_option("--batch-b", options.batch_b, "|B|, inner-Jacobian samples per step")->check(flags::integer(1, 1 << 30));
+  app.add_option("--tolerance", options.tolerance, "stop at this relative suboptimality (0: run all epochs)")
+      ->check(flags::real(Interval::closed(0, 1e6)));
+  app.add_option("--max-staleness", max_staleness, "asyvrsc-distributed: staleness bound tau")
+      ->check(flags::integer(0, 1 << 30));
   app.add_option("--csv", csv_path, "write per-epoch epoch,seconds,suboptimality to FILE");
   app.add_option("--plot", plot_path, "draw log suboptimality vs epoch and vs seconds to FILE.png (gnuplot)");
   app.add_flag("--json", json, "last line of stdout: one JSON object with the result");
@@ -186,7 +188,17 @@ int main(int argc, char** argv) {
       throw decopt::ConfigError("--transport mpi works with --solver asyvrsc-distributed only");
     problem_options.seed = seed;
     options.seed = seed;
-    options.inner_steps = inner_steps > 0 ? inner_steps : problem_options.periods;
+    options.inner_steps = inner_steps_flag->count() > 0 ? inner_steps : problem_options.periods;
+    // Refused before the run rather than found after it: the output paths, gnuplot, the memory.
+    if (!csv_path.empty()) decopt::examples::output::require_writable(csv_path, "--csv");
+    if (!plot_path.empty()) {
+      decopt::examples::output::require_writable(plot_path, "--plot");
+      (void)decopt::examples::gnuplot::find_program("--plot");
+    }
+    decopt::examples::flags::require_memory(
+        estimated_memory_bytes(problem_options, solver == Solver::Vrsc ? 1 : threads),
+        "--assets " + std::to_string(problem_options.assets) + " x --periods " + std::to_string(problem_options.periods) +
+            " (the returns, and (assets + 1) x assets matrices per thread)");
     if (!quiet) {
       options.on_epoch = [](const EpochRecord& h) {
         std::cerr << "epoch " << std::setw(4) << h.epoch << "  f = " << std::setprecision(10) << h.objective
@@ -238,11 +250,6 @@ int main(int argc, char** argv) {
 #endif
       }
     }
-    if (!csv_path.empty()) write_csv(csv_path, result);
-    if (!plot_path.empty())
-      write_plot(plot_path, result, solver_name(solver) + ", " + std::to_string(problem.dimension()) + " assets, " +
-                                        std::to_string(problem.outer_count()) + " periods");
-
     std::ostringstream line;
     line << "{\"solver\":\"" << solver_name(solver) << "\",\"transport\":\"" << (over_mpi ? "mpi" : "threads")
          << "\",\"threads\":" << used_threads
@@ -255,13 +262,18 @@ int main(int argc, char** argv) {
          << ",\"dropped_updates\":" << result.dropped_updates << ",\"max_staleness\":" << result.max_staleness
          << ",\"step\":" << json_number(options.step_size) << ",\"inner_steps\":" << options.inner_steps << "}";
     if (!reporting) return 0;
+    // The result first, the files after: a failing plot cannot take the summary with it.
     if (json) {
       std::cout << line.str() << std::endl;
     } else {
       std::cout << solver_name(solver) << ": " << result.epochs << " epochs, relative suboptimality "
                 << result.suboptimality << (result.converged ? " (converged)" : " (not converged)") << ", "
-                << result.seconds << " s\n";
+                << result.seconds << " s" << std::endl;
     }
+    if (!csv_path.empty()) write_csv(csv_path, result);
+    if (!plot_path.empty())
+      write_plot(plot_path, result, solver_name(solver) + ", " + std::to_string(problem.dimension()) + " assets, " +
+                                        std::to_string(problem.outer_count()) + " periods");
     return 0;
   } catch (const decopt::ConfigError& e) {
     if (reporting) std::cerr << "decopt-portfolio: error: " << e.what() << '\n';

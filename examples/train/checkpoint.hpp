@@ -1,6 +1,7 @@
 // train/checkpoint.hpp — decopt-train's checkpoint file: the run's identity, its progress and every
-// node's optimizer state, written atomically (temporary file + rename) so a crash mid-write never
-// leaves a half-written checkpoint in place of the previous one.
+// node's optimizer state. experiment.hpp writes it with output::write_file_atomically (temporary
+// file, fsync, rename), so a crash or a power loss mid-write never leaves a half-written
+// checkpoint in place of the previous one.
 //
 // Layout: one framed record (decopt/optimizer/checkpoint.hpp: magic, version, length, checksum)
 // holding the run: the settings that must match to resume, the completed rounds, each node's
@@ -10,7 +11,9 @@
 
 #include <decopt/decopt.hpp>
 
-#include <cstdio>
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "common/output.hpp"
 #include "train/config.hpp"
 
 namespace decopt::train {
@@ -49,21 +53,12 @@ struct RunProgress {
   std::vector<std::vector<double>> rows;               ///< evaluation rows, as numbers
 };
 
-inline void write_file_atomically(const std::string& path, const std::vector<std::byte>& bytes) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw ConfigError("cannot write checkpoint " + temporary);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) throw ConfigError("writing checkpoint " + temporary + " failed (disk full?)");
-  }
-  std::filesystem::rename(temporary, path);  // atomic on POSIX: readers see the old or the new file
-}
-
 inline std::vector<std::byte> read_file(const std::string& path) {
+  std::error_code ec;
+  detail::require(!std::filesystem::is_directory(path, ec), "--resume " + path + " is a folder, not a checkpoint");
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError("cannot open checkpoint " + path);
+  if (!in) throw ConfigError("cannot open checkpoint " + path + (errno ? ": " + examples::output::describe(errno) : ""));
   std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::vector<std::byte> bytes(chars.size());
   std::memcpy(bytes.data(), chars.data(), chars.size());
@@ -113,11 +108,16 @@ RunProgress decode_checkpoint(std::span<const std::byte> bytes, const std::strin
   p.seconds = in.get_le<double>();
   p.loss_sum = in.get_le<double>();
   p.loss_count = static_cast<long>(in.get_le<std::int64_t>());
+  // A record can be forged with a valid checksum: every field is checked, not only the frame.
+  detail::require_decodable(p.rounds_done >= 0 && p.rounds_done <= kMaxRounds, "checkpoint round out of range");
+  detail::require_decodable(std::isfinite(p.seconds) && p.seconds >= 0 && p.loss_count >= 0 && p.loss_count <= p.rounds_done,
+                            "checkpoint progress out of range");
   const auto samplers = in.get_le<std::uint32_t>();
   detail::require_decodable(samplers == static_cast<std::uint32_t>(nodes), "checkpoint holds another number of nodes");
   for (std::uint32_t i = 0; i < samplers; ++i) {
     const auto epoch = static_cast<long>(in.get_le<std::int64_t>());
     const auto position = static_cast<std::size_t>(in.get_le<std::uint64_t>());
+    detail::require_decodable(epoch >= 0, "checkpoint sampler epoch out of range");
     p.samplers.emplace_back(epoch, position);
   }
   const auto noise_states = in.get_le<std::uint32_t>();
@@ -126,10 +126,13 @@ RunProgress decode_checkpoint(std::span<const std::byte> bytes, const std::strin
   for (std::uint32_t i = 0; i < noise_states; ++i) {
     Rng::State state;
     for (auto& word : state) word = in.get_le<std::uint64_t>();
+    // xoshiro's all-zero state is a fixed point: a stream of zeros, noise that protects nothing.
+    detail::require_decodable(std::any_of(state.begin(), state.end(), [](std::uint64_t w) { return w != 0; }),
+                              "checkpoint noise generator state is all zero");
     p.noise_states.push_back(state);
   }
   const auto rows = in.get_le<std::uint32_t>();
-  detail::require_decodable(rows <= 1u << 24, "checkpoint row count out of range");
+  detail::require_decodable(rows <= static_cast<std::uint32_t>(kMaxEvaluations), "checkpoint row count out of range");
   for (std::uint32_t r = 0; r < rows; ++r) {
     const auto width = in.get_le<std::uint32_t>();
     detail::require_decodable(width <= 64, "checkpoint row width out of range");

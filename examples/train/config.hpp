@@ -6,9 +6,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "common/flags.hpp"
 #include "fashion/idx.hpp"
 #include "fashion/mlp.hpp"
 #include "train/privacy.hpp"
@@ -62,8 +64,18 @@ struct TrainConfig {
   }
 };
 
-/// Registers every flag of decopt-train on `app`.
+/// Most rounds one run may have (--rounds, or --epochs × rounds per epoch): far beyond any real
+/// run, and small enough that every count derived from it (rounds × local steps, evaluation rows)
+/// fits its integer type.
+inline constexpr long kMaxRounds = 1'000'000'000;
+/// Most evaluations a run may record: what a checkpoint holds (decode_checkpoint refuses more).
+inline constexpr long kMaxEvaluations = 1L << 24;
+
+/// Registers every flag of decopt-train on `app`. Every numeric flag is checked by
+/// common/flags.hpp (finite, in range, integers in plain decimal) before CLI11 converts it.
 inline void add_flags(CLI::App& app, TrainConfig& c) {
+  using examples::flags::Interval;
+  namespace flags = examples::flags;
   const std::vector<std::string> algorithms{"malcom", "choco", "dpsgd"};
   app.add_option("--algorithm", c.algorithm, "malcom (dithered + vector source coding + l1 prox), choco, dpsgd")
       ->check(CLI::IsMember(algorithms));
@@ -72,37 +84,51 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
       ->check(CLI::IsMember(algorithms));
   app.add_option("--step", c.step, "sync or overlap (CoCoD-style: local steps while the exchange is in flight)")
       ->check(CLI::IsMember({"sync", "overlap"}));
-  app.add_option("--local-steps", c.local_steps, "local SGD steps per round")->check(CLI::PositiveNumber);
-  app.add_option("--nodes", c.nodes, "number of nodes")->check(CLI::Range(1, 4096));
+  app.add_option("--local-steps", c.local_steps, "local SGD steps per round")->check(flags::integer(1, 1'000'000));
+  app.add_option("--nodes", c.nodes, "number of nodes")->check(flags::integer(1, 4096));
   app.add_option("--topology", c.topology, "ring|torus|complete|star|hypercube|exponential|erdos-renyi")
       ->check(CLI::IsMember({"ring", "torus", "complete", "star", "hypercube", "exponential", "erdos-renyi"}));
-  app.add_option("--erdos-renyi-p", c.erdos_renyi_p, "edge probability of the erdos-renyi topology")->check(CLI::Range(1e-9, 1.0));
-  auto* epochs = app.add_option("--epochs", c.epochs, "passes over each node's share of the data")->check(CLI::PositiveNumber);
-  app.add_option("--rounds", c.rounds, "communication rounds (instead of --epochs)")->check(CLI::PositiveNumber)->excludes(epochs);
-  app.add_option("--seed", c.seed, "seed of the initial model, partition, batches and compression");
+  app.add_option("--erdos-renyi-p", c.erdos_renyi_p, "edge probability of the erdos-renyi topology")
+      ->check(flags::real(Interval::above(0, 1)));
+  auto* epochs = app.add_option("--epochs", c.epochs, "passes over each node's share of the data")
+                     ->check(flags::real(Interval::above(0, 1e6)));
+  app.add_option("--rounds", c.rounds, "communication rounds (instead of --epochs)")
+      ->check(flags::integer(1, kMaxRounds))
+      ->excludes(epochs);
+  app.add_option("--seed", c.seed, "seed of the initial model, partition, batches and compression")->check(flags::seed());
   app.add_option("--transport", c.transport, "sim (one process, lockstep), threads (a thread per node), mpi")
       ->check(CLI::IsMember({"sim", "threads", "mpi"}));
   app.add_option("--partition", c.partition, "iid or by-label (non-IID: two label shards per node)")
       ->check(CLI::IsMember({"iid", "by-label"}));
-  app.add_option("--levels", c.levels, "quantization levels s per sign")->check(CLI::Range(1, 32767));
+  app.add_option("--levels", c.levels, "quantization levels s per sign")->check(flags::integer(1, 32767));
   app.add_option("--norm", c.norm, "scale of the dithered quantizer: l2 or linf")->check(CLI::IsMember({"l2", "linf"}));
-  app.add_option("--lambda", c.lambda, "l1 weight of Malcom-PSGD's proximal step")->check(CLI::NonNegativeNumber);
-  app.add_option("--lr", c.lr, "learning rate")->check(CLI::PositiveNumber);
-  app.add_option("--gamma", c.gamma, "consensus step in (0, 1] (D-PSGD uses 1)")->check(CLI::Range(1e-12, 1.0));
-  app.add_option("--momentum", c.momentum, "heavy-ball momentum in [0, 1)")->check(CLI::Range(0.0, 0.999999));
-  app.add_option("--batch", c.batch, "mini-batch size per node")->check(CLI::PositiveNumber);
-  app.add_option("--hidden", c.hidden, "hidden units of the MLP")->check(CLI::PositiveNumber);
-  app.add_option("--eval-every", c.eval_every, "rounds between evaluations (default: once per epoch)")->check(CLI::NonNegativeNumber);
-  app.add_option("--train-samples", c.train_samples, "use only the first N training samples (quick runs)")->check(CLI::NonNegativeNumber);
+  app.add_option("--lambda", c.lambda, "l1 weight of Malcom-PSGD's proximal step")->check(flags::real(Interval::closed(0, 1e6)));
+  // The optimizer steps in float: the smallest normal float is the smallest rate that is not 0 (or
+  // a denormal) there.
+  app.add_option("--lr", c.lr, "learning rate")
+      ->check(flags::real(Interval::closed(std::numeric_limits<float>::min(), 1e6)));
+  app.add_option("--gamma", c.gamma, "consensus step in (0, 1] (D-PSGD uses 1)")->check(flags::real(Interval::above(0, 1)));
+  app.add_option("--momentum", c.momentum, "heavy-ball momentum in [0, 1)")->check(flags::real(Interval::below(0, 1)));
+  app.add_option("--batch", c.batch, "mini-batch size per node")->check(flags::integer(1, 1 << 20));
+  app.add_option("--hidden", c.hidden, "hidden units of the MLP")->check(flags::integer(1, 1 << 24));
+  app.add_option("--eval-every", c.eval_every, "rounds between evaluations (default: once per epoch)")
+      ->check(flags::integer(0, kMaxRounds));
+  app.add_option("--train-samples", c.train_samples, "use only the first N training samples (quick runs)")
+      ->check(flags::integer(0, 1'000'000'000));
   app.add_option("--data", c.data_dir, "folder with the Fashion-MNIST .gz files");
   app.add_option("--csv", c.csv, "write one row per evaluation to this CSV file");
   app.add_option("--plot", c.plot, "draw test accuracy against megabytes sent to this PNG (gnuplot)");
   app.add_option("--checkpoint", c.checkpoint, "write the whole training state here (atomically)");
-  app.add_option("--checkpoint-every", c.checkpoint_every, "rounds between checkpoints (default: only at the end)")->check(CLI::NonNegativeNumber);
+  app.add_option("--checkpoint-every", c.checkpoint_every, "rounds between checkpoints (default: only at the end)")
+      ->check(flags::integer(0, kMaxRounds));
   app.add_option("--resume", c.resume, "continue from a checkpoint written by --checkpoint");
-  app.add_option("--latency-ms", c.latency_ms, "link latency in milliseconds")->check(CLI::NonNegativeNumber);
-  app.add_option("--bandwidth-mbps", c.bandwidth_mbps, "link bandwidth in megabits per second (0 = unlimited)")->check(CLI::NonNegativeNumber);
-  app.add_option("--timeout", c.timeout_s, "seconds a node waits for a neighbour before failing")->check(CLI::PositiveNumber);
+  // Link delays are waited for in nanoseconds: 10^9 ms of latency, and a message of gigabytes at
+  // 0.001 Mbit/s, stay far inside the 292 years an int64 count of nanoseconds holds.
+  app.add_option("--latency-ms", c.latency_ms, "link latency in milliseconds")->check(flags::real(Interval::closed(0, 1e9)));
+  app.add_option("--bandwidth-mbps", c.bandwidth_mbps, "link bandwidth in megabits per second (0 = unlimited)")
+      ->check(flags::real(Interval::closed(1e-3, 1e12).or_zero()));
+  app.add_option("--timeout", c.timeout_s, "seconds a node waits for a neighbour before failing")
+      ->check(flags::real(Interval::closed(1e-3, 1e6)));
   app.add_flag("--json", c.json, "print a JSON summary as the last line of stdout");
   app.add_flag("--quiet", c.quiet, "no progress bar or table");
   add_dp_flags(app, c.dp);

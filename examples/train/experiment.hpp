@@ -18,6 +18,8 @@
 #include "train/mpi_run.hpp"
 #endif
 
+#include "common/flags.hpp"
+#include "common/output.hpp"
 #include "fashion/batches.hpp"
 #include "fashion/dataset.hpp"
 #include "fashion/idx.hpp"
@@ -101,6 +103,74 @@ inline std::uint64_t model_checksum(std::span<const std::vector<float>> models) 
   return h;
 }
 
+/// The rounds of the run: --rounds, else --epochs × rounds per epoch, rounded up.
+/// @throws ConfigError when that is not in [1, kMaxRounds] (an --epochs of NaN or 1e300 was once
+///   cast to long — undefined — and made an empty run).
+inline long planned_rounds(const TrainConfig& c, long rounds_per_epoch) {
+  const std::string limit = "; a run has 1 to " + std::to_string(kMaxRounds) + " rounds";
+  if (c.rounds != 0) {
+    decopt::detail::require(c.rounds >= 1 && c.rounds <= kMaxRounds, "--rounds " + std::to_string(c.rounds) + limit);
+    return c.rounds;
+  }
+  const double rounds = std::ceil(c.epochs * static_cast<double>(rounds_per_epoch));
+  decopt::detail::require(rounds >= 1 && rounds <= static_cast<double>(kMaxRounds),
+                          "--epochs " + examples::flags::number(c.epochs) + " at " + std::to_string(rounds_per_epoch) +
+                              " rounds per epoch makes " + examples::flags::number(rounds) + " rounds" + limit);
+  return static_cast<long>(rounds);
+}
+
+/// Rounds between evaluations: --eval-every, else one epoch.
+/// @throws ConfigError when the run would record more than kMaxEvaluations evaluations.
+inline long evaluation_interval(const TrainConfig& c, long rounds_per_epoch, long total_rounds) {
+  const long every = c.eval_every > 0 ? c.eval_every : rounds_per_epoch;
+  const long evaluations = total_rounds / every + (total_rounds % every != 0);
+  decopt::detail::require(evaluations <= kMaxEvaluations,
+                          std::to_string(total_rounds) + " rounds with an evaluation every " + std::to_string(every) +
+                              " make " + std::to_string(evaluations) + " evaluations, more than the " +
+                              std::to_string(kMaxEvaluations) + " a run records (raise --eval-every)");
+  return every;
+}
+
+/// Pixels per Fashion-MNIST image, the MLP's inputs.
+inline constexpr int kFashionMnistFeatures = 28 * 28;
+/// Float buffers of the model's size each node holds, at most: its model, x̂, s, momentum, the
+/// gradient and reconstruction scratch, its outgoing message and a decoded incoming one.
+inline constexpr double kModelBuffersPerNode = 8;
+/// Fashion-MNIST's 70 000 images while loading: bytes as decoded, then floats.
+inline constexpr double kDataBytes = 70'000.0 * kFashionMnistFeatures * (1 + sizeof(float));
+
+/// P, the parameters of one node's model (the MLP 784 → --hidden → 10).
+inline std::size_t model_parameters(const TrainConfig& c) {
+  return examples::Mlp(kFashionMnistFeatures, c.hidden, 10).parameter_count();
+}
+
+/// Bytes a run of `c` allocates, roughly: per node kModelBuffersPerNode models, the batch and the
+/// MLP's workspace, and under differential privacy the P × B per-sample gradients; plus the data.
+/// A double: for absurd flags the product exceeds 2^64.
+inline double estimated_memory_bytes(const TrainConfig& c) {
+  const double parameters = static_cast<double>(model_parameters(c));
+  const double batch = c.batch;
+  double per_node = sizeof(float) * (kModelBuffersPerNode * parameters + batch * (kFashionMnistFeatures + 3.0 * c.hidden + 30));
+  if (c.dp.enabled()) per_node += sizeof(float) * parameters * batch;
+  return kDataBytes + c.nodes * per_node;
+}
+
+/// Everything about the run that can be refused before the data is loaded: a topology that does
+/// not fit the node count, --checkpoint with --compare, the privacy settings, and a run that would
+/// not fit in memory (refused with the figure and the flags that make it large, not with a
+/// std::bad_alloc minutes later).
+inline void check_run(const TrainConfig& c) {
+  (void)make_topology(c);
+  if ((!c.resume.empty() || !c.checkpoint.empty()) && c.algorithms().size() > 1)
+    throw ConfigError("--checkpoint and --resume work with one --algorithm, not with --compare");
+  c.dp.validate();
+  examples::flags::require_memory(estimated_memory_bytes(c),
+                                  "--nodes " + std::to_string(c.nodes) + " x --hidden " + std::to_string(c.hidden) + " (" +
+                                      std::to_string(model_parameters(c)) + " parameters per model" +
+                                      (c.dp.enabled() ? ", x --batch " + std::to_string(c.batch) + " per-sample gradients" : "") +
+                                      ")");
+}
+
 /// Called after every round with (round, total rounds, last evaluation or null).
 using ProgressFn = std::function<void(long, long, const EvalRow*)>;
 
@@ -150,8 +220,8 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
                          Rng::derive(c.seed, {0x62617463ULL /* "batc" */, static_cast<std::uint64_t>(i)}).next(),
                          data.train.features());
   const long rounds_per_epoch = workers[0].sampler.batches_per_epoch();
-  const long total_rounds = c.rounds > 0 ? c.rounds : static_cast<long>(std::ceil(c.epochs * static_cast<double>(rounds_per_epoch)));
-  const long eval_every = c.eval_every > 0 ? c.eval_every : rounds_per_epoch;
+  const long total_rounds = planned_rounds(c, rounds_per_epoch);
+  const long eval_every = evaluation_interval(c, rounds_per_epoch, total_rounds);
 
   RunResult result;
   c.dp.validate();
@@ -218,7 +288,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
       if (w.private_gradient) p.noise_states.push_back(w.private_gradient->noise_state());
     }
     for (const auto& row : result.rows) p.rows.push_back(row_numbers(row));
-    write_file_atomically(c.checkpoint, encode_checkpoint(identity, p, n, node_at));
+    examples::output::write_file_atomically(c.checkpoint, encode_checkpoint(identity, p, n, node_at), "checkpoint");
   };
   // Restores a saved run; returns the rounds already done.
   auto resume = [&](auto&& node_at) -> long {

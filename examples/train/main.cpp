@@ -40,20 +40,22 @@ int main(int argc, char** argv) {
   }
 #endif
   try {
-    (void)make_topology(config);  // a topology that does not fit the node count fails before loading data
-    if ((!config.resume.empty() || !config.checkpoint.empty()) && config.algorithms().size() > 1)
-      throw decopt::ConfigError("--checkpoint and --resume work with one --algorithm, not with --compare");
+    // Everything that can be refused is refused before the data is loaded and the run starts.
+    check_run(config);
+    check_outputs(config);
     const TrainingData data = load_data(config);
     std::vector<RunResult> runs;
     for (const auto& algorithm : config.algorithms()) {
       ProgressBar bar(algorithm, !config.quiet);
       runs.push_back(run_experiment(config, algorithm, data, [&](long done, long total, const EvalRow* row) { bar.update(done, total, row); }));
     }
+    // The results first, the optional artefacts after: a failing plot cannot take the summary with it.
     if (!config.quiet) print_table(config.json ? stderr : stdout, config, runs);
-    if (!config.csv.empty()) write_csv(config.csv, runs);
-    if (!config.plot.empty()) write_plot(config.plot, runs);
     if (config.json)
       for (const auto& r : runs) std::printf("%s\n", json_summary(config, r).c_str());
+    std::fflush(stdout);
+    if (!config.csv.empty()) write_csv(config.csv, runs);
+    if (!config.plot.empty()) write_plot(config.plot, runs);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "decopt-train: %s\n", e.what());
 #ifdef DECOPT_TRAIN_WITH_MPI

@@ -22,7 +22,8 @@
 // the shuffled sampler.
 //
 // σ = 0 is not accepted by the command line: clipping without noise gives no privacy, and an ε of
-// ∞ in a summary is more likely a mistake than an intent. PrivateGradient itself accepts σ = 0
+// ∞ in a summary is more likely a mistake than an intent. Nor is C = 0: giving --dp-clip asks for
+// privacy, so a C that gives none is an error, not "off". PrivateGradient itself accepts σ = 0
 // (the tests use it to check the clipping alone).
 #pragma once
 
@@ -33,13 +34,13 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <iomanip>
 #include <sstream>
 #include <span>
 #include <string>
 #include <variant>
 
+#include "common/flags.hpp"
 #include "fashion/mlp.hpp"
 
 namespace decopt::train {
@@ -48,7 +49,7 @@ namespace decopt::train {
 inline constexpr const char* kClippingRules[] = {"abadi", "nsgd", "autos", "psac"};
 
 /// decopt-train's differential-privacy settings (--dp-clip, --dp-noise, --dp-epsilon, --clipping,
-/// --dp-r, --dp-delta). Privacy is on when clip > 0.
+/// --dp-r, --dp-delta). Privacy is on when a clip bound is set.
 struct DpSettings {
   double clip = 0;            ///< C, the bound on every per-sample term; 0 = differential privacy off
   double noise = 0;           ///< σ, the noise multiplier: noise N(0, σ²C²I) per batch
@@ -57,16 +58,23 @@ struct DpSettings {
   double r = 0.1;             ///< r of the nsgd and psac rules
   double delta = 1e-5;        ///< δ of the (ε, δ) guarantee
 
-  [[nodiscard]] bool enabled() const noexcept { return clip > 0; }
+  /// True for any clip bound but the default 0 — NaN and negative ones included, so that an
+  /// invalid --dp-clip is refused by validate() instead of being read as "privacy off": a run
+  /// asked to be private must never run without privacy.
+  [[nodiscard]] bool enabled() const noexcept { return clip != 0; }
 
   /// Throws ConfigError naming the flag at fault. Without --dp-clip, the other privacy flags must
-  /// be unset (a noise level with nothing to scale it is a forgotten --dp-clip, not a request).
+  /// keep their defaults (a noise level or a δ with nothing to apply it to is a forgotten
+  /// --dp-clip, not a request). Every comparison is written to fail on NaN.
   void validate() const {
     if (!enabled()) {
+      const DpSettings defaults;
       decopt::detail::require(noise == 0 && target_epsilon == 0, "--dp-noise/--dp-epsilon need --dp-clip C > 0");
+      decopt::detail::require(clipping == defaults.clipping && r == defaults.r && delta == defaults.delta,
+                              "--clipping/--dp-r/--dp-delta need --dp-clip C > 0");
       return;
     }
-    decopt::detail::require(std::isfinite(clip), "--dp-clip must be a finite number > 0");
+    decopt::detail::require(std::isfinite(clip) && clip > 0, "--dp-clip must be a finite number > 0, got " + examples::flags::number(clip));
     decopt::detail::require(std::isfinite(noise) && noise >= 0 && std::isfinite(target_epsilon) && target_epsilon >= 0,
                             "--dp-noise and --dp-epsilon must be finite numbers >= 0");
     decopt::detail::require(noise > 0 || target_epsilon > 0,
@@ -81,27 +89,24 @@ struct DpSettings {
   }
 };
 
-/// Registers the privacy flags on `app`. CLI11 rejects malformed values (a negative C, an unknown
-/// rule, δ outside (0, 1)); the combinations are checked by DpSettings::validate.
+/// Registers the privacy flags on `app`. Each value is checked when parsed (finite and in range,
+/// common/flags.hpp: `--dp-clip nan` is an error, never "privacy off"); the combinations are
+/// checked by DpSettings::validate.
 inline void add_dp_flags(CLI::App& app, DpSettings& dp) {
-  app.add_option("--dp-clip", dp.clip, "per-sample clip bound C (enables differential privacy)")->check(CLI::NonNegativeNumber);
+  using examples::flags::Interval;
+  namespace flags = examples::flags;
+  app.add_option("--dp-clip", dp.clip, "per-sample clip bound C (enables differential privacy)")
+      ->check(flags::real(Interval::above(0, 1e6)));
   auto* noise = app.add_option("--dp-noise", dp.noise, "noise multiplier sigma: noise N(0, sigma^2 C^2 I) per batch")
-                    ->check(CLI::NonNegativeNumber);
+                    ->check(flags::real(Interval::above(0, 1e6)));
   app.add_option("--dp-epsilon", dp.target_epsilon, "choose sigma so that the run is (epsilon, delta)-DP")
-      ->check(CLI::NonNegativeNumber)
+      ->check(flags::real(Interval::above(0, 1e6)))
       ->excludes(noise);
   app.add_option("--clipping", dp.clipping, "per-sample clipping rule (psac: DP-PSAC, abadi: DP-SGD)")
       ->check(CLI::IsMember({"abadi", "nsgd", "autos", "psac"}));
-  app.add_option("--dp-r", dp.r, "r of the nsgd and psac rules")->check(CLI::PositiveNumber);
+  app.add_option("--dp-r", dp.r, "r of the nsgd and psac rules")->check(flags::real(Interval::above(0, 1e6)));
   app.add_option("--dp-delta", dp.delta, "delta of the (epsilon, delta) guarantee, in (0, 1)")
-      ->check(CLI::Validator(
-          [](const std::string& text) {
-            char* end = nullptr;
-            const double d = std::strtod(text.c_str(), &end);
-            const bool ok = !text.empty() && end == text.c_str() + text.size() && d > 0 && d < 1;
-            return ok ? std::string() : "must be a number in (0, 1), got " + text;
-          },
-          "(0, 1)"));
+      ->check(flags::real(Interval::open(0, 1)));
 }
 
 /// q = B/n for a node with n samples and batch B (1 when the batch takes the whole share).

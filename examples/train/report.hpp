@@ -1,17 +1,17 @@
 // train/report.hpp — what decopt-train shows a person: a progress bar on stderr (when it is a
-// terminal), a summary table, the JSON summary line, the CSV of evaluations and a gnuplot plot.
+// terminal), a summary table, the JSON summary line, the CSV of evaluations and a gnuplot plot,
+// and the check of the output paths before the run.
 #pragma once
 
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "common/gnuplot.hpp"
+#include "common/output.hpp"
 #include "train/config.hpp"
 #include "train/experiment.hpp"
 
@@ -83,40 +83,56 @@ inline void print_table(std::FILE* out, const TrainConfig& c, const std::vector<
   }
 }
 
-/// One row per evaluation and algorithm.
-inline void write_csv(const std::string& path, const std::vector<RunResult>& runs) {
-  std::ofstream f(path);
-  if (!f) throw ConfigError("cannot write --csv file " + path);
+/// The CSV of every evaluation: one row per evaluation and algorithm.
+inline std::string csv_text(const std::vector<RunResult>& runs) {
+  std::ostringstream f;
   f << "algorithm,round,epoch,bytes_sent,megabytes_sent,test_accuracy,test_loss,train_loss,sparsity,consensus_distance,seconds\n";
   for (const auto& r : runs)
     for (const auto& row : r.rows)
       f << r.algorithm << ',' << row.round << ',' << row.epoch << ',' << row.bytes_sent << ','
         << static_cast<double>(row.bytes_sent) / 1e6 << ',' << row.test_accuracy << ',' << row.test_loss << ','
         << row.train_loss << ',' << row.sparsity << ',' << row.consensus_distance << ',' << row.seconds << '\n';
+  return f.str();
+}
+
+/// Writes csv_text to `path` (atomically: the old file or the new one, never half of one).
+inline void write_csv(const std::string& path, const std::vector<RunResult>& runs) {
+  examples::output::write_file_atomically(path, csv_text(runs), "--csv");
 }
 
 /// Test accuracy against megabytes sent, one curve per algorithm (gnuplot, PNG). Log-scale x so
-/// compressed and uncompressed runs share one plot.
+/// compressed and uncompressed runs share one plot. The --plot path never enters the script
+/// (common/gnuplot.hpp), so no path can inject gnuplot commands.
 inline void write_plot(const std::string& png, const std::vector<RunResult>& runs) {
-  const auto dir = std::filesystem::temp_directory_path() / ("decopt-plot-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  std::ofstream script(dir / "plot.gp");
-  script << "set terminal pngcairo size 1000,620 font ',11'\nset output '" << png << "'\n"
-         << "set title 'Fashion-MNIST, " << runs[0].nodes << " nodes, " << runs[0].topology << "'\n"
+  namespace gp = examples::gnuplot;
+  gp::Plot plot;
+  std::ostringstream script;
+  script << "set terminal pngcairo size 1000,620 font ',11'\nset output " << gp::quoted(gp::kOutput) << '\n'
+         << "set title " << gp::quoted("Fashion-MNIST, " + std::to_string(runs[0].nodes) + " nodes, " + runs[0].topology) << '\n'
          << "set xlabel 'megabytes sent (all nodes, log scale)'\nset ylabel 'test accuracy (mean over nodes)'\n"
          << "set logscale x\nset grid\nset key bottom right\nplot ";
   for (std::size_t i = 0; i < runs.size(); ++i) {
-    const auto data = dir / (runs[i].algorithm + ".dat");
-    std::ofstream f(data);
-    for (const auto& row : runs[i].rows) f << static_cast<double>(row.bytes_sent) / 1e6 << ' ' << row.test_accuracy << '\n';
-    script << (i ? ", " : "") << "'" << data.string() << "' using 1:2 with linespoints lw 2 title '" << runs[i].algorithm << "'";
+    const std::string file = "run" + std::to_string(i) + ".dat";
+    std::ostringstream data;
+    for (const auto& row : runs[i].rows) data << static_cast<double>(row.bytes_sent) / 1e6 << ' ' << row.test_accuracy << '\n';
+    plot.data.emplace_back(file, data.str());
+    script << (i ? ", " : "") << gp::quoted(file) << " using 1:2 with linespoints lw 2 title " << gp::quoted(runs[i].algorithm);
   }
   script << '\n';
-  script.close();
-  const std::string command = "gnuplot '" + (dir / "plot.gp").string() + "'";
-  const int rc = std::system(command.c_str());
-  std::filesystem::remove_all(dir);
-  if (rc != 0) throw Error("decopt-train: gnuplot failed (install gnuplot-nox) while writing " + png);
+  plot.script = script.str();
+  gp::draw(plot, png);
+}
+
+/// Refuses, before any training, output paths the end of the run could not write: --csv, --plot
+/// and --checkpoint must name files in existing, writable folders, and --plot needs gnuplot. A
+/// finished run is never lost to a path found bad only when its results are written.
+inline void check_outputs(const TrainConfig& c) {
+  if (!c.csv.empty()) examples::output::require_writable(c.csv, "--csv");
+  if (!c.plot.empty()) {
+    examples::output::require_writable(c.plot, "--plot");
+    (void)examples::gnuplot::find_program("--plot");
+  }
+  if (!c.checkpoint.empty()) examples::output::require_writable(c.checkpoint, "--checkpoint");
 }
 
 }  // namespace decopt::train

@@ -1,8 +1,11 @@
-# ctest helper: runs PROGRAM with ARGS (a |-separated list) and checks its exit status and one-line stderr.
-#   EXPECT_FAIL  — the program must exit non-zero with exactly one line on stderr matching STDERR_REGEX
+# ctest helper: runs PROGRAM with ARGS (a |-separated list) and checks its exit status and output.
+#   EXPECT_FAIL  — the program must exit non-zero with exactly one line on stderr matching
+#                  STDERR_REGEX, and, when STDOUT_REGEX is given, a last stdout line matching it
 #   otherwise    — the program must exit 0 and its last stdout line must match STDOUT_REGEX
 string(REPLACE "|" ";" ARGS "${ARGS}")
 execute_process(COMMAND ${PROGRAM} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+string(STRIP "${out}" stripped_out)
+string(REGEX REPLACE ".*\n" "" last_line "${stripped_out}")
 if(EXPECT_FAIL)
   if(rc EQUAL 0)
     message(FATAL_ERROR "expected a non-zero exit, got 0\nstdout: ${out}\nstderr: ${err}")
@@ -15,12 +18,13 @@ if(EXPECT_FAIL)
   if(NOT stripped MATCHES "${STDERR_REGEX}")
     message(FATAL_ERROR "stderr does not match '${STDERR_REGEX}':\n${err}")
   endif()
+  if(DEFINED STDOUT_REGEX AND NOT last_line MATCHES "${STDOUT_REGEX}")
+    message(FATAL_ERROR "last stdout line does not match '${STDOUT_REGEX}':\n${last_line}")
+  endif()
 else()
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "exit ${rc}\nstdout: ${out}\nstderr: ${err}")
   endif()
-  string(STRIP "${out}" stripped)
-  string(REGEX REPLACE ".*\n" "" last_line "${stripped}")
   if(NOT last_line MATCHES "${STDOUT_REGEX}")
     message(FATAL_ERROR "last stdout line does not match '${STDOUT_REGEX}':\n${last_line}")
   endif()

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -265,4 +266,50 @@ TEST_CASE("The privacy flags: parsed, validated, and every mistake named", "[tra
   REQUIRE_THROWS_WITH(bad.validate(), Catch::Contains("not both"));
   REQUIRE_THROWS_WITH(PrivateGradient(settings("psac", 1.0), -1.0, examples::Mlp(4, 3, 2), 2, 1),
                       Catch::Contains("noise_multiplier"));
+}
+
+TEST_CASE("A privacy flag given but invalid is an error: a private run never silently becomes a non-private one",
+          "[train][privacy]") {
+  // `--dp-clip nan` used to read as "privacy off": exit 0, no epsilon in the summary.
+  DpSettings nan_clip;
+  nan_clip.clip = std::nan("");
+  nan_clip.noise = 1.0;
+  CHECK(nan_clip.enabled());
+  REQUIRE_THROWS_WITH(nan_clip.validate(), Catch::Contains("--dp-clip must be a finite number > 0, got nan"));
+  nan_clip.noise = 0;
+  REQUIRE_THROWS_WITH(nan_clip.validate(), Catch::Contains("--dp-clip"));
+  DpSettings negative;
+  negative.clip = -1;
+  negative.noise = 1;
+  REQUIRE_THROWS_WITH(negative.validate(), Catch::Contains("--dp-clip"));
+  // Settings of the mechanism without a clip bound are a forgotten --dp-clip, not a request.
+  for (const auto& set : std::vector<std::function<void(DpSettings&)>>{
+           [](DpSettings& d) { d.delta = 1e-6; }, [](DpSettings& d) { d.r = std::nan(""); },
+           [](DpSettings& d) { d.clipping = "abadi"; }, [](DpSettings& d) { d.noise = std::nan(""); },
+           [](DpSettings& d) { d.target_epsilon = std::nan(""); }}) {
+    DpSettings off;
+    set(off);
+    CHECK_FALSE(off.enabled());
+    REQUIRE_THROWS_WITH(off.validate(), Catch::Contains("need --dp-clip"));
+  }
+
+  const auto parse_error = [](const std::string& args) -> std::string {
+    CLI::App app("test");
+    DpSettings dp;
+    add_dp_flags(app, dp);
+    try {
+      app.parse(args, /*program_name_included=*/false);
+    } catch (const CLI::ParseError& e) {
+      return e.what();
+    }
+    return "(accepted)";
+  };
+  CHECK(parse_error("--dp-clip nan") == "--dp-clip: nan is not a finite number");
+  CHECK(parse_error("--dp-clip 0 --dp-noise 1") == "--dp-clip: 0 is not in (0, 1e+06]");
+  CHECK(parse_error("--dp-clip 1 --dp-noise nan") == "--dp-noise: nan is not a finite number");
+  CHECK(parse_error("--dp-clip 1 --dp-epsilon inf") == "--dp-epsilon: inf is not a finite number");
+  CHECK(parse_error("--dp-clip 1 --dp-noise 1 --dp-r nan") == "--dp-r: nan is not a finite number");
+  CHECK(parse_error("--dp-clip 1 --dp-noise 1 --dp-delta nan") == "--dp-delta: nan is not a finite number");
+  CHECK(parse_error("--dp-clip 1 --dp-noise 1 --dp-delta 1") == "--dp-delta: 1 is not in (0, 1)");
+  CHECK(parse_error("--dp-clip 1 --dp-noise 1") == "(accepted)");
 }
