@@ -169,8 +169,10 @@ int main(int argc, char** argv) {
   const bool over_mpi = transport == "mpi";
 #ifdef DECOPT_PORTFOLIO_WITH_MPI
   // Under --transport mpi every rank runs this program; only rank 0 reports.
+  decopt::MpiOptions mpi_options;  // --timeout bounds every wait, the one at the end of the job too
+  mpi_options.timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000.0));
   std::unique_ptr<decopt::MpiSession> mpi;
-  if (over_mpi) mpi = std::make_unique<decopt::MpiSession>(argc, argv);
+  if (over_mpi) mpi = std::make_unique<decopt::MpiSession>(argc, argv, mpi_options);
   const bool reporting = !over_mpi || decopt::MpiSession::rank() == 0;
   if (!reporting) {
     quiet = true;
@@ -240,8 +242,6 @@ int main(int argc, char** argv) {
           throw decopt::ConfigError("--threads " + std::to_string(threads) + " with --transport mpi on " +
                                     std::to_string(used_threads + 1) + " ranks: the workers are the ranks beyond 0, so " +
                                     "--threads must be " + std::to_string(used_threads) + " (or left out)");
-        decopt::MpiOptions mpi_options;
-        mpi_options.timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000.0));
         result = optimize_mpi(AsyVRSCDistributed(o), problem, x, problem.optimal_value(), MPI_COMM_WORLD, mpi_options);
         break;
 #else
