@@ -1,82 +1,21 @@
 // Decoder resource bounds: crafted messages with valid framing and checksum but maximal declared
 // counts (symbols, counts, Golomb parameters, non-zeros, selected coordinates, levels) must be
 // refused with DecodeError using O(d) memory and leave no scratch behind. Memory is measured by
-// a counting global operator new (this file replaces it for the whole test executable; it only
-// counts, and refuses allocations past a cap while a Meter is active).
+// a counting global operator new (tests/fuzz/allocation_meter.hpp, replacing it for the whole
+// test executable: it only counts, and refuses allocations past a cap while metering).
 #include <catch2/catch.hpp>
 
 #include <decopt/compress/compress.hpp>
 
-#include <atomic>
-#include <cstdlib>
+#include <cmath>
 #include <exception>
 #include <new>
 #include <string>
 #include <vector>
 
 #include "all_pipelines.hpp"
+#include "fuzz/allocation_meter.hpp"  // replaces operator new for test_compress
 #include "fuzz/forge.hpp"
-
-namespace {
-
-std::atomic<long long> live_bytes{0};
-std::atomic<long long> peak_bytes{0};
-std::atomic<long long> baseline_bytes{0};
-std::atomic<bool> metering{false};
-constexpr long long cap_bytes = 64ll << 20;  // while metering: more than this above the baseline is std::bad_alloc
-constexpr std::size_t prefix = alignof(std::max_align_t);  // each block stores its size in front
-
-void* counted_new(std::size_t n) {
-  const auto size = static_cast<long long>(n);
-  const long long now = live_bytes.fetch_add(size, std::memory_order_relaxed) + size;
-  if (metering.load(std::memory_order_relaxed)) {
-    if (now - baseline_bytes.load(std::memory_order_relaxed) > cap_bytes) {
-      live_bytes.fetch_sub(size, std::memory_order_relaxed);
-      throw std::bad_alloc();  // today's resource bombs end here instead of allocating gigabytes
-    }
-    long long peak = peak_bytes.load(std::memory_order_relaxed);
-    while (now > peak && !peak_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
-    }
-  }
-  void* p = std::malloc(n + prefix);
-  if (p == nullptr) {
-    live_bytes.fetch_sub(static_cast<long long>(n), std::memory_order_relaxed);
-    throw std::bad_alloc();
-  }
-  *static_cast<std::size_t*>(p) = n;
-  return static_cast<char*>(p) + prefix;
-}
-void counted_delete(void* p) noexcept {
-  if (p == nullptr) return;
-  char* block = static_cast<char*>(p) - prefix;
-  live_bytes.fetch_sub(static_cast<long long>(*reinterpret_cast<std::size_t*>(block)), std::memory_order_relaxed);
-  std::free(block);
-}
-
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_new(n); }
-void* operator new[](std::size_t n) { return counted_new(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return counted_new(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return counted_new(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void operator delete(void* p) noexcept { counted_delete(p); }
-void operator delete[](void* p) noexcept { counted_delete(p); }
-void operator delete(void* p, std::size_t) noexcept { counted_delete(p); }
-void operator delete[](void* p, std::size_t) noexcept { counted_delete(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { counted_delete(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { counted_delete(p); }
 
 using namespace decopt;
 using namespace decopt::test;
@@ -95,10 +34,7 @@ struct Outcome {
 template <class P>
 Outcome decode_measured(const P& receiver, const std::vector<std::byte>& msg, std::vector<float>& acc) {
   Outcome out;
-  const long long before = live_bytes.load();
-  baseline_bytes.store(before);
-  peak_bytes.store(before);
-  metering.store(true);
+  fuzz::meter::start(64ll << 20);  // today's resource bombs end here instead of allocating gigabytes
   try {
     receiver.decode_add(msg, 1.0f, acc);
     out.error = "accepted";
@@ -109,9 +45,9 @@ Outcome decode_measured(const P& receiver, const std::vector<std::byte>& msg, st
   } catch (const std::exception& e) {
     out.error = e.what();
   }
-  metering.store(false);
-  out.peak = peak_bytes.load() - before;
-  out.retained = live_bytes.load() - before;
+  const fuzz::meter::Reading r = fuzz::meter::stop();
+  out.peak = r.peak;
+  out.retained = r.retained;
   return out;
 }
 
@@ -246,9 +182,9 @@ TEMPLATE_LIST_TEST_CASE("crafted maximal headers are refused with O(d) memory an
       const Outcome o = decode_measured(receiver, messages[i], acc);
       CAPTURE(o.peak, o.retained);
       REQUIRE(o.error == "DecodeError");
-      // O(d): the word decoder's bitmaps and tables (≤ 8 bytes per position), a sparse
-      // selection's positions (4 per selected coordinate), small fixed tables
-      REQUIRE(o.peak <= static_cast<long long>(16 * d + (256u << 10)));
+      // O(d + s): the word decoder's bitmaps and tables (≤ 8 bytes per position), a sparse
+      // selection's positions (4 per selected coordinate), the level tables, fixed tables
+      REQUIRE(o.peak <= fuzz::decode_allocation_bound(receiver, d));
       REQUIRE(o.retained <= 0);
     }
   }

@@ -43,6 +43,16 @@ Fields fields_of(const P& p, std::size_t d) {
   return f;
 }
 
+/// The most bytes a decode for a receiver like `p` of dimension d may allocate: 16 per position
+/// (the word decoder's bitmaps and Golomb tables, a sparse selection's positions), 12 per level
+/// (the reconstruction tables, s + 1 and 2s + 1 floats) and 256 KiB of fixed tables.
+template <class P>
+long long decode_allocation_bound(const P& p, std::size_t d) {
+  std::uint64_t s = 1;
+  if constexpr (std::is_same_v<typename P::quantizer_type, DitheredQuantizer>) s = static_cast<std::uint64_t>(p.quantizer().levels);
+  return static_cast<long long>(16 * d + 12 * s + (256u << 10));
+}
+
 /// The header of pipeline P with fields f.
 template <class P>
 std::vector<std::byte> header(const Fields& f) {
