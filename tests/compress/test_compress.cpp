@@ -5,6 +5,8 @@
 
 #include <decopt/compress/compress.hpp>
 
+#include "all_pipelines.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -15,54 +17,9 @@
 #include <vector>
 
 using namespace decopt;
+using namespace decopt::test;
 
 namespace {
-
-// ---- every Sparsifier × Quantizer × Coder as a std::tuple of Compressor types ----
-using Sparsifiers = std::tuple<Dense, TopK, RandomK, RandTopK>;
-using Quantizers = std::tuple<Identity, DitheredQuantizer, Sign>;
-using Coders = std::tuple<RawCoder, EliasCoder, VectorSourceCoder>;
-
-template <class S, class Q, class CoderTuple>
-struct WithCoders;
-template <class S, class Q, class... C>
-struct WithCoders<S, Q, std::tuple<C...>> {
-  using type = std::tuple<Compressor<S, Q, C>...>;
-};
-template <class S, class QuantizerTuple>
-struct WithQuantizers;
-template <class S, class... Q>
-struct WithQuantizers<S, std::tuple<Q...>> {
-  using type = decltype(std::tuple_cat(std::declval<typename WithCoders<S, Q, Coders>::type>()...));
-};
-template <class SparsifierTuple>
-struct AllOf;
-template <class... S>
-struct AllOf<std::tuple<S...>> {
-  using type = decltype(std::tuple_cat(std::declval<typename WithQuantizers<S, Quantizers>::type>()...));
-};
-using AllPipelines = AllOf<Sparsifiers>::type;
-static_assert(std::tuple_size_v<AllPipelines> == 36);
-
-template <class P>
-P make_pipeline(int levels = 4, Norm norm = Norm::Linf, bool natural = false) {
-  using S = typename P::sparsifier_type;
-  using Q = typename P::quantizer_type;
-  S s{};
-  if constexpr (std::is_same_v<S, TopK>) s = TopK{0.1};
-  if constexpr (std::is_same_v<S, RandomK>) s = RandomK{0.1, true};
-  if constexpr (std::is_same_v<S, RandTopK>) s = RandTopK{0.1, 3.0};
-  Q q{};
-  if constexpr (std::is_same_v<Q, DitheredQuantizer>) q = DitheredQuantizer{levels, norm, natural};
-  return P(s, q, typename P::coder_type{});
-}
-
-std::vector<float> gaussian(std::size_t d, std::uint64_t seed, double scale = 1.0) {
-  std::vector<float> v(d);
-  Rng rng(seed);
-  rng.fill_normal(std::span<float>(v), scale);
-  return v;
-}
 
 bool same_bits(float a, float b) {
   std::uint32_t x, y;
@@ -183,7 +140,7 @@ TEMPLATE_LIST_TEST_CASE("decode_add touches only the coded coordinates of sparse
   }
 }
 
-TEMPLATE_LIST_TEST_CASE("corrupted messages give DecodeError or finite output, never a crash", "[compress][fuzz]", AllPipelines) {
+TEMPLATE_LIST_TEST_CASE("corrupted, truncated and misdirected messages are all refused with DecodeError", "[compress][fuzz]", AllPipelines) {
   auto pipeline = make_pipeline<TestType>();
   CAPTURE(TestType::name());
   const std::size_t d = 300;
@@ -199,10 +156,11 @@ TEMPLATE_LIST_TEST_CASE("corrupted messages give DecodeError or finite output, n
     std::size_t acc_size = d;
     switch (trial % 5) {
       case 0:
-      case 1:  // 1–4 bit flips
+      case 1:  // 1–4 bit flips, of distinct bits
         for (int f = 0, n = 1 + static_cast<int>(fuzz.below(4)); f < n; ++f) {
           const auto bit = fuzz.below(bad.size() * 8);
           bad[bit / 8] ^= static_cast<std::byte>(1u << (bit % 8));
+          if (bad == msg) bad[bit / 8] ^= static_cast<std::byte>(1u << (bit % 8));  // flipped back: keep it
         }
         break;
       case 2:  // truncation
@@ -219,13 +177,22 @@ TEMPLATE_LIST_TEST_CASE("corrupted messages give DecodeError or finite output, n
     try {
       pipeline.decode_add(bad, 1.0f, acc);
       ++accepted;
-      for (const float x : acc) REQUIRE(std::isfinite(x));
     } catch (const DecodeError&) {
       ++errors;
     }
+    // Behind the checksum, the decoders themselves: the same damage with a matching checksum
+    // (as a forger would send) must still be refused or decode to finite values.
+    reseal(bad);
+    try {
+      pipeline.decode_add(bad, 1.0f, acc);
+      for (const float x : acc) REQUIRE(std::isfinite(x));
+    } catch (const DecodeError&) {
+    }
   }
-  REQUIRE(errors > 0);
-  REQUIRE(errors + accepted == 1500);
+  // the checksum: no damaged message decodes to a finite wrong value (each of these would pass
+  // it with probability 2^-32 only)
+  REQUIRE(accepted == 0);
+  REQUIRE(errors == 1500);
 }
 
 TEST_CASE("messages are self-describing: foreign, other-version and appended messages", "[compress][message]") {
@@ -572,6 +539,8 @@ TEST_CASE("VectorSourceCoder: long dense messages survive corruption", "[compres
         }
       }
       std::vector<float> acc(d, 0.0f);
+      REQUIRE_THROWS_AS(pipeline.decode_add(bad, 1.0f, acc), DecodeError);  // the checksum
+      reseal(bad);  // the streams themselves, behind a matching checksum
       try {
         pipeline.decode_add(bad, 1.0f, acc);
         REQUIRE(all_finite(std::span<const float>(acc)));

@@ -1,6 +1,8 @@
-// libFuzzer target: arbitrary bytes into decode_add of every pipeline. The only acceptable
-// outcomes are a DecodeError or a finite accumulator; anything else (a crash, a read past the
-// end under ASan, UB under UBSan, a NaN/∞ in the output) is a bug.
+// libFuzzer target: arbitrary bytes into decode_add of every pipeline. The input's last four
+// bytes are first replaced by the checksum of the rest, so that mutations reach the decoders
+// behind it (as a forged message would); the only acceptable outcomes are then a DecodeError or
+// a finite accumulator — anything else (a crash, a read past the end under ASan, UB under UBSan,
+// a NaN/∞ in the output) is a bug. The same bytes with a wrong checksum must be refused.
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -13,16 +15,26 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 1) return 0;
   const int pipeline = data[0] % decopt::fuzz::kPipelines;
   const std::size_t d = decopt::fuzz::kDimensions[(data[0] / decopt::fuzz::kPipelines) % 3];
-  const std::span<const std::byte> message(reinterpret_cast<const std::byte*>(data + 1), size - 1);
+  std::vector<std::byte> message(reinterpret_cast<const std::byte*>(data + 1), reinterpret_cast<const std::byte*>(data + size));
+  const std::size_t body = message.size() >= decopt::message::checksum_bytes ? message.size() - decopt::message::checksum_bytes : 0;
+  if (message.size() >= decopt::message::checksum_bytes)
+    decopt::message::store_checksum(message.data() + body, decopt::crc32c(std::span<const std::byte>(message).first(body)));
   decopt::fuzz::with_pipeline(pipeline, [&](const auto& compressor) {
     std::vector<float> acc(d, 0.25f);
     try {
       compressor.decode_add(message, 0.5f, std::span<float>(acc));
+      for (float v : acc)
+        if (!std::isfinite(v)) std::abort();  // accepted bytes must decode to finite values
     } catch (const decopt::DecodeError&) {
-      return;  // refused: fine
+      // refused: fine
     }
-    for (float v : acc)
-      if (!std::isfinite(v)) std::abort();  // accepted bytes must decode to finite values
+    if (message.size() < decopt::message::checksum_bytes) return;
+    message[body] ^= std::byte{1};  // a wrong checksum: refused, whatever the rest
+    try {
+      compressor.decode_add(message, 0.5f, std::span<float>(acc));
+      std::abort();
+    } catch (const decopt::DecodeError&) {
+    }
   });
   return 0;
 }

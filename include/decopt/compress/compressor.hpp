@@ -1,8 +1,8 @@
 // decopt/compress/compressor.hpp — Compressor<Sparsifier, Quantizer, Coder>: the compression
 // pipeline C(·) of Malcom-PSGD, CHOCO-SGD and D-PSGD (DESIGN.md, "The data path of one round").
 //
-//   encode:      v ─► select ─► quantize ─► code ─► one self-describing message appended to `out`
-//   decode_add:  message ─► acc += weight · q   touching only the coded coordinates
+//   encode:      v ─► select ─► quantize ─► code ─► one self-describing, checksummed message appended to `out`
+//   decode_add:  message ─► verify ─► acc += weight · q   touching only the coded coordinates
 //
 // What receivers decode is exactly q = C(v), bit for bit: encode writes q with the same float
 // expressions decode uses (one reconstruction table built from the message's parameters), so
@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -25,6 +26,7 @@
 #include "decopt/compress/identity.hpp"
 #include "decopt/compress/message.hpp"
 #include "decopt/core/bytes.hpp"
+#include "decopt/core/crc32c.hpp"
 #include "decopt/core/error.hpp"
 #include "decopt/core/finite.hpp"
 #include "decopt/core/rng.hpp"
@@ -41,11 +43,16 @@ namespace decopt {
 /// decode_add is const and uses only local and per-thread scratch state, so it may run
 /// concurrently (the vector source coder keeps per thread, for its largest dense message so
 /// far, a hit bitmap per frequent symbol: Σ over those symbols of the positions left to it, in
-/// bits — ≈ 4 bits per position for ℓ∞-scaled s = 4 levels).
+/// bits — ≈ 3 bits per position for ℓ∞-scaled s = 4 levels, at most 32; a refused message
+/// releases it).
+///
+/// Integrity: every message ends with a CRC-32C of all its bytes (message.hpp), so a message
+/// damaged in transit is a DecodeError; a receiver also refuses parameters its own policies
+/// would not have sent (levels, options, counts), which bounds every count a decoder trusts.
 template <class S, class Q, class C>
 class Compressor {
-  static_assert(Sparsifier<S>, "decopt::Compressor<S, Q, C>: S is not a Sparsifier (it needs static id, always_unbiased, sparse, uses_seed, name(), and members is_unbiased(), validate(), select(v, rng, sel), write_params(sel, out), static read_params(in, d, sel)).");
-  static_assert(Quantizer<Q>, "decopt::Compressor<S, Q, C>: Q is not a Quantizer (it needs static id, always_unbiased, uses_seed, float_values, name(), and members is_unbiased(), validate(), quantize(x, scale, rng, blk, q), write_params(blk, out), static read_params(in, scale, blk)).");
+  static_assert(Sparsifier<S>, "decopt::Compressor<S, Q, C>: S is not a Sparsifier (it needs static id, always_unbiased, sparse, uses_seed, name(), and members is_unbiased(), validate(), select(v, rng, sel), write_params(sel, out), read_params(in, d, sel)).");
+  static_assert(Quantizer<Q>, "decopt::Compressor<S, Q, C>: Q is not a Quantizer (it needs static id, always_unbiased, uses_seed, float_values, name(), and members is_unbiased(), validate(), quantize(x, scale, rng, blk, q), write_params(blk, out), read_params(in, scale, blk)).");
   static_assert(Coder<C>, "decopt::Compressor<S, Q, C>: C is not a Coder (it needs static id, name(), and members encode_levels, encode_positions, decode_levels, decode_positions).");
 
  public:
@@ -106,88 +113,128 @@ class Compressor {
       for (std::size_t j = 0; j < sel_.k; ++j) q[sel_.indices[j]] = recon_[j];
     }
 
+    const std::size_t start = out.size();
     message::write_header(out, S::id, Q::id, C::id, d);
     sparsifier_.write_params(sel_, out);
     quantizer_.write_params(block_, out);
     const detail::CodeShape shape = shape_of(sel_, d, true);
     if constexpr (Q::float_values) {
       if (shape.explicit_positions) coder_.encode_positions(shape, out);
-      const std::size_t at = out.size();
-      out.resize(at + recon.size() * sizeof(float));
-      if constexpr (std::endian::native == std::endian::little) {
-        std::memcpy(out.data() + at, recon.data(), recon.size() * sizeof(float));
-      } else {
-        for (std::size_t j = 0; j < recon.size(); ++j) {
-          std::uint32_t bits;
-          std::memcpy(&bits, &recon[j], 4);
-          bits = __builtin_bswap32(bits);
-          std::memcpy(out.data() + at + 4 * j, &bits, 4);
-        }
-      }
+      append_floats(recon, out, start);
     } else {
       coder_.encode_levels(shape, block_.levels, block_.s, out);
+      message::append_checksum(out, start);
     }
   }
 
   /// acc += weight · q for the q the message encodes, touching only its coded coordinates.
-  /// Throws DecodeError for a malformed, truncated or foreign message, a message of another
-  /// dimension than acc.size(), or one that would add a non-finite value (then acc may hold a
-  /// partial update: discard it). Never reads outside `msg`. ConfigError for a non-finite weight.
+  /// Throws DecodeError for a malformed, truncated, corrupted (checksum) or foreign message
+  /// (another pipeline, or parameters this configuration would not have sent), a message of
+  /// another dimension than acc.size(), or one that would add a non-finite value (then acc may
+  /// hold a partial update: discard it). Never reads outside `msg`; costs O(msg.size() + d) time
+  /// and O(d) scratch whatever the bytes. ConfigError for a non-finite weight.
   void decode_add(std::span<const std::byte> msg, float weight, std::span<float> acc) const {
     detail::require(std::isfinite(weight), "Compressor::decode_add: weight must be finite");
-    ByteReader in(msg);
+    const message::Envelope envelope = message::open(msg);
+    // Levels are added as they are decoded, so their message is verified first (one pass over
+    // a few bits per element); float values are verified in the pass that checks them anyway.
+    if constexpr (!Q::float_values) message::verify(envelope);
+    ByteReader in(envelope.body);
     const std::uint64_t d = message::read_header(in, S::id, Q::id, C::id);
     if (d != acc.size()) throw DecodeError("message dimension does not match the accumulator");
     detail::Selection sel;
-    S::read_params(in, static_cast<std::size_t>(d), sel);
+    sparsifier_.read_params(in, static_cast<std::size_t>(d), sel);
     detail::LevelBlock block;
-    Q::read_params(in, sel.scale, block);
+    quantizer_.read_params(in, sel.scale, block);
     const detail::CodeShape shape = shape_of(sel, static_cast<std::size_t>(d), false);
-    const std::span<const std::byte> payload = in.rest();
-    float* a = acc.data();
     const std::uint32_t* map = sel.implicit ? sel.indices.data() : nullptr;
-
-    std::size_t consumed = 0;
     if constexpr (Q::float_values) {
-      std::vector<std::uint32_t> positions;
-      if (shape.explicit_positions) {
-        positions.reserve(shape.k);
-        consumed = coder_.decode_positions(payload, shape, [&](std::size_t p) {
-          positions.push_back(static_cast<std::uint32_t>(p));
-        });
-      }
-      const std::size_t count = shape.explicit_positions ? shape.k : shape.n;
-      if (payload.size() - consumed != count * sizeof(float)) throw DecodeError("float payload has the wrong size");
-      const std::byte* values = payload.data() + consumed;
-      float max_abs = 0.0f;
-      bool finite = true;
-      for (std::size_t j = 0; j < count; ++j) {
-        const float f = load_float(values + 4 * j);
-        finite &= std::isfinite(f);
-        max_abs = std::max(max_abs, std::fabs(f));
-      }
-      if (!finite || !std::isfinite(max_abs * weight)) throw DecodeError("message holds or yields a non-finite value");
-      for (std::size_t j = 0; j < count; ++j) {
-        const std::size_t pos = shape.explicit_positions ? positions[j] : (map ? map[j] : j);
-        a[pos] += weight * load_float(values + 4 * j);
-      }
-      return;
+      add_floats(envelope, in.position(), shape, map, weight, acc.data());
     } else {
-      std::vector<float> table;
-      block.signed_table(weight, table);
-      for (const float t : table)
-        if (!std::isfinite(t)) throw DecodeError("weight times the message's scale is not finite");
-      const float* wt = table.data() + block.s;
-      if (map) {
-        consumed = coder_.decode_levels(payload, shape, block.s, [&](std::size_t pos, int l) { a[map[pos]] += wt[l]; });
-      } else {
-        consumed = coder_.decode_levels(payload, shape, block.s, detail::AddSink{a, wt});
-      }
-      if (consumed != payload.size()) throw DecodeError("trailing bytes after the payload");
+      add_levels(in.rest(), shape, block, map, weight, acc.data());
     }
   }
 
  private:
+  // Appends the float32 values and the message's checksum (the message starts at out[start]):
+  // the values are copied and checksummed a chunk at a time, while each chunk is in cache.
+  static void append_floats(std::span<const float> values, std::vector<std::byte>& out, std::size_t start) {
+    const std::size_t at = out.size();
+    const std::size_t bytes = values.size() * sizeof(float);
+    out.resize(at + bytes + message::checksum_bytes);
+    std::uint32_t crc = crc32c(std::span<const std::byte>(out.data() + start, at - start));
+    constexpr std::size_t chunk = message::checksum_chunk / sizeof(float);
+    for (std::size_t j = 0; j < values.size(); j += chunk) {
+      const std::size_t count = std::min(chunk, values.size() - j);
+      std::byte* dst = out.data() + at + j * sizeof(float);
+      if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(dst, values.data() + j, count * sizeof(float));
+      } else {
+        for (std::size_t i = 0; i < count; ++i) {
+          std::uint32_t bits;
+          std::memcpy(&bits, &values[j + i], 4);
+          bits = __builtin_bswap32(bits);
+          std::memcpy(dst + 4 * i, &bits, 4);
+        }
+      }
+      crc = crc32c(std::span<const std::byte>(dst, count * sizeof(float)), crc);
+    }
+    message::store_checksum(out.data() + at + bytes, crc);
+  }
+
+  // The float path of decode_add: positions (if explicit) from body[offset…], then the values.
+  // The values are checksummed and checked for finiteness a chunk at a time in one pass; acc is
+  // touched only once the whole message is verified.
+  void add_floats(const message::Envelope& envelope, std::size_t offset, const detail::CodeShape& shape,
+                  const std::uint32_t* map, float weight, float* a) const {
+    const std::span<const std::byte> payload = envelope.body.subspan(offset);
+    std::vector<std::uint32_t> positions;
+    std::size_t consumed = 0;
+    if (shape.explicit_positions) {
+      positions.reserve(shape.k);
+      consumed = coder_.decode_positions(payload, shape, [&](std::size_t p) { positions.push_back(static_cast<std::uint32_t>(p)); });
+    }
+    const std::size_t count = shape.explicit_positions ? shape.k : shape.n;
+    if (payload.size() - consumed != count * sizeof(float)) throw DecodeError("float payload has the wrong size");
+    const std::byte* values = payload.data() + consumed;
+    std::uint32_t crc = crc32c(envelope.body.first(offset + consumed));
+    float max_abs = 0.0f;
+    bool finite = true;
+    constexpr std::size_t chunk = message::checksum_chunk / sizeof(float);
+    for (std::size_t j = 0; j < count; j += chunk) {
+      const std::size_t stop = std::min(count, j + chunk);
+      crc = crc32c(std::span<const std::byte>(values + 4 * j, 4 * (stop - j)), crc);
+      for (std::size_t i = j; i < stop; ++i) {
+        const float f = load_float(values + 4 * i);
+        finite &= std::isfinite(f);
+        max_abs = std::max(max_abs, std::fabs(f));
+      }
+    }
+    message::verify(envelope, crc);
+    if (!finite || !std::isfinite(max_abs * weight)) throw DecodeError("message holds or yields a non-finite value");
+    for (std::size_t j = 0; j < count; ++j) {
+      const std::size_t pos = shape.explicit_positions ? positions[j] : (map ? map[j] : j);
+      a[pos] += weight * load_float(values + 4 * j);
+    }
+  }
+
+  // The level path of decode_add, over the coder's payload.
+  void add_levels(std::span<const std::byte> payload, const detail::CodeShape& shape, const detail::LevelBlock& block,
+                  const std::uint32_t* map, float weight, float* a) const {
+    std::vector<float> table;
+    block.signed_table(weight, table);
+    for (const float t : table)
+      if (!std::isfinite(t)) throw DecodeError("weight times the message's scale is not finite");
+    const float* wt = table.data() + block.s;
+    std::size_t consumed;
+    if (map) {
+      consumed = coder_.decode_levels(payload, shape, block.s, [&](std::size_t pos, int l) { a[map[pos]] += wt[l]; });
+    } else {
+      consumed = coder_.decode_levels(payload, shape, block.s, detail::AddSink{a, wt});
+    }
+    if (consumed != payload.size()) throw DecodeError("trailing bytes after the payload");
+  }
+
   // The sparsifier rejects non-finite input in its own pass over v, or Dense hands v itself to a
   // quantizer that does.
   static constexpr bool input_checked = [] {

@@ -28,7 +28,8 @@ struct ConceptPositionSink {
 };
 }  // namespace detail
 
-/// Chooses which coordinates are sent: fills a detail::Selection, writes and reads its parameters.
+/// Chooses which coordinates are sent: fills a detail::Selection, writes and reads its parameters
+/// (read_params refuses parameters this configuration would not have written: DecodeError).
 template <class S>
 concept Sparsifier = std::copy_constructible<S> &&
     requires(const S cs, std::span<const float> v, Rng& rng, detail::Selection& sel, std::vector<std::byte>& out,
@@ -42,10 +43,11 @@ concept Sparsifier = std::copy_constructible<S> &&
       cs.validate();
       cs.select(v, rng, sel);
       cs.write_params(std::as_const(sel), out);
-      S::read_params(in, d, sel);
+      cs.read_params(in, d, sel);
     };
 
-/// Maps the selected values to integer levels (or keeps floats), writes and reads its parameters.
+/// Maps the selected values to integer levels (or keeps floats), writes and reads its parameters
+/// (read_params refuses parameters this configuration would not have written: DecodeError).
 template <class Q>
 concept Quantizer = std::copy_constructible<Q> &&
     requires(Q q, const Q cq, std::span<const float> x, float scale, Rng& rng, detail::LevelBlock& blk,
@@ -59,7 +61,7 @@ concept Quantizer = std::copy_constructible<Q> &&
       cq.validate();
       q.quantize(x, scale, rng, blk, recon);
       cq.write_params(std::as_const(blk), out);
-      Q::read_params(in, scale, blk);
+      cq.read_params(in, scale, blk);
     };
 
 /// Turns levels (or the positions of float values) into bits and back.

@@ -30,7 +30,7 @@ struct Dense {
     sel.indices.clear();
   }
   void write_params(const detail::Selection& /*sel*/, std::vector<std::byte>& /*out*/) const {}
-  static void read_params(ByteReader& /*in*/, std::size_t d, detail::Selection& sel) {
+  void read_params(ByteReader& /*in*/, std::size_t d, detail::Selection& sel) const {
     sel.all = true;
     sel.implicit = false;
     sel.k = d;

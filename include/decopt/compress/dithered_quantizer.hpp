@@ -79,7 +79,7 @@ struct DitheredQuantizer {
     const std::size_t n = x.size();
     const int s = levels;
     blk.s = s;
-    blk.flags = static_cast<std::uint8_t>((norm == Norm::Linf ? 1 : 0) | (natural ? 2 : 0));
+    blk.flags = option_flags();
     blk.levels.resize(n);
     const float sigma = norm_of(x);
     blk.sigma = sigma;
@@ -111,11 +111,13 @@ struct DitheredQuantizer {
     put_varint(out, static_cast<std::uint64_t>(blk.s));
     put_le<float>(out, blk.sigma);
   }
-  static void read_params(ByteReader& in, float scale, detail::LevelBlock& blk) {
+  /// The levels and options must be this configuration's: s bounds every level, and so the
+  /// number of distinct symbols a coder may declare (2s).
+  void read_params(ByteReader& in, float scale, detail::LevelBlock& blk) const {
     const auto flags = in.get_le<std::uint8_t>();
-    if (flags > 3) throw DecodeError("DitheredQuantizer: bad option flags");
+    if (flags != option_flags()) throw DecodeError("DitheredQuantizer: option flags are not this configuration's");
     const std::uint64_t s = in.get_varint();
-    if (s < 1 || s > static_cast<std::uint64_t>(max_levels)) throw DecodeError("DitheredQuantizer: levels out of range");
+    if (s != static_cast<std::uint64_t>(levels)) throw DecodeError("DitheredQuantizer: levels are not this configuration's");
     const float sigma = in.get_le<float>();
     if (!std::isfinite(sigma) || sigma < 0.0f) throw DecodeError("DitheredQuantizer: scale is not a finite non-negative number");
     blk.flags = flags;
@@ -126,6 +128,10 @@ struct DitheredQuantizer {
   }
 
  private:
+  // The options as the message carries them: bit 0 the ℓ∞ scale, bit 1 natural spacing.
+  [[nodiscard]] std::uint8_t option_flags() const noexcept {
+    return static_cast<std::uint8_t>((norm == Norm::Linf ? 1 : 0) | (natural ? 2 : 0));
+  }
   // σ as a float no smaller than the exact norm.
   float norm_of(std::span<const float> x) const {
     double exact;

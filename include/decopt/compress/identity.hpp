@@ -33,7 +33,7 @@ struct Identity {
     for (std::size_t i = 0; i < x.size(); ++i) out[i] = x[i] * scale;
   }
   void write_params(const detail::LevelBlock& /*blk*/, std::vector<std::byte>& /*out*/) const {}
-  static void read_params(ByteReader& /*in*/, float /*scale*/, detail::LevelBlock& /*blk*/) {}
+  void read_params(ByteReader& /*in*/, float /*scale*/, detail::LevelBlock& /*blk*/) const {}
 };
 
 }  // namespace decopt

@@ -53,9 +53,10 @@ struct RandTopK {
     for (std::size_t j = 0; j < sel.k; ++j) sel.indices[j] = sel.top[sel.picks[j]];
   }
   void write_params(const detail::Selection& sel, std::vector<std::byte>& out) const { put_varint(out, sel.k); }
-  static void read_params(ByteReader& in, std::size_t d, detail::Selection& sel) {
+  /// The count must be the k = ⌈ratio·d⌉ this configuration selects.
+  void read_params(ByteReader& in, std::size_t d, detail::Selection& sel) const {
     const std::uint64_t k = in.get_varint();
-    if (k == 0 || k > d) throw DecodeError("RandTopK: selected count out of range");
+    if (k != detail::count_for_ratio(ratio, d)) throw DecodeError("RandTopK: selected count is not this configuration's");
     sel.all = false;
     sel.implicit = false;
     sel.k = static_cast<std::size_t>(k);

@@ -55,12 +55,13 @@ struct RandomK {
     put_le<std::uint64_t>(out, sel.seed);
     out.push_back(static_cast<std::byte>(unbiased ? 1 : 0));
   }
-  static void read_params(ByteReader& in, std::size_t d, detail::Selection& sel) {
+  /// The count must be the k = ⌈ratio·d⌉ this configuration selects, the flag its `unbiased`.
+  void read_params(ByteReader& in, std::size_t d, detail::Selection& sel) const {
     const std::uint64_t k = in.get_varint();
-    if (k == 0 || k > d) throw DecodeError("RandomK: selected count out of range");
+    if (k != detail::count_for_ratio(ratio, d)) throw DecodeError("RandomK: selected count is not this configuration's");
     sel.seed = in.get_le<std::uint64_t>();
     const auto flag = in.get_le<std::uint8_t>();
-    if (flag > 1) throw DecodeError("RandomK: bad flags");
+    if (flag != (unbiased ? 1 : 0)) throw DecodeError("RandomK: unbiased flag is not this configuration's");
     sel.all = false;
     sel.implicit = true;
     sel.k = static_cast<std::size_t>(k);

@@ -55,7 +55,7 @@ struct Sign {
     }
   }
   void write_params(const detail::LevelBlock& blk, std::vector<std::byte>& out) const { put_le<float>(out, blk.sigma); }
-  static void read_params(ByteReader& in, float scale, detail::LevelBlock& blk) {
+  void read_params(ByteReader& in, float scale, detail::LevelBlock& blk) const {
     const float magnitude = in.get_le<float>();
     if (!std::isfinite(magnitude) || magnitude < 0.0f) throw DecodeError("Sign: magnitude is not a finite non-negative number");
     blk.s = 1;

@@ -41,9 +41,10 @@ struct TopK {
     detail::top_k_indices(v, sel.k, sel.indices, sel.scratch);
   }
   void write_params(const detail::Selection& sel, std::vector<std::byte>& out) const { put_varint(out, sel.k); }
-  static void read_params(ByteReader& in, std::size_t d, detail::Selection& sel) {
+  /// The count must be the k = ⌈ratio·d⌉ this configuration selects.
+  void read_params(ByteReader& in, std::size_t d, detail::Selection& sel) const {
     const std::uint64_t k = in.get_varint();
-    if (k == 0 || k > d) throw DecodeError("TopK: selected count out of range");
+    if (k != detail::count_for_ratio(ratio, d)) throw DecodeError("TopK: selected count is not this configuration's");
     sel.all = false;
     sel.implicit = false;
     sel.k = static_cast<std::size_t>(k);

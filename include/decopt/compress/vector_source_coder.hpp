@@ -36,6 +36,14 @@
 // position plus the lower-rank positions emitted so far, a lower bound); the smallest candidate
 // (lowest rank on ties) is exact, is emitted, and every higher rank's candidate moves up by one.
 // Zeros cost nothing: decode touches only the non-zero positions of the accumulator.
+// Decode, many symbols (large s, or a malformed message): the two decoders above cost O(n/64·m)
+// and O(nnz·m) time and the dense one m hit bitmaps, so they are used only for m ≤ 128 word ranks
+// with bitmaps of ≤ 32 bits per position, or m ≤ 64 sparse ranks. Otherwise each rank's hits
+// are placed in turn by select over the positions still free (a bitmap with a Fenwick tree),
+// O(n/64 + nnz·log n) time and n/5 bytes whatever m. Before any of them, the rank list is checked
+// against the receiver's n and s and the bytes present (RankReader): decoding a message of B
+// bytes costs O(B + n log n) time and, with the word decoder's bitmaps and Golomb tables, at
+// most about 9 bytes of scratch per position.
 #pragma once
 
 #include <algorithm>
@@ -66,8 +74,6 @@ class VectorSourceCoder {
  public:
   static constexpr std::uint8_t id = message::ids::vector_source;
   static std::string name() { return "VSC"; }
-  /// Largest Golomb parameter accepted from a message (keeps the bit arithmetic in 64 bits).
-  static constexpr std::uint64_t max_golomb_parameter = std::uint64_t{1} << 40;
 
   void encode_levels(const detail::CodeShape& shape, std::span<const std::int16_t> levels, int s, std::vector<std::byte>& out) {
     const auto bins = static_cast<std::size_t>(2 * s + 1);
@@ -376,21 +382,19 @@ class VectorSourceCoder {
     // leaves their positions free, records what it left, and the sparse decoder places them.
     const std::size_t m = word_rank_count(ranks, n);
     const bool suffix = m < ranks.size();
-    thread_local std::vector<std::uint64_t> left_free;
+    DenseScratch& scratch = dense_scratch();
+    std::vector<std::uint64_t>& left_free = scratch.left_free;
     if (suffix && left_free.size() < (n + 63) / 64) left_free.resize((n + 63) / 64);
     std::vector<std::uint64_t> left(m), first(m, 0), taken(m, 0), words(m, 0);
-    thread_local std::vector<std::uint64_t> bitmap_scratch;
     std::size_t total_words = 0;
     for (std::size_t r = 0; r < m; ++r) {
       left[r] = ranks[r].count;
       first[r] = total_words;
-      if (ranks[r].golomb.b > 1 && !ranks[r].implied) {
-        words[r] = static_cast<std::size_t>(ranks[r].remaining / 64 + 3);  // the bits, and two words of zeros to read past them
-        total_words += words[r];
-      }
+      words[r] = bitmap_words(ranks[r]);
+      total_words += words[r];
     }
-    if (bitmap_scratch.size() < total_words) bitmap_scratch.resize(total_words);
-    std::uint64_t* bitmaps = bitmap_scratch.data();
+    if (scratch.bitmaps.size() < total_words) scratch.bitmaps.resize(total_words);
+    std::uint64_t* bitmaps = scratch.bitmaps.data();
     std::vector<std::optional<detail::GolombTable>> tables(m);
     std::vector<detail::GolombTable::Job> jobs;
     std::vector<std::size_t> job_rank;
@@ -513,49 +517,219 @@ class VectorSourceCoder {
     return hits;
   }
 
+  // Reads a message's rank list one entry at a time, each validated against the receiver's n and
+  // s and against the bytes present before anything is allocated or decoded in proportion to
+  // what it declares: at most 2s distinct symbols, in the encoder's order (decreasing count, ties
+  // by zigzag order), counts ≥ 1 summing to at most n, Golomb parameters ≤ the positions left
+  // (the optimal one for density c/remaining is at most remaining/c), and streams of at least one
+  // bit per codeword that the bytes hold. Also each entry takes at least four bits, so a symbol
+  // count the header cannot hold is refused at once.
+  class RankReader {
+   public:
+    RankReader(std::span<const std::byte> bytes, std::size_t n, int s)
+        : head_(bytes), bytes_(bytes.size()), s_(s), remaining_(n), used_(static_cast<std::size_t>(2 * s + 1), false) {
+      m_ = codes::read_elias_gamma(head_) - 1;
+      if (m_ > static_cast<std::uint64_t>(2 * s) || m_ > n || m_ > head_.remaining() / 4)
+        throw DecodeError("VSC: symbol count out of range");
+    }
+    [[nodiscard]] std::uint64_t size() const noexcept { return m_; }
+    /// Where the streams start, once every entry is read.
+    [[nodiscard]] std::size_t header_end() const noexcept { return head_.byte_position(); }
+    /// Total length of the streams of the entries read so far.
+    [[nodiscard]] std::uint64_t stream_bytes() const noexcept { return streams_; }
+
+    /// The next rank; `length` is its stream's length in bytes.
+    Rank next(std::uint64_t& length) {
+      const std::uint64_t z = codes::read_elias_gamma(head_);
+      if (z > static_cast<std::uint64_t>(2 * s_)) throw DecodeError("VSC: symbol out of range");
+      const int symbol = detail::unzigzag_nonzero(z);
+      if (used_[static_cast<std::size_t>(symbol + s_)]) throw DecodeError("VSC: repeated symbol");
+      used_[static_cast<std::size_t>(symbol + s_)] = true;
+      const std::uint64_t count = codes::read_elias_delta(head_);
+      if (count > remaining_) throw DecodeError("VSC: counts exceed the dimension");
+      if (count > previous_count_ || (count == previous_count_ && z < previous_z_)) throw DecodeError("VSC: symbols out of order");
+      const std::uint64_t b = codes::read_elias_delta(head_);
+      if (b > std::max<std::uint64_t>(1, remaining_)) throw DecodeError("VSC: Golomb parameter out of range");
+      length = codes::read_elias_delta(head_) - 1;
+      const bool implied = count == remaining_;  // fills every remaining position: no stream
+      if (length > bytes_ || (implied ? length != 0 : count > 8 * length))
+        throw DecodeError("VSC: stream length does not fit the symbol's count");
+      streams_ += length;
+      if (streams_ > bytes_) throw DecodeError("VSC: message truncated");
+      const Rank rank{symbol, count, remaining_, detail::GolombCode(b), implied};
+      remaining_ -= count;
+      previous_count_ = count;
+      previous_z_ = z;
+      return rank;
+    }
+
+   private:
+    BitReader head_;
+    std::size_t bytes_;
+    int s_;
+    std::uint64_t m_ = 0;
+    std::uint64_t remaining_;
+    std::uint64_t streams_ = 0;
+    std::uint64_t previous_count_ = std::numeric_limits<std::uint64_t>::max();
+    std::uint64_t previous_z_ = 0;
+    std::vector<bool> used_;  // 2s + 1 bits
+  };
+
+  // A message's rank list after a first pass of RankReader: its size and total, where the streams
+  // are, and — when there are few enough ranks for the word-parallel or per-non-zero decoders —
+  // the ranks and a cursor over each stream. A longer list is not kept: decode_by_select reads it
+  // again entry by entry, so no decoder's memory grows with the number of symbols.
+  struct Header {
+    std::uint64_t m = 0;
+    std::uint64_t total = 0;     // non-zeros
+    std::size_t streams_at = 0;  // the first stream's byte offset
+    std::size_t end = 0;         // bytes used: header and streams
+    std::vector<Rank> ranks;
+    std::vector<detail::BitCursor> cursors;
+  };
+  static Header read_header(std::span<const std::byte> bytes, std::size_t n, int s) {
+    RankReader reader(bytes, n, s);
+    Header h;
+    h.m = reader.size();
+    const bool listed = h.m <= max_word_ranks + max_sparse_suffix;
+    std::vector<std::uint64_t> lengths;
+    if (listed) {
+      h.ranks.reserve(static_cast<std::size_t>(h.m));
+      lengths.reserve(static_cast<std::size_t>(h.m));
+    }
+    for (std::uint64_t r = 0; r < h.m; ++r) {
+      std::uint64_t length;
+      const Rank rank = reader.next(length);
+      h.total += rank.count;
+      if (listed) {
+        h.ranks.push_back(rank);
+        lengths.push_back(length);
+      }
+    }
+    h.streams_at = reader.header_end();
+    if (reader.stream_bytes() > bytes.size() - h.streams_at) throw DecodeError("VSC: message truncated");
+    h.end = h.streams_at + static_cast<std::size_t>(reader.stream_bytes());
+    std::size_t offset = h.streams_at;
+    h.cursors.reserve(lengths.size());
+    for (const std::uint64_t length : lengths) {
+      h.cursors.emplace_back(bytes.data() + offset, static_cast<std::size_t>(length));
+      offset += static_cast<std::size_t>(length);
+    }
+    return h;
+  }
+
   // Calls sink(pos, level) once for every non-zero: in ascending position for each symbol (so
   // for one-symbol streams, such as positions, in ascending order), interleaved across symbols.
   // `expected_total` (or max) is the number of non-zeros the caller knows must be there.
+  // Whatever the bytes, O(bytes + n log n) time and O(n + s) scratch: the decoder is chosen by
+  // what its cost would be (choose_decoder).
   template <class Sink>
   std::size_t decode_runs(std::span<const std::byte> bytes, std::size_t n, int s, std::uint64_t expected_total, Sink&& sink) const {
-    BitReader head(bytes);
-    const std::uint64_t m = codes::read_elias_gamma(head) - 1;
-    if (m > static_cast<std::uint64_t>(2 * s) || m > n) throw DecodeError("VSC: symbol count out of range");
-    std::vector<Rank> ranks(static_cast<std::size_t>(m));
-    std::vector<std::uint64_t> stream_bytes(ranks.size());
-    std::vector<bool> used(static_cast<std::size_t>(2 * s + 1), false);
-    std::uint64_t remaining = n, total = 0;
-    for (std::size_t r = 0; r < ranks.size(); ++r) {
-      const std::uint64_t z = codes::read_elias_gamma(head);
-      if (z > static_cast<std::uint64_t>(2 * s)) throw DecodeError("VSC: symbol out of range");
-      const int symbol = detail::unzigzag_nonzero(z);
-      if (used[static_cast<std::size_t>(symbol + s)]) throw DecodeError("VSC: repeated symbol");
-      used[static_cast<std::size_t>(symbol + s)] = true;
-      const std::uint64_t count = codes::read_elias_delta(head);
-      if (count > remaining) throw DecodeError("VSC: counts exceed the dimension");
-      const std::uint64_t b = codes::read_elias_delta(head);
-      if (b > max_golomb_parameter) throw DecodeError("VSC: Golomb parameter out of range");
-      stream_bytes[r] = codes::read_elias_delta(head) - 1;
-      ranks[r] = Rank{symbol, count, remaining, detail::GolombCode(b), count == remaining};
-      remaining -= count;
-      total += count;
-    }
-    if (expected_total != std::numeric_limits<std::uint64_t>::max() && total != expected_total)
+    Header h = read_header(bytes, n, s);
+    if (expected_total != std::numeric_limits<std::uint64_t>::max() && h.total != expected_total)
       throw DecodeError("VSC: wrong number of positions");
-    std::size_t offset = head.byte_position();
-    std::vector<detail::BitCursor> cursors(ranks.size());
-    for (std::size_t r = 0; r < ranks.size(); ++r) {
-      if (stream_bytes[r] > bytes.size() - offset) throw DecodeError("VSC: message truncated");
-      cursors[r] = detail::BitCursor(bytes.data() + offset, static_cast<std::size_t>(stream_bytes[r]));
-      offset += static_cast<std::size_t>(stream_bytes[r]);
+    bool ok = false;
+    switch (h.ranks.size() == h.m ? choose_decoder(n, h.ranks, h.total) : Decoder::select) {
+      case Decoder::words: ok = decode_words(n, h.ranks, h.cursors, sink); break;
+      case Decoder::sparse: ok = decode_sparse(n, h.ranks, h.cursors, h.total, sink); break;
+      case Decoder::select: ok = decode_by_select(bytes, n, s, h.streams_at, sink); break;
+    }
+    if (!ok) {
+      dense_scratch().release();  // a refused message leaves no scratch of its size behind
+      throw DecodeError("VSC: corrupt run-length stream");
+    }
+    return h.end;
+  }
+
+  // The word-parallel decoder for dense messages when its cost stays O(n) — at most
+  // max_word_ranks ranks visited per word and hit bitmaps of at most 32 bits per position (all of
+  // ℓ∞-scaled s ≤ 64 dithering) — the per-non-zero one for sparse messages with at most
+  // max_sparse_ranks symbols, and otherwise (many symbols, whether from large s or a malformed
+  // message) the select decoder, O(n/64 + non-zeros · log n).
+  enum class Decoder { words, sparse, select };
+  static Decoder choose_decoder(std::size_t n, std::span<const Rank> ranks, std::uint64_t total) noexcept {
+    if (total < n / 32) return ranks.size() <= max_sparse_ranks ? Decoder::sparse : Decoder::select;
+    const std::size_t m = word_rank_count(ranks, n);
+    if (m > max_word_ranks) return Decoder::select;
+    std::uint64_t words = 0;
+    for (std::size_t r = 0; r < m; ++r) words += bitmap_words(ranks[r]);
+    return words <= n / 2 + 3 * m ? Decoder::words : Decoder::select;
+  }
+  // Words of the hit bitmap decode_words expands a rank's stream into (b = 1 streams already are
+  // one): its bits and two words of zeros to read past them.
+  static std::size_t bitmap_words(const Rank& rk) noexcept {
+    return rk.golomb.b > 1 && !rk.implied ? static_cast<std::size_t>(rk.remaining / 64 + 3) : 0;
+  }
+
+  // The positions not yet claimed by a rank, with select: a bitmap, and a Fenwick tree of the
+  // free positions per word (Fenwick, "A new data structure for cumulative frequency tables",
+  // 1994), so that finding and clearing the i-th free position costs O(log(n/64)). n/8 + n/16 bytes.
+  class FreePositions {
+   public:
+    explicit FreePositions(std::size_t n) : words_((n + 63) / 64, ~std::uint64_t{0}), tree_(words_.size() + 1, 0) {
+      if (n % 64 != 0) words_.back() = detail::bits::low_mask(static_cast<unsigned>(n % 64));
+      for (std::size_t k = 1; k < tree_.size(); ++k) {  // O(words) build: each node adds itself to its parent
+        tree_[k] += static_cast<std::uint32_t>(detail::bits::popcount(words_[k - 1]));
+        const std::size_t parent = k + (k & (0 - k));
+        if (parent < tree_.size()) tree_[parent] += tree_[k];
+      }
+      top_ = std::bit_floor(words_.size());
+    }
+    /// Clears and returns the i-th (0-based) free position; i must be below the number free.
+    std::size_t take(std::uint64_t i) noexcept {
+      std::size_t word = 0;  // the words before the one holding it, found top-down
+      for (std::size_t step = top_; step != 0; step >>= 1) {
+        if (word + step < tree_.size() && tree_[word + step] <= i) {
+          word += step;
+          i -= tree_[word];
+        }
+      }
+      const int bit = detail::bits::select(words_[word], static_cast<unsigned>(i));
+      words_[word] &= ~(std::uint64_t{1} << bit);
+      for (std::size_t k = word + 1; k < tree_.size(); k += k & (0 - k)) --tree_[k];
+      return word * 64 + static_cast<std::size_t>(bit);
+    }
+    /// Calls f(position) for each free position, ascending.
+    template <class F>
+    void for_each(F&& f) const {
+      for (std::size_t w = 0; w < words_.size(); ++w)
+        for (std::uint64_t bits = words_[w]; bits != 0; bits &= bits - 1) f(w * 64 + static_cast<std::size_t>(std::countr_zero(bits)));
     }
 
-    if (total >= n / 32) {  // dense message
-      if (!decode_words(n, ranks, cursors, sink)) throw DecodeError("VSC: corrupt run-length stream");
-      return offset;
+   private:
+    std::vector<std::uint64_t> words_;
+    std::vector<std::uint32_t> tree_;  // 1-based
+    std::size_t top_ = 0;
+  };
+
+  // Decodes any message rank by rank, reading the rank list again (read_header validated it):
+  // each hit's index among the positions its rank may take, less the hits of that rank already
+  // placed, is its index among the positions still free. An implied rank (the last) takes what
+  // is left. Returns false for a corrupt stream.
+  template <class Sink>
+  static bool decode_by_select(std::span<const std::byte> bytes, std::size_t n, int s, std::size_t streams_at, Sink& sink) {
+    RankReader reader(bytes, n, s);
+    FreePositions free(n);
+    std::size_t offset = streams_at;
+    for (std::uint64_t r = 0; r < reader.size(); ++r) {
+      std::uint64_t length;
+      const Rank rk = reader.next(length);
+      detail::BitCursor cursor(bytes.data() + offset, static_cast<std::size_t>(length));
+      offset += static_cast<std::size_t>(length);
+      if (rk.implied) {
+        free.for_each([&](std::size_t pos) { sink(pos, rk.symbol); });
+        continue;
+      }
+      const std::uint64_t max_quotient = rk.remaining / rk.golomb.b + 1;
+      std::uint64_t rel = 0;
+      for (std::uint64_t j = 0; j < rk.count; ++j) {
+        const std::uint64_t run = cursor.read_golomb(rk.golomb, max_quotient);
+        rel = j == 0 ? run : rel + run + 1;
+        if (rel >= rk.remaining || cursor.overrun()) return false;
+        sink(free.take(rel - j), rk.symbol);
+      }
     }
-    if (!decode_sparse(n, ranks, cursors, total, sink)) throw DecodeError("VSC: corrupt run-length stream");
-    return offset;
+    return true;
   }
 
   // Sparse decode: per rank a candidate absolute position (see the header comment); emits in
@@ -623,6 +797,24 @@ class VectorSourceCoder {
   std::vector<std::uint32_t> hist_;
   std::vector<std::uint64_t> last_;
   std::vector<std::uint64_t> left_;
+  // decode_words' per-thread scratch, kept for the next message of the same size: the positions
+  // the word ranks leave to the sparse suffix, and the hit bitmaps (≤ 32 bits per position).
+  struct DenseScratch {
+    std::vector<std::uint64_t> left_free;
+    std::vector<std::uint64_t> bitmaps;
+    void release() noexcept {
+      std::vector<std::uint64_t>().swap(left_free);
+      std::vector<std::uint64_t>().swap(bitmaps);
+    }
+  };
+  static DenseScratch& dense_scratch() noexcept {
+    thread_local DenseScratch scratch;
+    return scratch;
+  }
+  // At most this many ranks are visited per word by decode_words, and at most this many ranks
+  // are merged per non-zero by decode_sparse; beyond, decode_by_select.
+  static constexpr std::size_t max_word_ranks = 128;
+  static constexpr std::size_t max_sparse_ranks = 64;
   // Streams with at least this many codewords are decoded through a GolombTable (its 4096
   // entries cost about as much to build as decoding that many codewords bit by bit).
   static constexpr std::uint64_t table_min_count = 8192;
