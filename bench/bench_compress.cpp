@@ -1,10 +1,14 @@
 // bench/bench_compress.cpp — encode and decode_add throughput of the main compression pipelines
-// on Gaussian and Laplacian inputs, beside BM_Memcpy on the same sizes. Counters:
+// on Gaussian and Laplacian inputs, beside BM_Memcpy on the same sizes, and BM_Crc32c, the
+// message checksum alone over as many bytes as the floats (what a separate pass over a dense
+// raw float32 message would cost), and BM_Checksum, the checksum alone over each pipeline's
+// message (encode and decode include their checksum). Counters:
 // bits_per_element (message size) and entropy_bits_per_element (empirical zeroth-order entropy
 // of the reconstructed symbols, the n·H0 bound a zeroth-order coder can reach).
 #include "memcpy_baseline.hpp"
 
 #include <decopt/compress/compress.hpp>
+#include <decopt/core/crc32c.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -51,6 +55,18 @@ double entropy_bits_per_element(const std::vector<float>& q) {
   return h;
 }
 
+void BM_Crc32c(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto& v = input(Input::Gaussian, n);
+  const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(v.data()), n * sizeof(float));
+  for (auto _ : state) {
+    std::uint32_t crc = crc32c(bytes);
+    benchmark::DoNotOptimize(crc);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(float)));
+}
+BENCHMARK(BM_Crc32c)->Apply(decopt::bench::standard_sizes);
+
 template <class P>
 void BM_Encode(benchmark::State& state, P pipeline, Input kind) {
   const auto n = static_cast<std::size_t>(state.range(0));
@@ -88,6 +104,23 @@ void BM_DecodeAdd(benchmark::State& state, P pipeline, Input kind) {
   state.counters["entropy_bits_per_element"] = entropy_bits_per_element(q);
 }
 
+// The checksum alone over a pipeline's message (its share of that pipeline's encode and decode).
+template <class P>
+void BM_Checksum(benchmark::State& state, P pipeline, Input kind) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto& v = input(kind, n);
+  std::vector<float> q(n);
+  std::vector<std::byte> msg;
+  Rng rng(1);
+  pipeline.encode(v, rng, msg, q);
+  for (auto _ : state) {
+    std::uint32_t crc = crc32c(msg);
+    benchmark::DoNotOptimize(crc);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * msg.size()));
+  state.counters["bits_per_element"] = static_cast<double>(msg.size()) * 8.0 / static_cast<double>(n);
+}
+
 using DitheredVsc = Compressor<Dense, DitheredQuantizer, VectorSourceCoder>;
 using DitheredElias = Compressor<Dense, DitheredQuantizer, EliasCoder>;
 using DitheredRaw = Compressor<Dense, DitheredQuantizer, RawCoder>;
@@ -100,7 +133,8 @@ using DenseIdentity = Compressor<Dense, Identity, RawCoder>;
   BENCHMARK_CAPTURE(BM_Encode, label##_gauss, pipeline, Input::Gaussian)->Apply(decopt::bench::standard_sizes);    \
   BENCHMARK_CAPTURE(BM_DecodeAdd, label##_gauss, pipeline, Input::Gaussian)->Apply(decopt::bench::standard_sizes); \
   BENCHMARK_CAPTURE(BM_Encode, label##_laplace, pipeline, Input::Laplacian)->Apply(decopt::bench::standard_sizes); \
-  BENCHMARK_CAPTURE(BM_DecodeAdd, label##_laplace, pipeline, Input::Laplacian)->Apply(decopt::bench::standard_sizes)
+  BENCHMARK_CAPTURE(BM_DecodeAdd, label##_laplace, pipeline, Input::Laplacian)->Apply(decopt::bench::standard_sizes); \
+  BENCHMARK_CAPTURE(BM_Checksum, label##_gauss, pipeline, Input::Gaussian)->Apply(decopt::bench::standard_sizes)
 
 DECOPT_BENCH_PAIR(dithered_s4_l2_vsc, DitheredVsc({}, {4, Norm::L2}));
 DECOPT_BENCH_PAIR(dithered_s4_linf_vsc, DitheredVsc({}, {4, Norm::Linf}));

@@ -143,3 +143,26 @@ TEMPLATE_LIST_TEST_CASE("every flipped bit and every burst of up to 32 bits in a
   REQUIRE(accepted == 0);
   REQUIRE(refused == bits + 400);
 }
+
+TEST_CASE("a float payload larger than the caches is copied, streamed and checksummed exactly", "[compress][integrity]") {
+  // 2^22 + 3 floats (above the 16 MiB at which the copy streams), written after one byte so that
+  // the payload starts unaligned, with a tail that is not a whole chunk.
+  const std::size_t d = (std::size_t{1} << 22) + 3;
+  Compressor<Dense, Identity, RawCoder> c;
+  const auto v = gaussian(d, 12);
+  Rng rng(1);
+  std::vector<float> q(d);
+  std::vector<std::byte> out{std::byte{1}};
+  c.encode(v, rng, out, q);
+  const std::span<const std::byte> msg = std::span<const std::byte>(out).subspan(1);
+  std::uint32_t trailer;
+  std::memcpy(&trailer, msg.data() + msg.size() - 4, 4);
+  REQUIRE(trailer == crc32c(msg.first(msg.size() - 4)));
+  REQUIRE(std::memcmp(msg.data() + msg.size() - 4 - 4 * d, v.data(), 4 * d) == 0);
+  std::vector<float> acc(d, 0.0f);
+  c.decode_add(msg, 1.0f, acc);
+  REQUIRE(acc == v);
+  std::vector<std::byte> bad(msg.begin(), msg.end());
+  bad[bad.size() / 2] ^= std::byte{0x10};
+  REQUIRE_THROWS_AS(c.decode_add(bad, 1.0f, acc), DecodeError);
+}

@@ -23,6 +23,7 @@
 #include "decopt/compress/dense.hpp"
 #include "decopt/compress/detail/add_sink.hpp"
 #include "decopt/compress/detail/pipeline.hpp"
+#include "decopt/compress/detail/stream_copy.hpp"
 #include "decopt/compress/identity.hpp"
 #include "decopt/compress/message.hpp"
 #include "decopt/core/bytes.hpp"
@@ -156,29 +157,40 @@ class Compressor {
   }
 
  private:
-  // Appends the float32 values and the message's checksum (the message starts at out[start]):
-  // the values are copied and checksummed a chunk at a time, while each chunk is in cache.
+  // Appends the float32 values and the message's checksum (the message starts at out[start]).
+  // The values are copied and checksummed a chunk at a time, so that the checksum reads each
+  // chunk from L1 after the copy brought it in; a payload larger than the caches is copied with
+  // non-temporal stores (as memcpy would for one large copy). Measured at 10·2^20 floats this
+  // hides the checksum almost entirely behind the copy; checksumming first, or the written
+  // bytes, or in one separate pass, costs 10–25% of the encode.
   static void append_floats(std::span<const float> values, std::vector<std::byte>& out, std::size_t start) {
     const std::size_t at = out.size();
     const std::size_t bytes = values.size() * sizeof(float);
     out.resize(at + bytes + message::checksum_bytes);
     std::uint32_t crc = crc32c(std::span<const std::byte>(out.data() + start, at - start));
-    constexpr std::size_t chunk = message::checksum_chunk / sizeof(float);
-    for (std::size_t j = 0; j < values.size(); j += chunk) {
-      const std::size_t count = std::min(chunk, values.size() - j);
-      std::byte* dst = out.data() + at + j * sizeof(float);
+    const bool stream = bytes >= stream_min_bytes;
+    const auto* src = reinterpret_cast<const std::byte*>(values.data());
+    for (std::size_t j = 0; j < bytes; j += message::checksum_chunk) {
+      const std::size_t count = std::min(message::checksum_chunk, bytes - j);
+      std::byte* dst = out.data() + at + j;
       if constexpr (std::endian::native == std::endian::little) {
-        std::memcpy(dst, values.data() + j, count * sizeof(float));
-      } else {
-        for (std::size_t i = 0; i < count; ++i) {
-          std::uint32_t bits;
-          std::memcpy(&bits, &values[j + i], 4);
-          bits = __builtin_bswap32(bits);
-          std::memcpy(dst + 4 * i, &bits, 4);
+        if (stream) {
+          detail::copy_streaming(dst, src + j, count);
+        } else {
+          std::memcpy(dst, src + j, count);
         }
+        crc = crc32c(std::span<const std::byte>(src + j, count), crc);  // the message's bytes are the floats
+      } else {
+        for (std::size_t i = 0; i < count; i += 4) {
+          std::uint32_t bits;
+          std::memcpy(&bits, src + j + i, 4);
+          bits = __builtin_bswap32(bits);
+          std::memcpy(dst + i, &bits, 4);
+        }
+        crc = crc32c(std::span<const std::byte>(dst, count), crc);
       }
-      crc = crc32c(std::span<const std::byte>(dst, count * sizeof(float)), crc);
     }
+    if (stream) detail::stream_fence();
     message::store_checksum(out.data() + at + bytes, crc);
   }
 
@@ -198,20 +210,18 @@ class Compressor {
     if (payload.size() - consumed != count * sizeof(float)) throw DecodeError("float payload has the wrong size");
     const std::byte* values = payload.data() + consumed;
     std::uint32_t crc = crc32c(envelope.body.first(offset + consumed));
-    float max_abs = 0.0f;
-    bool finite = true;
+    // max |value| as bits (an integer max, which vectorises): every value is finite iff it is
+    // below the bits of infinity
+    std::uint32_t max_bits = 0;
     constexpr std::size_t chunk = message::checksum_chunk / sizeof(float);
     for (std::size_t j = 0; j < count; j += chunk) {
       const std::size_t stop = std::min(count, j + chunk);
       crc = crc32c(std::span<const std::byte>(values + 4 * j, 4 * (stop - j)), crc);
-      for (std::size_t i = j; i < stop; ++i) {
-        const float f = load_float(values + 4 * i);
-        finite &= std::isfinite(f);
-        max_abs = std::max(max_abs, std::fabs(f));
-      }
+      for (std::size_t i = j; i < stop; ++i) max_bits = std::max(max_bits, load_bits(values + 4 * i) & 0x7fffffffu);
     }
     message::verify(envelope, crc);
-    if (!finite || !std::isfinite(max_abs * weight)) throw DecodeError("message holds or yields a non-finite value");
+    const float max_abs = std::bit_cast<float>(max_bits);
+    if (max_bits >= 0x7f800000u || !std::isfinite(max_abs * weight)) throw DecodeError("message holds or yields a non-finite value");
     for (std::size_t j = 0; j < count; ++j) {
       const std::size_t pos = shape.explicit_positions ? positions[j] : (map ? map[j] : j);
       a[pos] += weight * load_float(values + 4 * j);
@@ -259,14 +269,16 @@ class Compressor {
     }
     return shape;
   }
-  static float load_float(const std::byte* p) noexcept {
+  static std::uint32_t load_bits(const std::byte* p) noexcept {
     std::uint32_t bits;
     std::memcpy(&bits, p, 4);
     if constexpr (std::endian::native == std::endian::big) bits = __builtin_bswap32(bits);
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
+    return bits;
   }
+  static float load_float(const std::byte* p) noexcept { return std::bit_cast<float>(load_bits(p)); }
+  // Float payloads of at least this many bytes (16 MiB, about an L3) are copied with
+  // non-temporal stores, like the quantizer's large outputs.
+  static constexpr std::size_t stream_min_bytes = std::size_t{1} << 24;
 
   S sparsifier_;
   Q quantizer_;

@@ -48,7 +48,9 @@ struct EliasCoder {
   std::size_t decode_levels(std::span<const std::byte> bytes, const detail::CodeShape& shape, int s, Sink&& sink) const {
     BitReader r(bytes);
     const std::uint64_t nnz = codes::read_elias_delta(r) - 1;
-    if (nnz > shape.n || nnz > r.remaining()) throw DecodeError("Elias: non-zero count out of range");
+    // each non-zero takes at least three bits (a gap, a sign, a magnitude): a count the bytes
+    // cannot hold is refused before the loop
+    if (nnz > shape.n || nnz > r.remaining() / 3) throw DecodeError("Elias: non-zero count out of range");
     std::uint64_t next = 0;
     bool bad = false;
     for (std::uint64_t j = 0; j < nnz; ++j) {
@@ -79,7 +81,7 @@ struct EliasCoder {
   template <class Sink>
   std::size_t decode_positions(std::span<const std::byte> bytes, const detail::CodeShape& shape, Sink&& sink) const {
     BitReader r(bytes);
-    if (shape.k > r.remaining()) throw DecodeError("Elias: message truncated");
+    if (shape.k > r.remaining()) throw DecodeError("Elias: message truncated");  // a gap takes at least a bit
     std::uint64_t next = 0;
     for (std::size_t j = 0; j < shape.k; ++j) {
       const std::uint64_t pos = next + codes::read_elias_delta(r) - 1;
