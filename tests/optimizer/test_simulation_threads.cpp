@@ -1,17 +1,22 @@
 // The threaded Simulation: the same bits for every thread count, the gradient callback really runs
 // concurrently for different nodes (and serially, in node order, on one thread), a node's exception
 // reaches the caller naming the node, and the pool under it (detail::IndexPool) runs every index
-// once and stays usable after a job threw.
+// once, stays usable after a job threw, and does not wait for workers the OS refused to start.
 #include <catch2/catch.hpp>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <decopt/decopt.hpp>
 
 #include <atomic>
 #include <bit>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
-#include <mutex>
+#include <fstream>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -222,4 +227,55 @@ TEST_CASE("IndexPool: every index runs exactly once; the lowest failing index is
     CHECK(after.load() == 50);
   }
   CHECK_THROWS_AS(detail::IndexPool(0), ConfigError);
+}
+
+namespace {
+/// This process's virtual memory size (VmSize) in bytes.
+rlim_t virtual_memory_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmSize:") {
+      rlim_t kb = 0;
+      status >> kb;
+      return kb * 1024;
+    }
+    std::getline(status, key);
+  }
+  return 0;
+}
+}  // namespace
+
+TEST_CASE("IndexPool: workers the OS refuses to start are left out, and the pool runs without them (no hang)",
+          "[core][threads]") {
+  // In a child process whose address space leaves room for about one 8 MiB thread stack, a pool of
+  // 8 threads gets fewer; it must run a job over every index and be destroyed. A pool waiting for
+  // the missing workers would hang: the parent gives the child 60 s, then kills it and fails.
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::atomic<int> ran{0};
+    auto job = [&ran](std::size_t) { ran.fetch_add(1); };
+    bool ok = false;
+    {
+      rlimit limit{};
+      limit.rlim_cur = limit.rlim_max = virtual_memory_bytes() + (rlim_t{12} << 20);
+      setrlimit(RLIMIT_AS, &limit);
+      detail::IndexPool pool(8);
+      ok = pool.threads() < 8 && !pool.run(100, job).has_value() && ran.load() == 100;
+    }
+    _exit(ok ? 0 : 1);
+  }
+  int status = -1;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  pid_t done = 0;
+  while ((done = waitpid(child, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (done == 0) {
+    kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+    FAIL("the pool hung waiting for workers that never started");
+  }
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }

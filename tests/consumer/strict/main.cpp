@@ -11,8 +11,8 @@
 
 namespace {
 
-/// A few threaded Simulation rounds of Opt on a ring of 4 nodes with d = 5000 (long enough for
-/// every vector loop and the quantizer's lane-parallel dithers); returns the consensus distance.
+/// A few threaded Simulation rounds of Opt on a ring of 4 nodes with d = 5000, through a
+/// resynchronisation; returns the consensus distance. (Every SIMD path is compiled whatever d.)
 template <class Opt>
 double train(typename Opt::Compressor compressor, typename Opt::Prox prox = {}) {
   const int n = 4;
