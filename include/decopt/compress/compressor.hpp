@@ -132,8 +132,9 @@ class Compressor {
   /// Throws DecodeError for a malformed, truncated, corrupted (checksum) or foreign message
   /// (another pipeline, or parameters this configuration would not have sent), a message of
   /// another dimension than acc.size(), or one that would add a non-finite value (then acc may
-  /// hold a partial update: discard it). Never reads outside `msg`; costs O(msg.size() + d) time
-  /// and O(d) scratch whatever the bytes. ConfigError for a non-finite weight.
+  /// hold a partial update: discard it). Never reads outside `msg`; whatever the bytes, costs
+  /// O(B + d log d) time for a message of B bytes (O(B + d) but for messages of more symbols than
+  /// the word decoder takes) and O(d + s) scratch. ConfigError for a non-finite weight.
   void decode_add(std::span<const std::byte> msg, float weight, std::span<float> acc) const {
     detail::require(std::isfinite(weight), "Compressor::decode_add: weight must be finite");
     const message::Envelope envelope = message::open(msg);

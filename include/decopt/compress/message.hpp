@@ -11,9 +11,9 @@
 // The ids let a receiver reject a message from a differently configured compressor (a "foreign"
 // message) instead of misreading it; the dimension guards against decoding into the wrong model;
 // the checksum turns a message damaged in transit or in memory into a DecodeError instead of a
-// finite wrong value (every burst of ≤ 32 flipped bits, anything else but with probability
-// 2^−32; it is no defence against a peer that forges messages and recomputes it). Version 1
-// had no checksum.
+// finite wrong value (CRC-32C detects every burst of up to 32 bits and misses other random damage
+// with probability 2^−32; it is no defence against a peer that forges a message and recomputes
+// it). Version 1 had no checksum.
 #pragma once
 
 #include <bit>

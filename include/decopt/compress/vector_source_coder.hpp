@@ -42,8 +42,9 @@
 // are placed in turn by select over the positions still free (a bitmap with a Fenwick tree),
 // O(n/64 + nnz·log n) time and n/5 bytes whatever m. Before any of them, the rank list is checked
 // against the receiver's n and s and the bytes present (RankReader): decoding a message of B
-// bytes costs O(B + n log n) time and, with the word decoder's bitmaps and Golomb tables, at
-// most about 9 bytes of scratch per position.
+// bytes costs O(B + n log n) time and, with the word decoder's bitmaps (≤ 4 bytes per position)
+// and Golomb tables (32 KiB per 8192 or more codewords: ≤ 4), at most about 8 bytes of scratch
+// per position, plus 2s + 1 bits.
 #pragma once
 
 #include <algorithm>
