@@ -1,5 +1,6 @@
 // Cost of one optimizer round per node against the dimension d and the degree, beside BM_Memcpy;
-// and a simulated network of 256 nodes × 10^5 parameters: rounds per second and peak memory.
+// and a simulated network of 256 nodes × 10^5 parameters: rounds per second and peak memory, on
+// one thread (bench_simulation compares thread counts).
 #include <decopt/decopt.hpp>
 
 #include <fstream>
@@ -51,7 +52,10 @@ void BM_MalcomRoundPerNode(benchmark::State& state) {
   decopt::Options options;
   options.lr = 0.01;
   options.consensus_step = 0.5;
-  decopt::Simulation<Malcom> sim(topology, spans, options, malcom_compressor(), decopt::L1Prox{1e-4});
+  // One thread: this is the cost of a node-round (CPU time of the benchmark's thread); the
+  // threaded simulation is bench_simulation's.
+  decopt::Simulation<Malcom> sim(topology, spans, options, malcom_compressor(), decopt::L1Prox{1e-4},
+                                 decopt::LinkModel{}, 1);
   QuadraticGradient grad{0.25f};
   for (auto _ : state) sim.round(grad);
   // Per node: the rate is over one node's parameters, so it compares with BM_Memcpy of d floats.
@@ -77,7 +81,7 @@ void BM_Simulate256Nodes(benchmark::State& state) {
   options.lr = 0.01;
   options.consensus_step = 0.5;
   decopt::Simulation<Malcom> sim(decopt::Topology::torus(16, 16), spans, options, malcom_compressor(),
-                                 decopt::L1Prox{1e-4});
+                                 decopt::L1Prox{1e-4}, decopt::LinkModel{}, 1);  // one thread
   QuadraticGradient grad{0.25f};
   std::uint64_t max_message = 0;
   for (auto _ : state) max_message = std::max(max_message, sim.round(grad).max_message_bytes);

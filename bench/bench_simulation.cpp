@@ -62,14 +62,20 @@ void BM_Simulate64Nodes(benchmark::State& state) {
   std::uint64_t bytes = 0;
   for (auto _ : state) bytes += sim.round(grad).bytes_sent;
   state.counters["threads"] = sim.threads();
-  state.counters["rounds_per_second"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
-  state.counters["bytes_sent_per_round"] = static_cast<double>(bytes) / static_cast<double>(state.iterations());
+  state.counters["rounds_per_second"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["bytes_sent_per_round"] =
+      static_cast<double>(bytes) / static_cast<double>(state.iterations());
   // The rate is over every node's parameters: compare with BM_Memcpy/6400000.
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kNodes * kParameters * sizeof(float)));
+  state.SetBytesProcessed(
+      static_cast<std::int64_t>(state.iterations() * kNodes * kParameters * sizeof(float)));
 }
 BENCHMARK(BM_Simulate64Nodes)->Arg(1)->Arg(2)->MinTime(2.0)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
 // The memcpy yardstick at one node's and at all 64 nodes' parameters.
-BENCHMARK(decopt::bench::BM_Memcpy)->Arg(kParameters)->Arg(kNodes * kParameters)->Unit(benchmark::kMillisecond);
+BENCHMARK(decopt::bench::BM_Memcpy)
+    ->Arg(kParameters)
+    ->Arg(kNodes* kParameters)
+    ->Unit(benchmark::kMillisecond);

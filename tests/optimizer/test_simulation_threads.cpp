@@ -3,11 +3,12 @@
 // reaches the caller naming the node, and the pool under it (detail::IndexPool) runs every index
 // once, stays usable after a job threw, and does not wait for workers the OS refused to start.
 #include <catch2/catch.hpp>
+
+#include <decopt/decopt.hpp>
+
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <decopt/decopt.hpp>
 
 #include <atomic>
 #include <bit>
@@ -86,7 +87,8 @@ Run run_on(int threads, typename Opt::Compressor compressor, typename Opt::Prox 
 }
 
 template <class Opt>
-void check_same_bits_for_every_thread_count(typename Opt::Compressor compressor, typename Opt::Prox prox = {}) {
+void check_same_bits_for_every_thread_count(typename Opt::Compressor compressor,
+                                            typename Opt::Prox prox = {}) {
   const Run serial = run_on<Opt>(1, compressor, prox);
   REQUIRE(serial.resync_bytes > 0);  // the runs include resynchronisation phases
   for (int threads : {2, 3}) {
@@ -105,11 +107,13 @@ TEST_CASE("Threaded Simulation: the same model bits for T = 1, 2, 3 (Malcom-PSGD
           "[optimizer][threads][determinism]") {
   SECTION("Malcom-PSGD, synchronous") {
     using Opt = MalcomPSGD<>;
-    check_same_bits_for_every_thread_count<Opt>(Opt::Compressor({}, DitheredQuantizer{8, Norm::L2}, {}), L1Prox{0.01});
+    check_same_bits_for_every_thread_count<Opt>(Opt::Compressor({}, DitheredQuantizer{8, Norm::L2}, {}),
+                                                L1Prox{0.01});
   }
   SECTION("Malcom-PSGD, overlapped") {
     using Opt = MalcomPSGD<OverlappedStep>;
-    check_same_bits_for_every_thread_count<Opt>(Opt::Compressor({}, DitheredQuantizer{8, Norm::L2}, {}), L1Prox{0.01});
+    check_same_bits_for_every_thread_count<Opt>(Opt::Compressor({}, DitheredQuantizer{8, Norm::L2}, {}),
+                                                L1Prox{0.01});
   }
   SECTION("CHOCO-SGD") {
     using Opt = ChocoSGD<>;
@@ -117,8 +121,10 @@ TEST_CASE("Threaded Simulation: the same model bits for T = 1, 2, 3 (Malcom-PSGD
   }
 }
 
-TEST_CASE("Threaded Simulation: the callback runs concurrently for different nodes; serially in node order on one thread",
-          "[optimizer][threads]") {
+TEST_CASE(
+    "Threaded Simulation: the callback runs concurrently for different nodes; serially in node order on one "
+    "thread",
+    "[optimizer][threads]") {
   const int n = 4, d = 8;
   std::vector<std::vector<float>> models(n, std::vector<float>(d, 0.0f));
   std::vector<std::span<float>> spans(models.begin(), models.end());
@@ -157,8 +163,9 @@ TEST_CASE("Threaded Simulation: the callback runs concurrently for different nod
   }
 }
 
-TEST_CASE("Threaded Simulation: a node's exception reaches the caller as a NodeError naming the node; no hang",
-          "[optimizer][threads][errors]") {
+TEST_CASE(
+    "Threaded Simulation: a node's exception reaches the caller as a NodeError naming the node; no hang",
+    "[optimizer][threads][errors]") {
   const int n = 6, d = 16;
   using Opt = ChocoSGD<>;
   for (int threads : {1, 2, 3}) {
@@ -171,7 +178,8 @@ TEST_CASE("Threaded Simulation: a node's exception reaches the caller as a NodeE
         return [failing](int i, std::span<const float> x, std::span<float> g) {
           std::copy(x.begin(), x.end(), g.begin());
           for (int f : failing)
-            if (i == f && x[0] != 1.0f) throw std::runtime_error("data loader of node " + std::to_string(i) + " broke");
+            if (i == f && x[0] != 1.0f)
+              throw std::runtime_error("data loader of node " + std::to_string(i) + " broke");
         };
       };
       sim.round(fail_in_round_1({3}));  // round 0 passes (x = 1 everywhere)
@@ -189,7 +197,8 @@ TEST_CASE("Threaded Simulation: a node's exception reaches the caller as a NodeE
   }
 }
 
-TEST_CASE("Threaded Simulation: thread counts are validated and capped at the number of nodes", "[optimizer][threads]") {
+TEST_CASE("Threaded Simulation: thread counts are validated and capped at the number of nodes",
+          "[optimizer][threads]") {
   std::vector<std::vector<float>> models(3, std::vector<float>(4, 0.0f));
   std::vector<std::span<float>> spans(models.begin(), models.end());
   using Opt = ChocoSGD<>;
@@ -202,8 +211,9 @@ TEST_CASE("Threaded Simulation: thread counts are validated and capped at the nu
   CHECK(Simulation<Opt>::default_threads() >= 1);
 }
 
-TEST_CASE("IndexPool: every index runs exactly once; the lowest failing index is reported; the pool stays usable",
-          "[core][threads]") {
+TEST_CASE(
+    "IndexPool: every index runs exactly once; the lowest failing index is reported; the pool stays usable",
+    "[core][threads]") {
   for (int threads : {1, 2, 4}) {
     INFO("threads = " << threads);
     detail::IndexPool pool(threads);

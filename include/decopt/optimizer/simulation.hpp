@@ -95,8 +95,8 @@ class Simulation {
    * @throws ConfigError for buffers that do not match the topology, or threads < 1
    */
   Simulation(const Topology& topology, std::vector<std::span<float>> buffers, Options options = {},
-             typename Optimizer::Compressor compressor = {}, typename Optimizer::Prox prox = {}, LinkModel link = {},
-             int threads = default_threads())
+             typename Optimizer::Compressor compressor = {}, typename Optimizer::Prox prox = {},
+             LinkModel link = {}, int threads = default_threads())
       : network_(std::make_unique<SimulatedNetwork>(topology, link)), buffers_(std::move(buffers)) {
     detail::require(static_cast<int>(buffers_.size()) == topology.size(),
                     "Simulation: " + std::to_string(buffers_.size()) + " parameter buffers for " +
@@ -201,7 +201,8 @@ class Simulation {
     for (auto& node : nodes_) node.mark_inconsistent(cause);
   }
 
-  [[noreturn]] static void rethrow_naming_node(const detail::IndexPool::Failure& failure, const char* phase, long round) {
+  [[noreturn]] static void rethrow_naming_node(const detail::IndexPool::Failure& failure, const char* phase,
+                                               long round) {
     const int node = static_cast<int>(failure.index);
     try {
       std::rethrow_exception(failure.error);
@@ -235,7 +236,7 @@ class Simulation {
   std::unique_ptr<SimulatedNetwork> network_;  // endpoints point into it: keep its address stable
   std::vector<std::span<float>> buffers_;
   std::vector<Optimizer> nodes_;
-  std::vector<RoundStats> node_stats_;  // this round's, one per node (each written by its node's thread)
+  std::vector<RoundStats> node_stats_;       // this round's, one per node (each by its node's thread)
   std::unique_ptr<detail::IndexPool> pool_;  // last: its workers are joined before the nodes die
 };
 

@@ -23,10 +23,12 @@ double train(typename Opt::Compressor compressor, typename Opt::Prox prox = {}) 
   options.lr = 0.05;
   options.consensus_step = 0.5;
   options.resync_every = 3;
-  decopt::Simulation<Opt> sim(decopt::Topology::ring(n), spans, options, compressor, prox, decopt::LinkModel{}, 2);
+  decopt::Simulation<Opt> sim(decopt::Topology::ring(n), spans, options, compressor, prox,
+                              decopt::LinkModel{}, 2);
   for (int t = 0; t < 5; ++t)
     sim.round([](int i, std::span<const float> x, std::span<float> g) {
-      for (std::size_t k = 0; k < x.size(); ++k) g[k] = x[k] - std::sin(0.01f * static_cast<float>(k * 3 + static_cast<std::size_t>(i)));
+      for (std::size_t k = 0; k < x.size(); ++k)
+        g[k] = x[k] - std::sin(0.01f * static_cast<float>(k * 3 + static_cast<std::size_t>(i)));
     });
   return sim.consensus_distance();
 }
@@ -43,8 +45,8 @@ bool eigen_based_parts_work() {
   std::vector<float> samples(300 * 8);
   rng.fill_normal(std::span<float>(samples), 1.0);
   std::vector<float> gradient(300);
-  privacy::private_gradient(Eigen::Map<const Eigen::MatrixXf>(samples.data(), 300, 8), privacy::PsacClipping(1.0), 1.1,
-                            rng, gradient);
+  privacy::private_gradient(Eigen::Map<const Eigen::MatrixXf>(samples.data(), 300, 8),
+                            privacy::PsacClipping(1.0), 1.1, rng, gradient);
   privacy::RdpAccountant accountant;
   accountant.step(1.1, 0.01, 100);
   // The compositional solvers on a small mean–variance portfolio problem.
