@@ -235,8 +235,9 @@ struct ScaleLayout {
   static float sent_scale(float sigma, ScaleFormat format) {
     if (format == ScaleFormat::Float32) return sigma;
     const std::uint16_t h = float16_rounded_up(sigma);
-    require(h != 0x7c00, "DitheredQuantizer: a scale of " + std::to_string(sigma) +
-                             " exceeds float16's 65504; use ScaleFormat::Float32 or scale the input down");
+    if (h == 0x7c00)  // (the message is built only here: this runs once per bucket)
+      throw ConfigError("DitheredQuantizer: a scale of " + std::to_string(sigma) +
+                        " exceeds float16's 65504; use ScaleFormat::Float32 or scale the input down");
     return float_of_float16(h);
   }
 
