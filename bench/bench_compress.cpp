@@ -146,9 +146,68 @@ DECOPT_BENCH_PAIR(dithered_s16_l2_elias, DitheredElias({}, {16, Norm::L2}));
 DECOPT_BENCH_PAIR(dithered_s16_linf_elias, DitheredElias({}, {16, Norm::Linf}));
 DECOPT_BENCH_PAIR(dithered_s4_linf_raw, DitheredRaw({}, {4, Norm::Linf}));
 DECOPT_BENCH_PAIR(natural_s8_linf_vsc, DitheredVsc({}, {8, Norm::Linf, true}));
+// Natural spacing, ℓ2, s = 4 on the spread inputs above (Gaussian N(0, 1) and Laplacian of unit
+// variance): the vectorised float-lane kernel (issue 16, row 1: at most 30× BM_Memcpy at 2^20
+// floats and 8× at 10·2^20 for the Gaussian encode).
+DECOPT_BENCH_PAIR(natural_s4_l2_vsc, DitheredVsc({}, {4, Norm::L2, true}));
 DECOPT_BENCH_PAIR(topk1_identity_vsc, TopKVsc({0.01}, {}));
 DECOPT_BENCH_PAIR(topk1_dithered_s16_vsc, TopKDitheredVsc({0.01}, {16, Norm::Linf}));
 DECOPT_BENCH_PAIR(randomk1_identity_vsc, RandomKVsc({0.01}, {}));
 DECOPT_BENCH_PAIR(dense_identity_raw, DenseIdentity());
+
+// ---- scale groups (decopt/compress/scale_blocks.hpp), s = 4, ℓ2, Gaussian input ----
+
+// `count` layer-like blocks of decreasing size covering 15/16 of [0, n); the rest (a gap before
+// each block) shares one σ.
+std::vector<ScaleBlock> layers(std::size_t n, std::size_t count) {
+  std::vector<ScaleBlock> blocks;
+  const std::size_t gap = n / 16 / count;
+  std::size_t at = 0, left = n - n / 16;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t size = i + 1 == count ? left : left / 2;
+    at += gap;
+    blocks.push_back({at, size});
+    at += size;
+    left -= size;
+  }
+  return blocks;
+}
+
+template <class P>
+void BM_EncodeLayerwise(benchmark::State& state, P pipeline, Input kind, std::size_t count) {
+  pipeline.set_scale_blocks(layers(static_cast<std::size_t>(state.range(0)), count));
+  BM_Encode(state, std::move(pipeline), kind);
+}
+template <class P>
+void BM_DecodeAddLayerwise(benchmark::State& state, P pipeline, Input kind, std::size_t count) {
+  pipeline.set_scale_blocks(layers(static_cast<std::size_t>(state.range(0)), count));
+  BM_DecodeAdd(state, std::move(pipeline), kind);
+}
+
+DitheredQuantizer bucketed(std::size_t b, ScaleFormat format) {
+  DitheredQuantizer q{4, Norm::L2};
+  q.bucket = b;
+  q.scale_format = format;
+  return q;
+}
+
+#define DECOPT_BENCH_LAYERWISE(label, pipeline)                                                                      \
+  BENCHMARK_CAPTURE(BM_EncodeLayerwise, label##_gauss, pipeline, Input::Gaussian, 8)                              \
+      ->Apply(decopt::bench::standard_sizes);                                                                       \
+  BENCHMARK_CAPTURE(BM_DecodeAddLayerwise, label##_gauss, pipeline, Input::Gaussian, 8)->Apply(decopt::bench::standard_sizes)
+#define DECOPT_BENCH_GAUSS(label, pipeline)                                                                       \
+  BENCHMARK_CAPTURE(BM_Encode, label##_gauss, pipeline, Input::Gaussian)->Apply(decopt::bench::standard_sizes); \
+  BENCHMARK_CAPTURE(BM_DecodeAdd, label##_gauss, pipeline, Input::Gaussian)->Apply(decopt::bench::standard_sizes)
+
+DECOPT_BENCH_LAYERWISE(layerwise8_s4_l2_vsc, DitheredVsc({}, {4, Norm::L2}));
+DECOPT_BENCH_LAYERWISE(layerwise8_s4_l2_raw, DitheredRaw({}, {4, Norm::L2}));
+DECOPT_BENCH_GAUSS(bucket128_f32_s4_l2_vsc, DitheredVsc({}, bucketed(128, ScaleFormat::Float32)));
+DECOPT_BENCH_GAUSS(bucket128_f16_s4_l2_vsc, DitheredVsc({}, bucketed(128, ScaleFormat::Float16)));
+DECOPT_BENCH_GAUSS(bucket512_f32_s4_l2_vsc, DitheredVsc({}, bucketed(512, ScaleFormat::Float32)));
+DECOPT_BENCH_GAUSS(bucket512_f16_s4_l2_vsc, DitheredVsc({}, bucketed(512, ScaleFormat::Float16)));
+DECOPT_BENCH_GAUSS(bucket128_f32_s4_l2_raw, DitheredRaw({}, bucketed(128, ScaleFormat::Float32)));
+DECOPT_BENCH_GAUSS(bucket128_f16_s4_l2_raw, DitheredRaw({}, bucketed(128, ScaleFormat::Float16)));
+DECOPT_BENCH_GAUSS(bucket512_f32_s4_l2_raw, DitheredRaw({}, bucketed(512, ScaleFormat::Float32)));
+DECOPT_BENCH_GAUSS(bucket512_f16_s4_l2_raw, DitheredRaw({}, bucketed(512, ScaleFormat::Float16)));
 
 }  // namespace

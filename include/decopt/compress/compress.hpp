@@ -4,6 +4,7 @@
 
 #include "decopt/compress/message.hpp"
 #include "decopt/compress/concepts.hpp"
+#include "decopt/compress/scale_blocks.hpp"
 // sparsifiers
 #include "decopt/compress/dense.hpp"
 #include "decopt/compress/top_k.hpp"

@@ -26,6 +26,7 @@
 #include "decopt/compress/detail/stream_copy.hpp"
 #include "decopt/compress/identity.hpp"
 #include "decopt/compress/message.hpp"
+#include "decopt/compress/scale_blocks.hpp"
 #include "decopt/core/bytes.hpp"
 #include "decopt/core/crc32c.hpp"
 #include "decopt/core/error.hpp"
@@ -75,6 +76,31 @@ class Compressor {
       : sparsifier_(std::move(sparsifier)), quantizer_(std::move(quantizer)), coder_(std::move(coder)) {
     sparsifier_.validate();
     quantizer_.validate();
+    if constexpr (requires { quantizer_.bucket; quantizer_.scale_blocks; }) {
+      if constexpr (!std::is_same_v<S, Dense>) {
+        detail::require(quantizer_.bucket == 0 && quantizer_.scale_blocks.empty(),
+                        "Compressor: quantizer buckets and scale blocks need the Dense sparsifier, not " + S::name() +
+                            " (its quantizer sees only the selected values)");
+      }
+    }
+  }
+
+  /// Gives every listed block of coordinates its own quantizer scale σ (layer-wise compression);
+  /// the coordinates in no listed block share one σ. Only where the quantizer supports it, so
+  /// `requires { c.set_scale_blocks(blocks); }` tells whether a pipeline can.
+  /// @param blocks non-empty, non-overlapping [offset, offset + size) ranges (any order); empty
+  ///        restores one σ for the whole vector
+  /// @throws ConfigError for a sparsifier other than Dense (with a non-empty list), or blocks
+  ///         the quantizer refuses (empty, overlapping, combined with a bucket size)
+  void set_scale_blocks(std::span<const ScaleBlock> blocks)
+    requires requires(Q& q, std::span<const ScaleBlock> b) { q.set_scale_blocks(b); }
+  {
+    if constexpr (!std::is_same_v<S, Dense>) {
+      detail::require(blocks.empty(), "Compressor::set_scale_blocks: per-block scales need the Dense sparsifier, not " +
+                                          S::name() + " (its quantizer sees only the selected values)");
+    } else {
+      quantizer_.set_scale_blocks(blocks);
+    }
   }
 
   /// "Sparsifier+Quantizer+Coder", e.g. "TopK+Dithered+VSC".
@@ -232,6 +258,10 @@ class Compressor {
   // The level path of decode_add, over the coder's payload.
   void add_levels(std::span<const std::byte> payload, const detail::CodeShape& shape, const detail::LevelBlock& block,
                   const std::uint32_t* map, float weight, float* a) const {
+    if (block.layout.segmented()) {
+      add_grouped_levels(payload, shape, block, weight, a);
+      return;
+    }
     std::vector<float> table;
     block.signed_table(weight, table);
     for (const float t : table)
@@ -244,6 +274,26 @@ class Compressor {
       consumed = coder_.decode_levels(payload, shape, block.s, detail::AddSink{a, wt});
     }
     if (consumed != payload.size()) throw DecodeError("trailing bytes after the payload");
+  }
+
+  // The level path of a message with a scale per bucket or scale block (Dense only): the levels
+  // are decoded into O(d) scratch, then each is added as weight·(σ_g·unit[ℓ]), the product
+  // encode formed q with. acc is touched only once the whole payload decoded.
+  void add_grouped_levels(std::span<const std::byte> payload, const detail::CodeShape& shape,
+                          const detail::LevelBlock& block, float weight, float* a) const {
+    if constexpr (!std::is_same_v<S, Dense>) {
+      throw DecodeError("scale blocks or buckets in a message of a pipeline with a sparsifier");
+    } else {
+      block.layout.check_dimension(shape.n);
+      if (!std::isfinite(weight * block.layout.max_scale())) throw DecodeError("weight times the message's scale is not finite");
+      std::vector<float> unit;
+      block.signed_table(1.0f, unit);
+      std::vector<std::int16_t> levels(shape.n, 0);
+      const std::size_t consumed = coder_.decode_levels(
+          payload, shape, block.s, [&](std::size_t pos, int l) { levels[pos] = static_cast<std::int16_t>(l); });
+      if (consumed != payload.size()) throw DecodeError("trailing bytes after the payload");
+      detail::add_scaled_levels(block.layout, levels, unit.data() + block.s, weight, a);
+    }
   }
 
   // The sparsifier rejects non-finite input in its own pass over v, or Dense hands v itself to a

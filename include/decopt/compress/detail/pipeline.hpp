@@ -15,6 +15,8 @@
 #include <span>
 #include <vector>
 
+#include "decopt/compress/scale_blocks.hpp"
+
 namespace decopt::detail {
 
 /// The ConfigError text for a non-finite encode input, from whichever pass detects it (the
@@ -51,6 +53,9 @@ struct LevelBlock {
   float sigma = 0.0f;                ///< the scale the quantizer sends (σ, or the sign magnitude)
   std::uint8_t flags = 0;            ///< quantizer-specific option bits sent with the message
   std::vector<float> signed_scratch; ///< encoder scratch for signed_table
+  /// Scale groups with a σ each (scale blocks or buckets): then `table` holds the magnitudes for
+  /// σ = 1 and q = sign(ℓ)·(σ_g·table[|ℓ|]); else the one σ is `sigma`, already in `table`.
+  ScaleLayout layout;
 
   /// signed[ℓ + s] = weight·sign(ℓ)·table[|ℓ|], with +0 for ℓ = 0, so that decode and encode
   /// compute each value with the same float expression (encode uses weight = 1).
