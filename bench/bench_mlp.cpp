@@ -2,6 +2,9 @@
 // the default 784 → 128 → 10 MLP (fashion/mlp.hpp), and per_sample_gradients (what DP-PSAC
 // pays on top). Items processed = samples, so the rate reads as samples per second; bytes
 // processed = the batch's input floats × 4, per the project's convention, beside BM_Memcpy.
+// Inputs: uniform pixel-like values and random labels at He-initialised weights. The MLP's work is
+// dense (matrix products, a branch-free ReLU and softmax), so its cost does not depend on the
+// values — unlike the optimizer's coder, whose cost does (training_like_inputs.hpp).
 #include <benchmark/benchmark.h>
 
 #include <vector>

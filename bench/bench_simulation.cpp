@@ -2,19 +2,16 @@
 // torus for T = 1 and T = 2 threads (the models are the same bits for both; tests/optimizer/
 // test_simulation_threads.cpp), beside BM_Memcpy of one node's and of all nodes' parameters.
 //
-// Realistic inputs, not all-equal coordinates (which would make every residual compress to
-// nothing): x* ~ N(0, 1) is shared, node i starts from x* + N(0, 0.1²) drawn from its own seeded
-// Rng, and its gradient is g = x − x* + N(0, 0.05²). The noise is read from a table of 2^20
-// seeded N(0, 1) samples at an offset node i's own Rng draws at each call, so it differs from
-// call to call and node to node while costing a memory read rather than a Box–Muller transform
-// per coordinate (the benchmark measures decopt, not a random number generator), and the callback
-// is safe to call concurrently for different nodes (it writes only node i's Rng).
+// Inputs with the statistics of training, not all-equal coordinates (which would make every
+// residual compress to nothing): spread models around a shared optimum and noisy gradients, new
+// per node and call (training_like_inputs.hpp; it is safe to call concurrently for different nodes).
 #include <decopt/decopt.hpp>
 
 #include <cstdint>
 #include <vector>
 
 #include "memcpy_baseline.hpp"
+#include "training_like_inputs.hpp"
 
 namespace {
 
@@ -22,35 +19,11 @@ using Malcom = decopt::MalcomPSGD<>;
 constexpr int kNodes = 64;
 constexpr std::size_t kParameters = 100000;
 
-struct NoisyQuadratic {
-  std::vector<float> target;     // x*
-  std::vector<float> noise;      // 2^20 samples of N(0, 1), read-only
-  std::vector<decopt::Rng> rng;  // one stream per node
-  float sigma = 0.05f;
-  void operator()(int i, std::span<const float> x, std::span<float> g) {
-    const std::size_t mask = noise.size() - 1;
-    const std::size_t offset = rng[static_cast<std::size_t>(i)].below(noise.size());
-    for (std::size_t k = 0; k < x.size(); ++k) g[k] = x[k] - target[k] + sigma * noise[(offset + k) & mask];
-  }
-};
-
 /// Range(0) = threads.
 void BM_Simulate64Nodes(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
-  decopt::Rng seeds(2024);
-  NoisyQuadratic grad;
-  grad.target.resize(kParameters);
-  seeds.fill_normal(std::span<float>(grad.target), 1.0);
-  grad.noise.resize(std::size_t{1} << 20);
-  seeds.fill_normal(std::span<float>(grad.noise), 1.0);
-  std::vector<std::vector<float>> models(kNodes, std::vector<float>(kParameters));
-  for (int i = 0; i < kNodes; ++i) {
-    grad.rng.push_back(seeds.split(static_cast<std::uint64_t>(i)));
-    decopt::Rng init = seeds.split(1000 + static_cast<std::uint64_t>(i));
-    auto& m = models[static_cast<std::size_t>(i)];
-    init.fill_normal(std::span<float>(m), 0.1);
-    for (std::size_t k = 0; k < kParameters; ++k) m[k] += grad.target[k];
-  }
+  decopt::bench::NoisyQuadratic grad(kParameters, kNodes, 2024);
+  std::vector<std::vector<float>> models = grad.start_all(kNodes);
   std::vector<std::span<float>> spans(models.begin(), models.end());
   decopt::Options options;
   options.lr = 0.05;

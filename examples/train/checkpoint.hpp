@@ -31,7 +31,7 @@ namespace decopt::train {
 inline std::string run_identity(const TrainConfig& c, const std::string& algorithm) {
   std::ostringstream o;
   o.precision(17);
-  o << "algorithm=" << algorithm << " step=" << c.step << " nodes=" << c.nodes << " topology=" << c.topology
+  o << "algorithm=" << algorithm << " coder=" << c.coder_of(algorithm) << " step=" << c.step << " nodes=" << c.nodes << " topology=" << c.topology
     << " p=" << c.erdos_renyi_p << " seed=" << c.seed << " partition=" << c.partition << " levels=" << c.levels
     << " norm=" << c.norm << " lambda=" << c.lambda << " lr=" << c.lr << " gamma=" << c.gamma
     << " momentum=" << c.momentum << " batch=" << c.batch << " hidden=" << c.hidden << " local_steps=" << c.local_steps

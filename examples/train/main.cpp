@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   add_flags(app, config);
   try {
     app.parse(argc, argv);
+    check_coder(config);  // a flag combination that means nothing is a usage error too
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {

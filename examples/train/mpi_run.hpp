@@ -64,6 +64,10 @@ inline std::vector<MpiSetting> run_settings(const TrainConfig& c) {
           {"--batch", std::to_string(c.batch)},
           {"--hidden", std::to_string(c.hidden)},
           {"--eval-every", std::to_string(c.eval_every)},
+          {"--evals", std::to_string(c.evals)},
+          {"--eval-samples", std::to_string(c.eval_samples)},
+          {"--target-accuracy", number(c.target_accuracy)},  // decides the evaluations' test images
+          {"--coder", c.coder.empty() ? "(default)" : c.coder},
           {"--train-samples", std::to_string(c.train_samples)},
           {"--dp-clip", number(c.dp.clip)},
           {"--dp-noise", number(c.dp.noise)},

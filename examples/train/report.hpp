@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 #include <string>
@@ -40,6 +41,33 @@ class ProgressBar {
   EvalRow last_;
 };
 
+/// "choco+raw": the algorithm and the coder it ran with, as tables, CSVs and plots name a run.
+inline std::string run_label(const RunResult& r) { return r.coder.empty() ? r.algorithm : r.algorithm + "+" + r.coder; }
+
+/// `v` for JSON: the number, or null when it is NaN or infinite (JSON has neither).
+inline std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  std::ostringstream o;
+  o.precision(10);
+  o << v;
+  return o.str();
+}
+
+/// The --target-accuracy fields of the JSON summary (",\"target_accuracy\":0.85,
+/// \"rounds_to_target\":120,\"bytes_to_target\":...,\"simulated_seconds_to_target\":..."): the
+/// first evaluation whose mean test accuracy reaches the target; null when none does, and
+/// simulated seconds null off the sim transport. Empty without --target-accuracy.
+inline std::string target_json_fields(const TrainConfig& c, const RunResult& r) {
+  if (c.target_accuracy <= 0) return {};
+  const EvalRow* hit = r.first_reaching(c.target_accuracy);
+  std::ostringstream o;
+  o << ",\"target_accuracy\":" << json_number(c.target_accuracy)
+    << ",\"rounds_to_target\":" << (hit ? std::to_string(hit->round) : "null")
+    << ",\"bytes_to_target\":" << (hit ? std::to_string(hit->bytes_sent) : "null")
+    << ",\"simulated_seconds_to_target\":" << (hit ? json_number(hit->simulated_seconds) : "null");
+  return o.str();
+}
+
 inline std::string hex64(std::uint64_t v) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
@@ -53,12 +81,14 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
   o.precision(10);
   o << "{\"algorithm\":\"" << r.algorithm << "\",\"nodes\":" << r.nodes << ",\"topology\":\"" << r.topology
     << "\",\"rounds\":" << r.rounds << ",\"epochs\":" << last.epoch << ",\"step\":\"" << c.step << "\",\"transport\":\""
-    << c.transport << "\",\"partition\":\"" << c.partition << "\",\"test_accuracy\":" << last.test_accuracy
+    << c.transport << "\",\"partition\":\"" << c.partition << "\",\"coder\":\"" << r.coder
+    << "\",\"test_accuracy\":" << last.test_accuracy
     << ",\"test_loss\":" << last.test_loss << ",\"total_bytes_sent\":" << last.bytes_sent
     << ",\"bits_per_param_per_round\":" << r.bits_per_param_per_round() << ",\"sparsity\":" << last.sparsity
     << ",\"consensus_distance\":" << last.consensus_distance << ",\"parameters\":" << r.parameters
     << ",\"seconds\":" << r.seconds << ",\"wait_seconds\":" << r.wait_seconds
-    << ",\"simulated_seconds\":" << r.simulated_seconds << ",\"model_checksum\":\""
+    << ",\"simulated_seconds\":" << r.simulated_seconds << ",\"evaluations\":" << r.rows.size()
+    << target_json_fields(c, r) << ",\"model_checksum\":\""
     << hex64(r.model_checksum) << "\"";
   o << dp_json_fields(c.dp, r.dp_noise, r.dp_epsilon);
   o << "}";
@@ -71,27 +101,40 @@ inline void print_table(std::FILE* out, const TrainConfig& c, const std::vector<
   std::fprintf(out, "\ndecopt-train: %d nodes, %s, %s partition, %ld rounds (%.2f epochs), %s step, %s transport\n",
                runs[0].nodes, runs[0].topology.c_str(), c.partition.c_str(), runs[0].rounds, runs[0].last().epoch,
                c.step.c_str(), c.transport.c_str());
-  std::fprintf(out, "%-8s %9s %12s %10s %14s %9s %11s %9s\n", "algorithm", "accuracy", "MB sent", "vs first",
+  const bool target = c.target_accuracy > 0;
+  std::fprintf(out, "%-12s %9s %12s %10s %14s %9s %11s %9s", "algorithm", "accuracy", "MB sent", "vs first",
                "bits/param/rd", "sparsity", "consensus", "seconds");
+  if (target) std::fprintf(out, "  MB to %.3g", c.target_accuracy);
+  std::fputc('\n', out);
   if (c.dp.enabled()) std::fprintf(out, "%s\n", dp_summary(c.dp, runs[0].dp_noise, runs[0].dp_epsilon).c_str());
   const double first = static_cast<double>(runs[0].last().bytes_sent);
   for (const auto& r : runs) {
     const auto& l = r.last();
-    std::fprintf(out, "%-8s %9.4f %12.2f %9.1f%% %14.3f %8.1f%% %11.3g %9.1f\n", r.algorithm.c_str(), l.test_accuracy,
+    std::fprintf(out, "%-12s %9.4f %12.2f %9.1f%% %14.3f %8.1f%% %11.3g %9.1f", run_label(r).c_str(), l.test_accuracy,
                  static_cast<double>(l.bytes_sent) / 1e6, 100.0 * static_cast<double>(l.bytes_sent) / first,
                  r.bits_per_param_per_round(), 100.0 * l.sparsity, l.consensus_distance, r.seconds);
+    if (target) {
+      const EvalRow* hit = r.first_reaching(c.target_accuracy);
+      if (hit) std::fprintf(out, "  %9.2f", static_cast<double>(hit->bytes_sent) / 1e6);
+      else std::fprintf(out, "  %9s", "never");
+    }
+    std::fputc('\n', out);
   }
 }
 
 /// The CSV of every evaluation: one row per evaluation and algorithm.
 inline std::string csv_text(const std::vector<RunResult>& runs) {
   std::ostringstream f;
-  f << "algorithm,round,epoch,bytes_sent,megabytes_sent,test_accuracy,test_loss,train_loss,sparsity,consensus_distance,seconds\n";
+  f << "algorithm,round,epoch,bytes_sent,megabytes_sent,test_accuracy,test_loss,train_loss,sparsity,consensus_distance,seconds,"
+       "coder,test_samples,simulated_seconds,bits_per_param_per_round\n";
   for (const auto& r : runs)
-    for (const auto& row : r.rows)
+    for (std::size_t i = 0; i < r.rows.size(); ++i) {
+      const auto& row = r.rows[i];
       f << r.algorithm << ',' << row.round << ',' << row.epoch << ',' << row.bytes_sent << ','
         << static_cast<double>(row.bytes_sent) / 1e6 << ',' << row.test_accuracy << ',' << row.test_loss << ','
-        << row.train_loss << ',' << row.sparsity << ',' << row.consensus_distance << ',' << row.seconds << '\n';
+        << row.train_loss << ',' << row.sparsity << ',' << row.consensus_distance << ',' << row.seconds << ','
+        << r.coder << ',' << row.test_samples << ',' << row.simulated_seconds << ',' << r.interval_bits_per_param(i) << '\n';
+    }
   return f.str();
 }
 
@@ -100,26 +143,66 @@ inline void write_csv(const std::string& path, const std::vector<RunResult>& run
   examples::output::write_file_atomically(path, csv_text(runs), "--csv");
 }
 
-/// Test accuracy against megabytes sent, one curve per algorithm (gnuplot, PNG). Log-scale x so
-/// compressed and uncompressed runs share one plot. The --plot path never enters the script
+/// The data file of one run for plot_script: per evaluation, megabytes sent, test accuracy, round,
+/// bits per parameter per round since the previous evaluation, and sparsity in percent.
+inline std::string plot_data(const RunResult& r) {
+  std::ostringstream data;
+  data.precision(10);
+  for (std::size_t i = 0; i < r.rows.size(); ++i) {
+    const auto& row = r.rows[i];
+    data << static_cast<double>(row.bytes_sent) / 1e6 << ' ' << row.test_accuracy << ' ' << row.round << ' '
+         << r.interval_bits_per_param(i) << ' ' << 100.0 * row.sparsity << '\n';
+  }
+  return data.str();
+}
+
+/// The gnuplot script of write_plot: four panels (2 × 2), one curve per run in each — test
+/// accuracy against megabytes sent (log x, so compressed and uncompressed runs share a plot) and
+/// against rounds, bits per parameter per round (log y) and model sparsity against rounds — read
+/// from run0.dat, run1.dat, ... (plot_data).
+inline std::string plot_script(const std::vector<RunResult>& runs) {
+  namespace gp = examples::gnuplot;
+  std::ostringstream script;
+  script << "set terminal pngcairo size 1400,1000 font ',11'\nset output " << gp::quoted(gp::kOutput) << '\n'
+         << "set multiplot layout 2,2 title "
+         << gp::quoted("Fashion-MNIST MLP, " + std::to_string(runs[0].nodes) + " nodes, " + runs[0].topology) << '\n'
+         << "set grid\nset key bottom right opaque\n";
+  auto curves = [&](const std::string& columns) {
+    script << "plot ";
+    for (std::size_t i = 0; i < runs.size(); ++i)
+      script << (i ? ", " : "") << gp::quoted("run" + std::to_string(i) + ".dat") << " using " << columns
+             << " with linespoints lw 2 pt 7 ps 0.6 title " << gp::quoted(run_label(runs[i]));
+    script << '\n';
+  };
+  script << "set title 'test accuracy against bytes sent'\nset logscale x\n"
+         << "set xlabel 'megabytes sent (all nodes, log scale)'\nset ylabel 'test accuracy (mean over nodes)'\n";
+  curves("1:2");
+  script << "unset logscale x\nset title 'test accuracy against rounds'\nset xlabel 'round'\n";
+  curves("3:2");
+  // 5% of margin above and below, so a constant curve (a fixed-width coder) is not drawn on the frame.
+  // Log y only when there is something to draw on it (a 1-node run sends nothing; gnuplot refuses
+  // a log-scale plot whose points are all 0).
+  bool any_bits = false;
+  for (const auto& r : runs)
+    for (std::size_t i = 0; i < r.rows.size(); ++i) any_bits |= r.interval_bits_per_param(i) > 0;
+  script << "set title 'message size (since the previous point)'\n" << (any_bits ? "set logscale y\n" : "")
+         << "set key top right\n"
+         << "set offsets 0, 0, graph 0.05, graph 0.05\nset ylabel " << gp::quoted(any_bits ? "bits per parameter per round (log scale)" : "bits per parameter per round") << '\n';
+  curves("3:4");
+  script << "unset logscale y\nset title 'model sparsity'\nset key top left\n"
+         << "set ylabel 'parameters exactly zero (%, mean over nodes)'\n";
+  curves("3:5");
+  script << "unset multiplot\n";
+  return script.str();
+}
+
+/// Draws plot_script to `png` with gnuplot. The --plot path never enters the script
 /// (common/gnuplot.hpp), so no path can inject gnuplot commands.
 inline void write_plot(const std::string& png, const std::vector<RunResult>& runs) {
   namespace gp = examples::gnuplot;
   gp::Plot plot;
-  std::ostringstream script;
-  script << "set terminal pngcairo size 1000,620 font ',11'\nset output " << gp::quoted(gp::kOutput) << '\n'
-         << "set title " << gp::quoted("Fashion-MNIST, " + std::to_string(runs[0].nodes) + " nodes, " + runs[0].topology) << '\n'
-         << "set xlabel 'megabytes sent (all nodes, log scale)'\nset ylabel 'test accuracy (mean over nodes)'\n"
-         << "set logscale x\nset grid\nset key bottom right\nplot ";
-  for (std::size_t i = 0; i < runs.size(); ++i) {
-    const std::string file = "run" + std::to_string(i) + ".dat";
-    std::ostringstream data;
-    for (const auto& row : runs[i].rows) data << static_cast<double>(row.bytes_sent) / 1e6 << ' ' << row.test_accuracy << '\n';
-    plot.data.emplace_back(file, data.str());
-    script << (i ? ", " : "") << gp::quoted(file) << " using 1:2 with linespoints lw 2 title " << gp::quoted(runs[i].algorithm);
-  }
-  script << '\n';
-  plot.script = script.str();
+  for (std::size_t i = 0; i < runs.size(); ++i) plot.data.emplace_back("run" + std::to_string(i) + ".dat", plot_data(runs[i]));
+  plot.script = plot_script(runs);
   gp::draw(plot, png);
 }
 

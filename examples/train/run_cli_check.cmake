@@ -2,6 +2,7 @@
 #   EXPECT_FAIL  — the program must exit non-zero with exactly one line on stderr matching
 #                  STDERR_REGEX, and, when STDOUT_REGEX is given, a last stdout line matching it
 #   otherwise    — the program must exit 0 and its last stdout line must match STDOUT_REGEX
+#   EXIT_CODE    — with EXPECT_FAIL: the exit status it must be (2 for a usage error)
 string(REPLACE "|" ";" ARGS "${ARGS}")
 execute_process(COMMAND ${PROGRAM} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 string(STRIP "${out}" stripped_out)
@@ -9,6 +10,9 @@ string(REGEX REPLACE ".*\n" "" last_line "${stripped_out}")
 if(EXPECT_FAIL)
   if(rc EQUAL 0)
     message(FATAL_ERROR "expected a non-zero exit, got 0\nstdout: ${out}\nstderr: ${err}")
+  endif()
+  if(DEFINED EXIT_CODE AND NOT rc EQUAL EXIT_CODE)
+    message(FATAL_ERROR "expected exit status ${EXIT_CODE}, got ${rc}\nstderr: ${err}")
   endif()
   string(STRIP "${err}" stripped)
   string(FIND "${stripped}" "\n" newline)

@@ -193,3 +193,57 @@ TEST_CASE(
   CHECK_NOTHROW(examples::flags::require_memory(1e9, "--hidden 7", 2e9));
   CHECK(examples::flags::available_memory_bytes() > 0);
 }
+
+TEST_CASE("--coder: each algorithm's own coder by default, any of three for malcom and choco, only raw for dpsgd",
+          "[train][flags][coder]") {
+  const TrainConfig defaults = parse("");
+  CHECK(defaults.coder_of("malcom") == "vsc");
+  CHECK(defaults.coder_of("choco") == "raw");  // CHOCO-SGD's fixed-width accounting
+  CHECK(defaults.coder_of("dpsgd") == "raw");
+  const TrainConfig elias = parse("--algorithm choco --coder elias");
+  CHECK(elias.coder_of("choco") == "elias");
+  CHECK(elias.coder_of("malcom") == "elias");
+  CHECK_NOTHROW(check_coder(elias));
+  CHECK_NOTHROW(check_coder(parse("--algorithm dpsgd --coder raw")));
+  CHECK_NOTHROW(check_coder(parse("--compare malcom,choco,dpsgd")));
+  // The identity compressor sends float32 values: there are no levels for Elias or VSC to code.
+  REQUIRE_THROWS_WITH(check_coder(parse("--algorithm dpsgd --coder vsc")),
+                      Catch::StartsWith("--coder: vsc does not apply to dpsgd") && Catch::Contains("raw float32"));
+  REQUIRE_THROWS_AS(check_coder(parse("--compare choco,dpsgd --coder elias")), CLI::ValidationError);
+  CHECK_THAT(parse_error("--coder huffman"), Catch::StartsWith("--coder: huffman not in"));
+
+  // Part of what a checkpoint must match (and of run_settings, which every MPI rank must share:
+  // the ctest train_mpi_settings_coder).
+  CHECK(run_identity(elias, "choco") != run_identity(parse("--algorithm choco"), "choco"));
+  CHECK(run_identity(parse("--coder raw"), "choco") == run_identity(parse(""), "choco"));  // raw is choco's own
+}
+
+TEST_CASE("Evaluations: at least --evals (default 20) per run, evenly spaced; --eval-every instead of it",
+          "[train][flags][evals]") {
+  const TrainConfig c = parse("");
+  CHECK(c.evals == 20);
+  // Evaluations a run of `total` rounds records: ⌈total / interval⌉.
+  const auto evaluations = [](const TrainConfig& config, long total) {
+    const long every = evaluation_interval(config, 234, total);
+    return total / every + (total % every != 0);
+  };
+  for (const long total : {20L, 21L, 39L, 470L, 2340L, 1'000'000L}) {
+    CAPTURE(total);
+    CHECK(evaluations(c, total) >= 20);
+    CHECK(evaluations(c, total) < 40);
+  }
+  CHECK(evaluations(c, 5) == 5);  // fewer rounds than evaluations: one per round
+  CHECK(evaluations(parse("--evals 3"), 471) == 3);  // every 157 rounds
+  CHECK(evaluations(parse("--evals 3"), 470) == 4);  // every 156, and at the end
+  CHECK(evaluation_interval(parse("--eval-every 100"), 234, 470) == 100);
+  CHECK_THAT(parse_error("--evals 5 --eval-every 3"), Catch::Contains("excludes"));
+  CHECK_THAT(parse_error("--evals 0"), Catch::StartsWith("--evals: 0 is not in [1, "));
+  CHECK_THAT(parse_error("--target-accuracy 1.5"), Catch::StartsWith("--target-accuracy: 1.5 is not in (0, 1]"));
+  CHECK_THAT(parse_error("--eval-samples -1"), Catch::StartsWith("--eval-samples: -1 is not in [0, "));
+  // Intermediate evaluations on the first 2 000 test images, unless a target accuracy is to be
+  // found: its crossing is that of the whole test set's accuracy, which the run reports.
+  CHECK(c.intermediate_eval_samples() == 2000);
+  CHECK(parse("--target-accuracy 0.8").intermediate_eval_samples() == 0);
+  CHECK(parse("--target-accuracy 0.8 --eval-samples 500").intermediate_eval_samples() == 500);
+  CHECK(parse("--eval-samples 0").intermediate_eval_samples() == 0);
+}

@@ -60,6 +60,9 @@ std::vector<RunResult> two_runs() {
   for (auto& r : runs) {
     r.nodes = 4;
     r.topology = "ring(4)";
+    r.parameters = 1000;
+    r.link_count = 8;
+    r.rounds = 3;
     for (int k = 1; k <= 3; ++k)
       r.rows.push_back({k, 0.5 * k, static_cast<std::uint64_t>(k) * 1'000'000, 0.2 * k});
   }
@@ -213,4 +216,67 @@ TEST_CASE("A forged checkpoint record with a valid checksum is refused field by 
   bad = good;
   bad.noise_states = {Rng::State{}};
   REQUIRE_THROWS_WITH(roundtrip(bad), Catch::Contains("noise generator state is all zero"));
+}
+
+TEST_CASE("--target-accuracy: rounds, bytes and simulated seconds to the first evaluation reaching it, null when none does",
+          "[train][outputs][target]") {
+  RunResult r;
+  r.algorithm = "choco";
+  r.coder = "elias";
+  r.parameters = 1000;
+  r.link_count = 8;
+  r.rounds = 30;
+  r.rows = {{10, 1, 4000, 0.70}, {20, 2, 9000, 0.86}, {30, 3, 12000, 0.84}};
+  r.rows[0].simulated_seconds = 1.5;
+  r.rows[1].simulated_seconds = 3.25;
+  r.rows[2].simulated_seconds = 4.0;
+  TrainConfig c;
+  CHECK(json_summary(c, r).find("to_target") == std::string::npos);  // only when asked for
+  CHECK(json_summary(c, r).find(",\"coder\":\"elias\",") != std::string::npos);
+  c.target_accuracy = 0.85;
+  CHECK_THAT(json_summary(c, r), Catch::Contains(",\"target_accuracy\":0.85,\"rounds_to_target\":20,\"bytes_to_target\":9000,"
+                                                 "\"simulated_seconds_to_target\":3.25,"));
+  c.target_accuracy = 0.84;  // reached at round 20 already, not at the last evaluation that equals it
+  CHECK_THAT(json_summary(c, r), Catch::Contains("\"rounds_to_target\":20,"));
+  c.target_accuracy = 0.70;  // ≥, not >
+  CHECK_THAT(json_summary(c, r), Catch::Contains("\"rounds_to_target\":10,\"bytes_to_target\":4000,"));
+  c.target_accuracy = 0.9;
+  CHECK_THAT(json_summary(c, r), Catch::Contains("\"rounds_to_target\":null,\"bytes_to_target\":null,"
+                                                 "\"simulated_seconds_to_target\":null,"));
+  // Off the sim transport there is no simulated clock: null even when the target is reached.
+  c.target_accuracy = 0.85;
+  r.rows[1].simulated_seconds = std::nan("");
+  CHECK_THAT(json_summary(c, r), Catch::Contains("\"rounds_to_target\":20,\"bytes_to_target\":9000,"
+                                                 "\"simulated_seconds_to_target\":null,"));
+}
+
+TEST_CASE("Curves: per-evaluation message size in the CSV and the plot's four labelled panels", "[train][outputs][gnuplot]") {
+  const auto runs = two_runs();
+  // 1 MB per round over 8 links of 1000 parameters: 1000 bits per parameter per round.
+  CHECK(runs[0].interval_bits_per_param(0) == Approx(1000.0));
+  CHECK(runs[0].interval_bits_per_param(2) == Approx(1000.0));
+  RunResult uneven = runs[0];
+  uneven.rows[1].bytes_sent = 1'500'000;  // 0.5 MB in round 2, 1.5 MB in round 3
+  CHECK(uneven.interval_bits_per_param(1) == Approx(500.0));
+  CHECK(uneven.interval_bits_per_param(2) == Approx(1500.0));
+  CHECK_THAT(csv_text(runs), Catch::StartsWith("algorithm,round,epoch,bytes_sent,megabytes_sent,test_accuracy,test_loss,"
+                                               "train_loss,sparsity,consensus_distance,seconds,coder,test_samples,"
+                                               "simulated_seconds,bits_per_param_per_round\n"));
+  const std::string script = plot_script(runs);
+  for (const char* label : {"set multiplot layout 2,2", "'megabytes sent (all nodes, log scale)'", "set logscale x",
+                            "'round'", "'test accuracy (mean over nodes)'", "'bits per parameter per round (log scale)'",
+                            "'parameters exactly zero (%, mean over nodes)'", "using 1:2", "using 3:2", "using 3:4",
+                            "using 3:5"}) {
+    CAPTURE(label);
+    CHECK(script.find(label) != std::string::npos);
+  }
+  // A run that sends nothing (one node) keeps a linear message-size axis: gnuplot refuses a log
+  // axis whose points are all 0.
+  auto silent = runs;
+  for (auto& r : silent) r.link_count = 0;
+  CHECK(plot_script(silent).find("\nset logscale y") == std::string::npos);
+  CHECK(plot_script(runs).find("\nset logscale y") != std::string::npos);
+  const TemporaryFolder folder("decopt-outputs-test");
+  write_plot(folder.file("silent.png"), silent);
+  CHECK(contents(folder.file("silent.png")).substr(1, 3) == "PNG");
 }

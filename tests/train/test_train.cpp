@@ -3,6 +3,9 @@
 // transports, and topology/node-count errors.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
+#include "common/output.hpp"
 #include "train/config.hpp"
 #include "train/experiment.hpp"
 
@@ -38,7 +41,7 @@ TEST_CASE("Malcom-PSGD on 8 nodes reaches 0.85 test accuracy after 10 epochs", "
   const auto malcom = run_experiment(c, "malcom", full_data(), {});
   CAPTURE(malcom.last().test_accuracy);
   CHECK(malcom.last().test_accuracy >= 0.85);
-  CHECK(malcom.rows.size() == 10);  // one evaluation per epoch
+  CHECK(malcom.rows.size() >= 20);  // --evals 20 by default (it was one evaluation per epoch)
 }
 
 TEST_CASE("Same seed, same model bits: run after run, and on the simulated and threaded transports", "[train][determinism]") {
@@ -121,4 +124,88 @@ TEST_CASE("Differentially private training: the accountant's epsilon, reproducib
   bad = c;
   bad.dp.clip = 1.0;  // a clip bound but neither noise nor a target epsilon
   REQUIRE_THROWS_WITH(run_experiment(bad, "dpsgd", data, {}), Catch::Contains("--dp-noise"));
+}
+
+TEST_CASE("--coder: the same levels coded three ways give the same model and different bytes; choco+vsc is malcom with lambda 0",
+          "[train][coder]") {
+  TrainConfig c;
+  c.nodes = 4;
+  c.rounds = 12;
+  c.train_samples = 2000;
+  c.hidden = 16;
+  const TrainingData data = load_data(c);
+  auto run = [&](const std::string& algorithm, const std::string& coder, double lambda = 1e-4) {
+    TrainConfig config = c;
+    config.coder = coder;
+    config.lambda = lambda;
+    return run_experiment(config, algorithm, data, {});
+  };
+  const auto raw = run("choco", "raw");
+  const auto elias = run("choco", "elias");
+  const auto vsc = run("choco", "vsc");
+  CHECK(raw.coder == "raw");
+  CHECK(elias.coder == "elias");
+  CAPTURE(raw.bits_per_param_per_round(), elias.bits_per_param_per_round(), vsc.bits_per_param_per_round());
+  // Lossless coders of the same quantized residuals: the models are bit for bit the same.
+  CHECK(elias.model_checksum == raw.model_checksum);
+  CHECK(vsc.model_checksum == raw.model_checksum);
+  CHECK(raw.bits_per_param_per_round() == Approx(10.0).epsilon(0.01));  // ⌈log2(2·256 + 1)⌉
+  CHECK(elias.bits_per_param_per_round() < 0.6 * raw.bits_per_param_per_round());
+  CHECK(vsc.bits_per_param_per_round() < elias.bits_per_param_per_round());
+  // Coding alone (CHOCO + VSC) is Malcom-PSGD without its l1 step.
+  const auto malcom0 = run("malcom", "", 0.0);
+  CHECK(malcom0.coder == "vsc");
+  CHECK(malcom0.last().bytes_sent == vsc.last().bytes_sent);
+  CHECK(malcom0.last().test_accuracy == vsc.last().test_accuracy);
+  CHECK(run("malcom", "raw").last().bytes_sent == raw.last().bytes_sent);  // malcom+raw: CHOCO's packing, same size
+  REQUIRE_THROWS_WITH(run("dpsgd", "elias"), Catch::Contains("does not apply to dpsgd"));
+
+  // A checkpoint remembers its coder: another coder is another run.
+  const decopt::examples::output::TemporaryFolder folder("decopt-coder-test");
+  TrainConfig save = c;
+  save.rounds = 4;
+  save.checkpoint = folder.file("raw.ckpt");
+  (void)run_experiment(save, "choco", data, {});
+  TrainConfig resume = c;
+  resume.resume = save.checkpoint;
+  resume.coder = "elias";
+  REQUIRE_THROWS_WITH(run_experiment(resume, "choco", data, {}), Catch::Contains("belongs to another run") &&
+                                                                      Catch::Contains("coder=raw") && Catch::Contains("coder=elias"));
+  resume.coder = "raw";
+  CHECK(run_experiment(resume, "choco", data, {}).model_checksum == raw.model_checksum);
+}
+
+TEST_CASE("Evaluations: at least 20 by default, on the first --eval-samples test images, the last on the whole test set",
+          "[train][evals]") {
+  TrainConfig c;
+  c.nodes = 4;
+  c.rounds = 30;
+  c.train_samples = 2000;
+  c.hidden = 16;
+  const TrainingData data = load_data(c);
+  const auto run = run_experiment(c, "malcom", data, {});
+  REQUIRE(run.rows.size() >= 20);
+  const auto test_images = static_cast<long>(data.test.size());
+  for (std::size_t i = 0; i + 1 < run.rows.size(); ++i) {
+    CAPTURE(i);
+    CHECK(run.rows[i].test_samples == 2000);
+    CHECK(run.rows[i].round < run.rows[i + 1].round);
+    CHECK(run.rows[i].simulated_seconds < run.rows[i + 1].simulated_seconds);  // the sim transport's clock
+    CHECK(run.interval_bits_per_param(i) > 0);
+  }
+  CHECK(run.last().round == 30);
+  CHECK(run.last().test_samples == test_images);
+  // The last point is the whole test set's accuracy of the final models.
+  CHECK(run.last().test_accuracy == Approx(run_experiment([&] {
+                                             TrainConfig all = c;
+                                             all.eval_samples = 0;
+                                             return all;
+                                           }(), "malcom", data, {}).last().test_accuracy));
+  TrainConfig threads = c;
+  threads.transport = "threads";
+  threads.evals = 3;
+  const auto threaded = run_experiment(threads, "malcom", data, {});
+  CHECK(threaded.rows.size() == 3);
+  CHECK(std::isnan(threaded.rows[0].simulated_seconds));  // no virtual clock off the sim transport
+  CHECK(threaded.model_checksum == run.model_checksum);   // evaluations do not change the training
 }
