@@ -225,3 +225,25 @@ TEST_CASE("Simulation sets one learning rate or a schedule on every node", "[opt
   past_end.rounds(p, 2);
   CHECK_THROWS_WITH(past_end.rounds(p, 1), Catch::Contains("round 2") && Catch::Contains("lr = 0"));
 }
+
+TEST_CASE("own_scale segments get a quantizer norm of their own, through the whole run", "[optimizer][layout]") {
+  const auto p = problem();
+  using Opt = decopt::MalcomPSGD<>;
+  const auto layout = small_layout(/*own_scale=*/true);
+  Network<Opt> layerwise(Topology::ring(kNodes), {.options = {.lr = 0.05, .seed = 8}, .layout = layout});
+  Network<Opt> global(Topology::ring(kNodes), {.options = {.lr = 0.05, .seed = 8}, .layout = small_layout(false)});
+  const auto& blocks = layerwise.sim.node(0).compressor().quantizer().scale_blocks;
+  REQUIRE(blocks.size() == 1);
+  CHECK(blocks[0].offset == layout.segment("fc.weight").offset);
+  CHECK(blocks[0].size == 16);
+  CHECK(global.sim.node(0).compressor().quantizer().scale_blocks.empty());
+  layerwise.rounds(p, 6);
+  global.rounds(p, 6);
+  CHECK(layerwise.models != global.models);  // another quantization...
+  for (int i = 0; i < kNodes; ++i) {         // ...that every node decoded: x̂ is what s was built from
+    std::vector<std::byte> state;
+    layerwise.sim.node(i).save_state(state);
+    Network<Opt> again(Topology::ring(kNodes), {.options = {.lr = 0.05, .seed = 8}, .layout = layout});
+    CHECK(again.sim.node(i).load_state(state) == state.size());
+  }
+}
