@@ -151,7 +151,7 @@ DECOPT_BENCH_PAIR(topk1_dithered_s16_vsc, TopKDitheredVsc({0.01}, {16, Norm::Lin
 DECOPT_BENCH_PAIR(randomk1_identity_vsc, RandomKVsc({0.01}, {}));
 DECOPT_BENCH_PAIR(dense_identity_raw, DenseIdentity());
 
-// ---- issue 16: the sparse paths that touch only the k kept values, scaled sign, Elias ----
+// ---- issue 16 (one block): the sparse paths that touch only the k kept values, scaled sign, Elias ----
 // The three-argument encode: q stays in the compressor (reconstruction()), so a sparse encode
 // writes nothing of size d — beside BM_Encode, whose dense q costs an O(d) zero fill.
 template <class P>
@@ -183,5 +183,14 @@ DECOPT_BENCH_PAIR(sign_elias, SignElias());
 DECOPT_BENCH_PAIR(sign_vsc, SignVsc());
 DECOPT_BENCH_PAIR(randomk1_unbiased_identity_raw, RandomKRaw({0.01, true}, {}));
 DECOPT_BENCH_PAIR(topk1_identity_elias, TopKElias({0.01}, {}));
+
+// ---- issue 16 item 3: half-precision values (16 bits a value with RawCoder) ----
+using HalfRaw = Compressor<Dense, HalfFloat, RawCoder>;
+using TopKHalfRaw = Compressor<TopK, HalfFloat, RawCoder>;
+DECOPT_BENCH_PAIR(fp16_nearest_raw, HalfRaw({}, {HalfFormat::Float16, HalfRounding::NearestEven}));
+DECOPT_BENCH_PAIR(fp16_stochastic_raw, HalfRaw({}, {HalfFormat::Float16, HalfRounding::Stochastic}));
+DECOPT_BENCH_PAIR(bf16_nearest_raw, HalfRaw({}, {HalfFormat::BFloat16, HalfRounding::NearestEven}));
+DECOPT_BENCH_PAIR(bf16_stochastic_raw, HalfRaw({}, {HalfFormat::BFloat16, HalfRounding::Stochastic}));
+DECOPT_BENCH_PAIR(topk1_fp16_raw, TopKHalfRaw({0.01}, {HalfFormat::Float16, HalfRounding::NearestEven}));
 
 }  // namespace
