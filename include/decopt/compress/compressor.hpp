@@ -109,9 +109,10 @@ class Compressor {
     encode_message(v, rng, out, recon_);
   }
 
-  /// The q of the last encode without its zeros: values[j] is q at positions[j] (the kept
-  /// coordinates, ascending but for RandomK, whose are in draw order); positions is empty when
-  /// every coordinate is coded, and values is then q whole. Valid until the next encode.
+  /// The q of the last three-argument encode without its zeros: values[j] is q at positions[j]
+  /// (the kept coordinates, ascending but for RandomK, whose are in draw order); positions is
+  /// empty when every coordinate is coded, and values is then q whole. Valid until the next
+  /// encode (after a four-argument encode, its q is the reconstruction).
   struct Reconstruction {
     std::span<const std::uint32_t> positions;
     std::span<const float> values;
@@ -248,7 +249,7 @@ class Compressor {
         }
         *next++ = static_cast<std::uint32_t>(p);
       });
-      if (excess || next != end) throw DecodeError("the coder decoded another number of positions than the message's count");
+      if (excess || next != end) throw DecodeError("the coder decoded more or fewer positions than the message's count");
     }
     const std::size_t count = shape.explicit_positions ? shape.k : shape.n;
     if (payload.size() - consumed != count * sizeof(float)) throw DecodeError("float payload has the wrong size");
