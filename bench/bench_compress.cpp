@@ -210,4 +210,46 @@ DECOPT_BENCH_GAUSS(bucket128_f16_s4_l2_raw, DitheredRaw({}, bucketed(128, ScaleF
 DECOPT_BENCH_GAUSS(bucket512_f32_s4_l2_raw, DitheredRaw({}, bucketed(512, ScaleFormat::Float32)));
 DECOPT_BENCH_GAUSS(bucket512_f16_s4_l2_raw, DitheredRaw({}, bucketed(512, ScaleFormat::Float16)));
 
+// ---- issue 16 (one block): the sparse paths that touch only the k kept values, scaled sign, Elias ----
+// The three-argument encode: q stays in the compressor (reconstruction()), so a sparse encode
+// writes nothing of size d — beside BM_Encode, whose dense q costs an O(d) zero fill.
+template <class P>
+void BM_EncodeKept(benchmark::State& state, P pipeline, Input kind) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto& v = input(kind, n);
+  std::vector<std::byte> msg;
+  msg.reserve(n * 5);
+  Rng rng(1);
+  for (auto _ : state) {
+    msg.clear();
+    pipeline.encode(v, rng, msg);
+    benchmark::DoNotOptimize(msg.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(float)));
+  state.counters["bits_per_element"] = static_cast<double>(msg.size()) * 8.0 / static_cast<double>(n);
+}
+BENCHMARK_CAPTURE(BM_EncodeKept, randomk1_identity_vsc_gauss, RandomKVsc({0.01}, {}), Input::Gaussian)->Apply(decopt::bench::standard_sizes);
+BENCHMARK_CAPTURE(BM_EncodeKept, topk1_identity_vsc_gauss, TopKVsc({0.01}, {}), Input::Gaussian)->Apply(decopt::bench::standard_sizes);
+
+using SignRaw = Compressor<Dense, Sign, RawCoder>;
+using SignElias = Compressor<Dense, Sign, EliasCoder>;
+using SignVsc = Compressor<Dense, Sign, VectorSourceCoder>;
+using RandomKRaw = Compressor<RandomK, Identity, RawCoder>;
+using TopKElias = Compressor<TopK, Identity, EliasCoder>;
+DECOPT_BENCH_PAIR(sign_raw, SignRaw());
+DECOPT_BENCH_PAIR(sign_elias, SignElias());
+DECOPT_BENCH_PAIR(sign_vsc, SignVsc());
+DECOPT_BENCH_PAIR(randomk1_unbiased_identity_raw, RandomKRaw({0.01, true}, {}));
+DECOPT_BENCH_PAIR(topk1_identity_elias, TopKElias({0.01}, {}));
+
+// ---- issue 16 item 3: half-precision values (16 bits a value with RawCoder) ----
+using HalfRaw = Compressor<Dense, HalfFloat, RawCoder>;
+using TopKHalfRaw = Compressor<TopK, HalfFloat, RawCoder>;
+DECOPT_BENCH_PAIR(fp16_nearest_raw, HalfRaw({}, {HalfFormat::Float16, HalfRounding::NearestEven}));
+DECOPT_BENCH_PAIR(fp16_stochastic_raw, HalfRaw({}, {HalfFormat::Float16, HalfRounding::Stochastic}));
+DECOPT_BENCH_PAIR(bf16_nearest_raw, HalfRaw({}, {HalfFormat::BFloat16, HalfRounding::NearestEven}));
+DECOPT_BENCH_PAIR(bf16_stochastic_raw, HalfRaw({}, {HalfFormat::BFloat16, HalfRounding::Stochastic}));
+DECOPT_BENCH_PAIR(topk1_fp16_raw, TopKHalfRaw({0.01}, {HalfFormat::Float16, HalfRounding::NearestEven}));
+
 }  // namespace

@@ -14,6 +14,7 @@
 #include "decopt/compress/identity.hpp"
 #include "decopt/compress/dithered_quantizer.hpp"
 #include "decopt/compress/sign.hpp"
+#include "decopt/compress/half.hpp"
 // coders
 #include "decopt/compress/raw_coder.hpp"
 #include "decopt/compress/elias_coder.hpp"

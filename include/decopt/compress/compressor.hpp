@@ -114,44 +114,38 @@ class Compressor {
   [[nodiscard]] const C& coder() const noexcept { return coder_; }
 
   /// Compresses v and appends one message to `out`; writes into q the exact reconstruction
-  /// receivers will decode. Throws ConfigError if q.size() != v.size(), v is empty or longer than
-  /// message::max_dimension, or v holds a non-finite value; `out` is then unchanged.
+  /// receivers will decode (for a sparse compressor: zero outside the kept coordinates, an O(d)
+  /// fill — the three-argument encode avoids it). Throws ConfigError if q.size() != v.size(), v
+  /// is empty or longer than message::max_dimension, or v holds a non-finite value (RandomK: a
+  /// value it sends); `out` is then unchanged.
   void encode(std::span<const float> v, Rng& rng, std::vector<std::byte>& out, std::span<float> q) {
     detail::require(q.size() == v.size(), "Compressor::encode: q.size() must equal v.size()");
-    detail::require(!v.empty() && v.size() <= message::max_dimension,
-                    "Compressor::encode: the dimension must be in [1, 2^32 - 2]");
-    if constexpr (!input_checked) {
-      detail::require(decopt::all_finite(v), detail::non_finite_input);
-    }
-    const std::size_t d = v.size();
-    sparsifier_.select(v, rng, sel_);
-    std::span<const float> x = v;
-    std::span<float> recon = q;
-    if (!sel_.all) {
-      gathered_.resize(sel_.k);
-      for (std::size_t j = 0; j < sel_.k; ++j) gathered_[j] = v[sel_.indices[j]];
-      recon_.resize(sel_.k);
-      x = gathered_;
-      recon = recon_;
-    }
-    quantizer_.quantize(x, sel_.scale, rng, block_, recon);
+    encode_message(v, rng, out, q);
     if (!sel_.all) {
       std::fill(q.begin(), q.end(), 0.0f);
       for (std::size_t j = 0; j < sel_.k; ++j) q[sel_.indices[j]] = recon_[j];
     }
+  }
 
-    const std::size_t start = out.size();
-    message::write_header(out, S::id, Q::id, C::id, d);
-    sparsifier_.write_params(sel_, out);
-    quantizer_.write_params(block_, out);
-    const detail::CodeShape shape = shape_of(sel_, d, true);
-    if constexpr (Q::float_values) {
-      if (shape.explicit_positions) coder_.encode_positions(shape, out);
-      append_floats(recon, out, start);
-    } else {
-      coder_.encode_levels(shape, block_.levels, block_.s, out);
-      message::append_checksum(out, start);
-    }
+  /// The same message as encode(v, rng, out, q), with q left in the compressor (reconstruction())
+  /// instead of written densely: for a sparse compressor nothing of size d is written, and
+  /// RandomK reads only the k values it sends (O(k) in all). Throws as the four-argument encode.
+  void encode(std::span<const float> v, Rng& rng, std::vector<std::byte>& out) {
+    if constexpr (!S::sparse) recon_.resize(v.size());
+    encode_message(v, rng, out, recon_);
+  }
+
+  /// The q of the last three-argument encode without its zeros: values[j] is q at positions[j]
+  /// (the kept coordinates, ascending but for RandomK, whose are in draw order); positions is
+  /// empty when every coordinate is coded, and values is then q whole. Valid until the next
+  /// encode (after a four-argument encode, its q is the reconstruction).
+  struct Reconstruction {
+    std::span<const std::uint32_t> positions;
+    std::span<const float> values;
+  };
+  [[nodiscard]] Reconstruction reconstruction() const noexcept {
+    if (sel_.all) return {{}, recon_};
+    return {std::span<const std::uint32_t>(sel_.indices.data(), sel_.k), std::span<const float>(recon_.data(), sel_.k)};
   }
 
   /// acc += weight · q for the q the message encodes, touching only its coded coordinates.
@@ -184,6 +178,44 @@ class Compressor {
   }
 
  private:
+  // Both encodes: selects, quantizes and appends the message. The reconstruction goes to `dense`
+  // (size d) for a dense selection, to recon_ (size k) for a sparse one.
+  void encode_message(std::span<const float> v, Rng& rng, std::vector<std::byte>& out, std::span<float> dense) {
+    detail::require(!v.empty() && v.size() <= message::max_dimension,
+                    "Compressor::encode: the dimension must be in [1, 2^32 - 2]");
+    if constexpr (!input_checked && !sent_values_checked) {
+      detail::require(decopt::all_finite(v), detail::non_finite_input);
+    }
+    const std::size_t d = v.size();
+    sparsifier_.select(v, rng, sel_);
+    std::span<const float> x = v;
+    std::span<float> recon = dense;
+    if (!sel_.all) {
+      gathered_.resize(sel_.k);
+      for (std::size_t j = 0; j < sel_.k; ++j) gathered_[j] = v[sel_.indices[j]];
+      if constexpr (sent_values_checked) {
+        detail::require(decopt::all_finite(std::span<const float>(gathered_)), detail::non_finite_input);
+      }
+      recon_.resize(sel_.k);
+      x = gathered_;
+      recon = recon_;
+    }
+    quantizer_.quantize(x, sel_.scale, rng, block_, recon);
+
+    const std::size_t start = out.size();
+    message::write_header(out, S::id, Q::id, C::id, d);
+    sparsifier_.write_params(sel_, out);
+    quantizer_.write_params(block_, out);
+    const detail::CodeShape shape = shape_of(sel_, d, true);
+    if constexpr (Q::float_values) {
+      if (shape.explicit_positions) coder_.encode_positions(shape, out);
+      append_floats(recon, out, start);
+    } else {
+      coder_.encode_levels(shape, block_.levels, block_.s, out);
+      message::append_checksum(out, start);
+    }
+  }
+
   // Appends the float32 values and the message's checksum (the message starts at out[start]).
   // The values are copied and checksummed a chunk at a time, so that the checksum reads each
   // chunk from L1 after the copy brought it in; a payload larger than the caches is copied with
@@ -230,12 +262,25 @@ class Compressor {
     std::vector<std::uint32_t> positions;
     std::size_t consumed = 0;
     if (shape.explicit_positions) {
-      positions.reserve(shape.k);
-      consumed = coder_.decode_positions(payload, shape, [&](std::size_t p) { positions.push_back(static_cast<std::uint32_t>(p)); });
+      // into a sized buffer through a pointer: push_back's size update could alias the coder's
+      // bit cursor and keep its state in memory through the decode loop
+      positions.resize(shape.k);
+      std::uint32_t* next = positions.data();
+      std::uint32_t* const end = next + shape.k;
+      bool excess = false;
+      consumed = coder_.decode_positions(payload, shape, [&](std::size_t p) {
+        if (next == end) [[unlikely]] {
+          excess = true;
+          return;
+        }
+        *next++ = static_cast<std::uint32_t>(p);
+      });
+      if (excess || next != end) throw DecodeError("the coder decoded more or fewer positions than the message's count");
     }
     const std::size_t count = shape.explicit_positions ? shape.k : shape.n;
     if (payload.size() - consumed != count * sizeof(float)) throw DecodeError("float payload has the wrong size");
     const std::byte* values = payload.data() + consumed;
+    const std::uint32_t* sparse_positions = shape.explicit_positions ? positions.data() : map;
     std::uint32_t crc = crc32c(envelope.body.first(offset + consumed));
     // max |value| as bits (an integer max, which vectorises): every value is finite iff it is
     // below the bits of infinity
@@ -249,9 +294,10 @@ class Compressor {
     message::verify(envelope, crc);
     const float max_abs = std::bit_cast<float>(max_bits);
     if (max_bits >= 0x7f800000u || !std::isfinite(max_abs * weight)) throw DecodeError("message holds or yields a non-finite value");
-    for (std::size_t j = 0; j < count; ++j) {
-      const std::size_t pos = shape.explicit_positions ? positions[j] : (map ? map[j] : j);
-      a[pos] += weight * load_float(values + 4 * j);
+    if (sparse_positions) {
+      for (std::size_t j = 0; j < count; ++j) a[sparse_positions[j]] += weight * load_float(values + 4 * j);
+    } else {
+      for (std::size_t j = 0; j < count; ++j) a[j] += weight * load_float(values + 4 * j);
     }
   }
 
@@ -303,6 +349,11 @@ class Compressor {
       if (S::checks_finite) return true;
     }
     if constexpr (requires { Q::checks_finite; }) return std::is_same_v<S, Dense> && Q::checks_finite;
+    return false;
+  }();
+  // The sparsifier reads only the values it sends (RandomK): the compressor checks those alone.
+  static constexpr bool sent_values_checked = [] {
+    if constexpr (requires { S::checks_sent_values_only; }) return S::checks_sent_values_only;
     return false;
   }();
 

@@ -8,13 +8,16 @@
 // Elias, "Universal codeword sets and representations of the integers", IEEE T-IT 1975.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "decopt/compress/detail/fast_bits.hpp"
 #include "decopt/compress/detail/pipeline.hpp"
+#include "decopt/compress/detail/word_bits.hpp"
 #include "decopt/compress/detail/positions.hpp"
 #include "decopt/compress/message.hpp"
 #include "decopt/core/bit_stream.hpp"
@@ -46,26 +49,27 @@ struct EliasCoder {
 
   template <class Sink>
   std::size_t decode_levels(std::span<const std::byte> bytes, const detail::CodeShape& shape, int s, Sink&& sink) const {
-    BitReader r(bytes);
-    const std::uint64_t nnz = codes::read_elias_delta(r) - 1;
+    detail::BitCursor r(bytes.data(), bytes.size());
+    const std::uint64_t total_bits = static_cast<std::uint64_t>(bytes.size()) * 8;
+    bool bad = false;
+    const std::uint64_t nnz = read_delta(r, bad) - 1;
     // each non-zero takes at least three bits (a gap, a sign, a magnitude): a count the bytes
     // cannot hold is refused before the loop
-    if (nnz > shape.n || nnz > r.remaining() / 3) throw DecodeError("Elias: non-zero count out of range");
+    if (bad || r.overrun() || nnz > shape.n || nnz > (total_bits - r.position()) / 3)
+      throw DecodeError("Elias: non-zero count out of range");
     std::uint64_t next = 0;
-    bool bad = false;
     for (std::uint64_t j = 0; j < nnz; ++j) {
-      const std::uint64_t pos = next + codes::read_elias_delta(r) - 1;
-      const bool negative = r.read_bit();
-      const std::uint64_t mag = codes::read_elias_gamma(r);
-      if (pos >= shape.n || pos < next || mag > static_cast<std::uint64_t>(s)) {
+      const std::uint64_t pos = next + read_delta(r, bad) - 1;
+      const int level = read_signed_level(r, s, bad);
+      if (bad || pos >= shape.n || r.overrun()) {
         bad = true;
         break;
       }
-      sink(static_cast<std::size_t>(pos), negative ? -static_cast<int>(mag) : static_cast<int>(mag));
+      sink(static_cast<std::size_t>(pos), level);
       next = pos + 1;
     }
     if (bad) throw DecodeError("Elias: position or level out of range");
-    return r.byte_position();
+    return static_cast<std::size_t>((r.position() + 7) / 8);
   }
 
   void encode_positions(const detail::CodeShape& shape, std::vector<std::byte>& out) {
@@ -80,16 +84,63 @@ struct EliasCoder {
 
   template <class Sink>
   std::size_t decode_positions(std::span<const std::byte> bytes, const detail::CodeShape& shape, Sink&& sink) const {
-    BitReader r(bytes);
-    if (shape.k > r.remaining()) throw DecodeError("Elias: message truncated");  // a gap takes at least a bit
+    if (shape.k > bytes.size() * std::uint64_t{8}) throw DecodeError("Elias: message truncated");  // a gap takes at least a bit
+    detail::BitCursor r(bytes.data(), bytes.size());
+    bool bad = false;
     std::uint64_t next = 0;
     for (std::size_t j = 0; j < shape.k; ++j) {
-      const std::uint64_t pos = next + codes::read_elias_delta(r) - 1;
-      if (pos >= shape.n || pos < next) throw DecodeError("Elias: position out of range");
+      const std::uint64_t pos = next + read_delta(r, bad) - 1;
+      if (bad || pos >= shape.n || r.overrun()) throw DecodeError("Elias: position out of range");
       sink(static_cast<std::size_t>(pos));
       next = pos + 1;
     }
-    return r.byte_position();
+    return static_cast<std::size_t>((r.position() + 7) / 8);
+  }
+
+ private:
+  // The decoders read a whole codeword from one 56-bit window of a non-throwing cursor (one
+  // refill, a count of trailing zeros and two shifts) instead of bit by bit through a throwing
+  // reader: the codes are those of codes::write_elias_delta / write_elias_gamma, and every value
+  // they must take fits one window. A codeword that cannot be valid sets `bad` (and the caller
+  // stops); bits read past the end come as zeros, which the cursor's overrun() reports.
+
+  /// Elias-delta of n ≥ 1 with n ≤ 2^33 (gaps and counts of vectors of at most 2^32 entries):
+  /// γ(L + 1) = ⌊log2(L + 1)⌋ zeros, a one, ⌊log2(L + 1)⌋ bits; then the L low bits of n.
+  static inline __attribute__((always_inline)) std::uint64_t read_delta(detail::BitCursor& r, bool& bad) noexcept {
+    const std::uint64_t w = r.peek(56);
+    const int z = std::countr_zero(w);  // 64 for an all-zero window
+    if (z > 5) {                        // L + 1 ≥ 64: n ≥ 2^63, or the stream is corrupt
+      bad = true;
+      return 1;
+    }
+    const std::uint64_t l1 = (std::uint64_t{1} << z) | ((w >> (z + 1)) & detail::bits::low_mask(static_cast<unsigned>(z)));
+    const int l = static_cast<int>(l1) - 1;
+    if (l > 33) {
+      bad = true;
+      return 1;
+    }
+    const int gamma_bits = 2 * z + 1;  // + l ≤ 11 + 33 bits: within the window
+    const std::uint64_t n = (std::uint64_t{1} << l) | ((w >> gamma_bits) & detail::bits::low_mask(static_cast<unsigned>(l)));
+    r.skip(gamma_bits + l);
+    return n;
+  }
+
+  /// One sign bit (1 = negative), then the Elias-gamma code of |ℓ| ∈ [1, s] (s ≤ 2^15: ≤ 32 bits).
+  static inline __attribute__((always_inline)) int read_signed_level(detail::BitCursor& r, int s, bool& bad) noexcept {
+    const std::uint64_t w = r.peek(56);
+    const bool negative = (w & 1u) != 0;
+    const int z = std::countr_zero(w >> 1);
+    if (z > 15) {
+      bad = true;
+      return 0;
+    }
+    const std::uint64_t mag = (std::uint64_t{1} << z) | ((w >> (z + 2)) & detail::bits::low_mask(static_cast<unsigned>(z)));
+    r.skip(2 * z + 2);
+    if (mag > static_cast<std::uint64_t>(s)) {
+      bad = true;
+      return 0;
+    }
+    return negative ? -static_cast<int>(mag) : static_cast<int>(mag);
   }
 };
 

@@ -46,7 +46,7 @@ inline constexpr std::size_t checksum_chunk = 16 * 1024;
 /// Policy ids written into the header (one byte each).
 namespace ids {
 inline constexpr std::uint8_t dense = 1, top_k = 2, random_k = 3, rand_top_k = 4;
-inline constexpr std::uint8_t identity = 1, dithered = 2, sign = 3;
+inline constexpr std::uint8_t identity = 1, dithered = 2, sign = 3, half = 4;
 inline constexpr std::uint8_t raw = 1, elias = 2, vector_source = 3;
 }  // namespace ids
 

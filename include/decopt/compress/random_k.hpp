@@ -4,6 +4,12 @@
 // 64-bit seed from its Rng and puts it in the message; the receiver regenerates the same subset
 // from it, so positions cost 64 bits in total instead of ~k·log2(d/k). With `unbiased`, every
 // kept value is multiplied by d/k so that E[C(v)] = v (variance grows by d/k − 1).
+//
+// Encode and decode cost O(k), not O(d): the subset is drawn by Floyd's algorithm against a
+// per-thread bitmap that is never zeroed or scanned whole (detail::random_subset_unordered), the
+// positions stay in the order they were drawn (the receiver draws the same order), and only the k
+// kept values of v are read — so a non-finite value at a coordinate RandomK does not send is not
+// an error (the Compressor checks the values it sends; the optimizer checks its model anyway).
 #pragma once
 
 #include <span>
@@ -30,6 +36,8 @@ struct RandomK {
   static constexpr bool always_unbiased = false;
   static constexpr bool sparse = true;
   static constexpr bool uses_seed = true;
+  /// The Compressor checks only the k values it sends for finiteness (see the header comment).
+  static constexpr bool checks_sent_values_only = true;
   static std::string name() { return "RandomK"; }
 
   void validate() const { detail::require(ratio > 0.0 && ratio <= 1.0, "RandomK::ratio must be in (0, 1]"); }
@@ -48,7 +56,7 @@ struct RandomK {
     sel.scale = unbiased ? scale_for(d, sel.k) : 1.0f;
     sel.seed = rng.next();
     Rng subset(sel.seed);
-    detail::random_subset(subset, d, sel.k, sel.indices, sel.bitmap);
+    detail::random_subset_unordered(subset, d, sel.k, sel.indices);
   }
   void write_params(const detail::Selection& sel, std::vector<std::byte>& out) const {
     put_varint(out, sel.k);
@@ -67,7 +75,7 @@ struct RandomK {
     sel.k = static_cast<std::size_t>(k);
     sel.scale = flag ? scale_for(d, sel.k) : 1.0f;
     Rng subset(sel.seed);
-    detail::random_subset(subset, d, sel.k, sel.indices, sel.bitmap);
+    detail::random_subset_unordered(subset, d, sel.k, sel.indices);
   }
 };
 

@@ -740,11 +740,12 @@ class VectorSourceCoder {
                             std::uint64_t total, Sink& sink) {
     constexpr std::uint64_t exhausted = std::numeric_limits<std::uint64_t>::max() / 2;
     const std::size_t mm = ranks.size();
-    std::vector<std::uint64_t> cand(mm), rel(mm), left(mm);
+    std::vector<std::uint64_t> cand(mm), rel(mm), left(mm), max_quotient(mm);
+    for (std::size_t r = 0; r < mm; ++r) max_quotient[r] = ranks[r].remaining / ranks[r].golomb.b + 1;  // not a division per run
     bool bad = false;
     auto next_run = [&](std::size_t r) -> std::uint64_t {
       if (ranks[r].implied) return 0;
-      return cursors[r].read_golomb(ranks[r].golomb, ranks[r].remaining / ranks[r].golomb.b + 1);
+      return cursors[r].read_golomb(ranks[r].golomb, max_quotient[r]);
     };
     for (std::size_t r = 0; r < mm; ++r) {
       left[r] = ranks[r].count;
@@ -753,13 +754,17 @@ class VectorSourceCoder {
       cand[r] = rel[r];
     }
     if (mm == 1) {  // one symbol: relative positions are absolute
-      const int symbol = ranks[0].symbol;
+      const Rank& rk = ranks[0];
+      // the cursor and the position as locals, so that they stay in registers while the sink stores
+      detail::BitCursor cursor = cursors[0];
+      std::uint64_t pos = rel[0];
       for (std::uint64_t t = 0; t < total && !bad; ++t) {
-        sink(static_cast<std::size_t>(rel[0]), symbol);
-        if (--left[0] == 0) break;
-        rel[0] += next_run(0) + 1;
-        bad |= rel[0] >= ranks[0].remaining || cursors[0].overrun();
+        sink(static_cast<std::size_t>(pos), rk.symbol);
+        if (t + 1 == rk.count) break;
+        pos += (rk.implied ? 0 : cursor.read_golomb(rk.golomb, max_quotient[0])) + 1;
+        bad |= pos >= rk.remaining || cursor.overrun();
       }
+      cursors[0] = cursor;
     } else {
       for (std::uint64_t t = 0; t < total && !bad; ++t) {
         std::size_t best = 0;

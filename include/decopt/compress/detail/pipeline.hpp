@@ -37,7 +37,7 @@ struct Selection {
   std::size_t k = 0;       ///< number of selected coordinates
   float scale = 1.0f;      ///< factor on every reconstructed value (d/k for unbiased RandomK)
   std::uint64_t seed = 0;  ///< RandomK's subset seed, carried in the message
-  std::vector<std::uint32_t> indices;  ///< ascending selected positions when !all
+  std::vector<std::uint32_t> indices;  ///< selected positions when !all: ascending, but RandomK's in draw order
   // scratch reused across calls, so a steady-state encode does not allocate
   SelectScratch scratch;
   std::vector<std::uint32_t> top;

@@ -114,6 +114,8 @@ inline void top_k_indices(std::span<const float> v, std::size_t k, std::vector<s
 
 /// A uniformly random k-subset of [0, n), ascending (Floyd's algorithm over a bitmap of n bits:
 /// O(k) draws plus an O(n/64) scan). Sender and receiver call it with the same generator state.
+/// (RandTopK's picks: their order makes the explicit positions ascending. RandomK, whose
+/// positions are implicit, uses random_subset_unordered, which makes no pass over n.)
 inline void random_subset(Rng& rng, std::size_t n, std::size_t k, std::vector<std::uint32_t>& out,
                           std::vector<std::uint64_t>& bitmap) {
   bitmap.assign((n + 63) / 64, 0);
@@ -132,6 +134,74 @@ inline void random_subset(Rng& rng, std::size_t n, std::size_t k, std::vector<st
       bits &= bits - 1;
     }
   }
+}
+
+/// Uniform 32-bit draws, two from each 64-bit output of the generator (low half first). Works on
+/// a copy of the generator (a local whose state stays in registers: stores through other
+/// uint64_t pointers cannot alias it); generator() is where it stands.
+class HalfDraws {
+ public:
+  explicit HalfDraws(const Rng& rng) noexcept : rng_(rng) {}
+  [[nodiscard]] const Rng& generator() const noexcept { return rng_; }
+  std::uint32_t next() noexcept {
+    if (have_high_) {
+      have_high_ = false;
+      return static_cast<std::uint32_t>(word_ >> 32);
+    }
+    word_ = rng_.next();
+    have_high_ = true;
+    return static_cast<std::uint32_t>(word_);
+  }
+  /// Uniform in [0, bound), bound ≥ 1 (Lemire, "Fast random integer generation in an interval",
+  /// ACM TOMACS 2019: a multiply, and a division only in the rare case that may need a redraw).
+  std::uint32_t below(std::uint32_t bound) noexcept {
+    std::uint64_t m = std::uint64_t{next()} * bound;
+    auto low = static_cast<std::uint32_t>(m);
+    if (low < bound) {
+      const std::uint32_t threshold = (0u - bound) % bound;
+      while (low < threshold) {
+        m = std::uint64_t{next()} * bound;
+        low = static_cast<std::uint32_t>(m);
+      }
+    }
+    return static_cast<std::uint32_t>(m >> 32);
+  }
+
+ private:
+  Rng rng_;
+  std::uint64_t word_ = 0;
+  bool have_high_ = false;
+};
+
+/// This thread's membership bitmap for random_subset_unordered, of at least n bits, all clear
+/// between calls (n/8 bytes per thread for the largest n so far, zeroed once when it grows).
+inline std::vector<std::uint64_t>& subset_marks(std::size_t n) {
+  thread_local std::vector<std::uint64_t> marks;
+  const std::size_t words = (n + 63) / 64;
+  if (marks.size() < words) marks.resize(words, 0);
+  return marks;
+}
+
+/// A uniformly random k-subset of [0, n), 1 ≤ k ≤ n < 2^32, in the order Floyd's algorithm picks
+/// it (not sorted): step j ∈ [n−k, n) draws t uniform in [0, j] and takes t, or j if t is already
+/// taken (Bentley & Floyd, "A sample of brilliance", CACM 1987). O(k) time and memory traffic: the
+/// membership test is this thread's bitmap (subset_marks), of which only the picked words are
+/// set and cleared again, so nothing of size n is zeroed or scanned. The draws are 32-bit
+/// (HalfDraws). Sender and receiver call it with the same generator state.
+inline void random_subset_unordered(Rng& rng, std::size_t n, std::size_t k, std::vector<std::uint32_t>& out) {
+  std::uint64_t* marks = subset_marks(n).data();
+  out.resize(k);
+  std::uint32_t* picks = out.data();
+  HalfDraws draws(rng);
+  for (std::size_t j = n - k, o = 0; j < n; ++j, ++o) {
+    const std::uint32_t t = draws.below(static_cast<std::uint32_t>(j + 1));
+    const bool taken = (marks[t >> 6] >> (t & 63)) & 1u;
+    const std::uint32_t pick = taken ? static_cast<std::uint32_t>(j) : t;
+    marks[pick >> 6] |= std::uint64_t{1} << (pick & 63);
+    picks[o] = pick;
+  }
+  for (std::size_t o = 0; o < k; ++o) marks[picks[o] >> 6] = 0;  // each marked word held only picks
+  rng = draws.generator();
 }
 
 }  // namespace decopt::detail

@@ -1,0 +1,198 @@
+// Tests for the O(k) sparse paths and the faster coders of issue 16: RandomK's unordered Floyd
+// subset (uniform, distinct, its per-thread marks left clear), the three-argument encode and its
+// reconstruction(), RandomK's check of only the values it sends, Sign's lane-wise |v| sum, and the
+// window-at-a-time Elias decoder (exact on extreme gaps and levels, every truncation refused).
+#include <catch2/catch.hpp>
+
+#include <decopt/compress/compress.hpp>
+
+#include "all_pipelines.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <utility>
+#include <vector>
+
+using namespace decopt;
+using namespace decopt::test;
+
+namespace {
+
+bool same_bits(float a, float b) {
+  std::uint32_t x, y;
+  std::memcpy(&x, &a, 4);
+  std::memcpy(&y, &b, 4);
+  return x == y;
+}
+
+}  // namespace
+
+TEST_CASE("random_subset_unordered: k distinct positions, uniform, marks left clear", "[compress][randomk]") {
+  const std::size_t n = 50, k = 5;
+  const int trials = 20000;
+  std::vector<int> hits(n, 0);
+  std::vector<std::uint32_t> picks;
+  Rng rng(11);
+  for (int t = 0; t < trials; ++t) {
+    detail::random_subset_unordered(rng, n, k, picks);
+    REQUIRE(picks.size() == k);
+    auto sorted = picks;
+    std::sort(sorted.begin(), sorted.end());
+    REQUIRE(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());
+    REQUIRE(sorted.back() < n);
+    for (const auto p : picks) ++hits[p];
+  }
+  // each position is in the subset with probability k/n: 2000 ± 5σ (σ ≈ 42)
+  for (std::size_t i = 0; i < n; ++i) {
+    CAPTURE(i);
+    REQUIRE(std::abs(hits[i] - trials * static_cast<int>(k) / static_cast<int>(n)) < 215);
+  }
+  const auto& marks = detail::subset_marks(n);
+  REQUIRE(std::all_of(marks.begin(), marks.end(), [](std::uint64_t w) { return w == 0; }));
+
+  // the same generator state gives the same picks in the same order; k = n takes everything
+  Rng a(5), b(5);
+  std::vector<std::uint32_t> pa, pb;
+  detail::random_subset_unordered(a, 100000, 1000, pa);
+  detail::random_subset_unordered(b, 100000, 1000, pb);
+  REQUIRE(pa == pb);
+  detail::random_subset_unordered(a, 64, 64, pa);
+  std::sort(pa.begin(), pa.end());
+  for (std::uint32_t i = 0; i < 64; ++i) REQUIRE(pa[i] == i);
+}
+
+TEMPLATE_LIST_TEST_CASE("the three-argument encode sends the same message; reconstruction() is q without its zeros",
+                        "[compress][reconstruction]", AllPipelines) {
+  auto dense_q = make_pipeline<TestType>();
+  auto kept_q = make_pipeline<TestType>();
+  CAPTURE(TestType::name());
+  for (const std::size_t d : {std::size_t{1}, std::size_t{33}, std::size_t{5000}}) {
+    CAPTURE(d);
+    const auto v = gaussian(d, 40 + d);
+    Rng r1(77), r2(77);
+    std::vector<float> q(d, 9.0f);
+    std::vector<std::byte> m1, m2;
+    dense_q.encode(v, r1, m1, q);
+    kept_q.encode(v, r2, m2);
+    REQUIRE(m1 == m2);
+    REQUIRE(r1.next() == r2.next());  // both drew the same
+
+    const auto rec = kept_q.reconstruction();
+    std::vector<float> scattered(d, 0.0f);
+    if (rec.positions.empty()) {
+      REQUIRE(rec.values.size() == d);
+      std::copy(rec.values.begin(), rec.values.end(), scattered.begin());
+    } else {
+      REQUIRE(rec.positions.size() == rec.values.size());
+      for (std::size_t j = 0; j < rec.positions.size(); ++j) scattered[rec.positions[j]] = rec.values[j];
+    }
+    std::vector<float> decoded(d, 0.0f);
+    kept_q.decode_add(m2, 1.0f, decoded);
+    std::size_t mismatches = 0;
+    for (std::size_t i = 0; i < d; ++i) {
+      mismatches += same_bits(scattered[i], q[i]) ? 0 : 1;
+      mismatches += decoded[i] == q[i] ? 0 : 1;  // +0 added to +0: only the sign of zero may differ
+    }
+    REQUIRE(mismatches == 0);
+  }
+}
+
+TEST_CASE("RandomK checks only the values it sends; the rest of v is never read", "[compress][randomk][config]") {
+  using P = Compressor<RandomK, Identity, RawCoder>;
+  P pipeline(RandomK{0.01, true}, {});
+  const std::size_t d = 20000;
+  const auto clean = gaussian(d, 3);
+  Rng probe(8);
+  std::vector<std::byte> msg;
+  pipeline.encode(clean, probe, msg);
+  const auto kept = pipeline.reconstruction().positions;
+  std::vector<bool> sent(d, false);
+  for (const auto p : kept) sent[p] = true;
+  const std::size_t unsent = static_cast<std::size_t>(std::find(sent.begin(), sent.end(), false) - sent.begin());
+  const std::size_t first_sent = kept[0];
+
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    auto v = clean;
+    v[unsent] = bad;  // not sent: encodes, and the message decodes to finite values
+    Rng rng(8);
+    std::vector<float> q(d);
+    std::vector<std::byte> out;
+    REQUIRE_NOTHROW(pipeline.encode(v, rng, out, q));
+    std::vector<float> acc(d, 0.0f);
+    pipeline.decode_add(out, 1.0f, acc);
+    REQUIRE(std::all_of(acc.begin(), acc.end(), [](float x) { return std::isfinite(x); }));
+    REQUIRE(q[unsent] == 0.0f);
+
+    v = clean;
+    v[first_sent] = bad;  // sent: ConfigError, nothing appended
+    Rng rng2(8);
+    out.clear();
+    REQUIRE_THROWS_AS(pipeline.encode(v, rng2, out, q), ConfigError);
+    REQUIRE(out.empty());
+  }
+}
+
+TEST_CASE("Sign: the lane-wise |v| sum matches a serial one and flags non-finite input", "[compress][sign]") {
+  for (const std::size_t n : {std::size_t{1}, std::size_t{15}, std::size_t{16}, std::size_t{17}, std::size_t{1000}, std::size_t{100003}}) {
+    CAPTURE(n);
+    const auto v = gaussian(n, n, 3.0);
+    long double serial = 0.0L;
+    for (const float x : v) serial += std::fabs(static_cast<long double>(x));
+    const double sum = Sign::abs_sum(v);
+    REQUIRE(std::fabs(static_cast<long double>(sum) - serial) <= 1e-13L * serial);
+    for (const std::size_t at : {std::size_t{0}, n / 2, n - 1}) {  // head, body and tail lanes
+      auto w = v;
+      w[at] = std::numeric_limits<float>::quiet_NaN();
+      REQUIRE_FALSE(std::isfinite(Sign::abs_sum(w)));
+      w[at] = -std::numeric_limits<float>::infinity();
+      REQUIRE_FALSE(std::isfinite(Sign::abs_sum(w)));
+    }
+  }
+  std::vector<float> largest(1 << 12, std::numeric_limits<float>::max());  // finite floats cannot overflow the sum
+  REQUIRE(std::isfinite(Sign::abs_sum(largest)));
+}
+
+TEST_CASE("EliasCoder: extreme gaps and levels decode exactly; every truncation is refused", "[compress][elias]") {
+  EliasCoder coder;
+  const int s = DitheredQuantizer::max_levels;
+  // levels over n = 3·2^20 with gaps from 1 to ~2^21 and magnitudes up to s
+  const std::size_t n = 3u << 20;
+  std::vector<std::int16_t> levels(n, 0);
+  const std::pair<std::size_t, int> nonzeros[] = {{0, 1}, {1, -1}, {2, s}, {3, -s}, {1000, 2}, {(1u << 21) + 7, -300}, {n - 1, 12345}};
+  for (const auto& [pos, l] : nonzeros) levels[pos] = static_cast<std::int16_t>(l);
+  detail::CodeShape shape;
+  shape.n = n;
+  shape.k = n;
+  std::vector<std::byte> out;
+  coder.encode_levels(shape, levels, s, out);
+  std::vector<std::pair<std::size_t, int>> got;
+  const std::size_t used = coder.decode_levels(out, shape, s, [&](std::size_t p, int l) { got.emplace_back(p, l); });
+  REQUIRE(used == out.size());
+  REQUIRE(got == std::vector<std::pair<std::size_t, int>>(std::begin(nonzeros), std::end(nonzeros)));
+  for (std::size_t cut = 0; cut < out.size(); ++cut) {
+    CAPTURE(cut);
+    const std::span<const std::byte> prefix(out.data(), cut);
+    REQUIRE_THROWS_AS(coder.decode_levels(prefix, shape, s, [](std::size_t, int) {}), DecodeError);
+  }
+  // a level above the receiver's s is refused
+  REQUIRE_THROWS_AS(coder.decode_levels(out, shape, s - 1, [](std::size_t, int) {}), DecodeError);
+
+  // positions with gaps near 2^32 (n = 2^32 − 2, the largest dimension)
+  detail::CodeShape pos_shape;
+  pos_shape.n = message::max_dimension;
+  const std::vector<std::uint32_t> positions{0, 5, 0x7fffffffu, 0xfffffffcu, 0xfffffffdu};
+  pos_shape.k = positions.size();
+  pos_shape.positions = positions;
+  std::vector<std::byte> pos_bytes;
+  coder.encode_positions(pos_shape, pos_bytes);
+  std::vector<std::uint32_t> decoded;
+  REQUIRE(coder.decode_positions(pos_bytes, pos_shape, [&](std::size_t p) { decoded.push_back(static_cast<std::uint32_t>(p)); }) ==
+          pos_bytes.size());
+  REQUIRE(decoded == positions);
+  for (std::size_t cut = 0; cut < pos_bytes.size(); ++cut) {
+    const std::span<const std::byte> prefix(pos_bytes.data(), cut);
+    REQUIRE_THROWS_AS(coder.decode_positions(prefix, pos_shape, [](std::size_t) {}), DecodeError);
+  }
+}

@@ -1,0 +1,193 @@
+// Tests for HalfFloat (decopt/compress/half.hpp): round to nearest even against a search over
+// every value of the format, stochastic rounding's neighbours and unbiasedness, bit-exact round
+// trips through every sparsifier and coder, and the errors of bad inputs and foreign messages.
+#include <catch2/catch.hpp>
+
+#include <decopt/compress/compress.hpp>
+
+#include "all_pipelines.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <tuple>
+#include <vector>
+
+using namespace decopt;
+using namespace decopt::test;
+
+namespace {
+
+constexpr HalfFormat formats[] = {HalfFormat::Float16, HalfFormat::BFloat16};
+
+// Every finite non-negative value of the format, in code order (increasing).
+std::vector<float> all_values(HalfFormat f) {
+  std::vector<float> v;
+  for (std::uint32_t c = 0; c <= detail::half::max_code(f); ++c) v.push_back(detail::half::value(f, c));
+  return v;
+}
+
+// The nearest-even code of |x| by search: the nearest value, ties to the even code.
+std::uint32_t reference_code(const std::vector<float>& values, float x) {
+  const double a = std::fabs(static_cast<double>(x));
+  const auto hi = static_cast<std::uint32_t>(std::lower_bound(values.begin(), values.end(), static_cast<float>(a)) - values.begin());
+  if (hi == 0) return 0;
+  if (hi == values.size()) return hi - 1;
+  const std::uint32_t lo = hi - 1;
+  const double up = static_cast<double>(values[hi]) - a, down = a - static_cast<double>(values[lo]);
+  if (up < down) return hi;
+  if (down < up) return lo;
+  return (hi & 1u) ? lo : hi;
+}
+
+template <class P>
+void exact_round_trip(P& p, const std::vector<float>& v, std::uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> q(v.size(), 5.0f);
+  std::vector<std::byte> msg;
+  p.encode(v, rng, msg, q);
+  std::vector<float> acc(v.size(), 0.0f);
+  p.decode_add(msg, 1.0f, acc);
+  std::size_t mismatches = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) mismatches += acc[i] == q[i] ? 0 : 1;
+  REQUIRE(mismatches == 0);
+}
+
+}  // namespace
+
+TEST_CASE("HalfFloat rounds to nearest even exactly as a search over the format's values", "[compress][half]") {
+  for (const HalfFormat f : formats) {
+    CAPTURE(static_cast<int>(f));
+    const auto values = all_values(f);
+    std::vector<float> inputs;
+    for (std::size_t c = 0; c + 1 < values.size(); c += (f == HalfFormat::Float16 ? 1 : 7)) {
+      inputs.push_back(values[c]);
+      const float mid = static_cast<float>((static_cast<double>(values[c]) + values[c + 1]) / 2);  // exact in float
+      inputs.push_back(mid);
+      inputs.push_back(std::nextafter(mid, 0.0f));
+      inputs.push_back(std::nextafter(mid, std::numeric_limits<float>::infinity()));
+    }
+    Rng rng(3);
+    for (int i = 0; i < 20000; ++i) inputs.push_back(static_cast<float>(rng.uniform() * 1000.0) * (i % 2 ? 1e-6f : 1.0f));
+    inputs.push_back(std::numeric_limits<float>::denorm_min());
+    std::size_t wrong = 0;
+    for (const float x : inputs) {
+      const auto a = std::bit_cast<std::uint32_t>(x) & 0x7FFFFFFFu;
+      if (a >= detail::half::overflow_bits(f, HalfRounding::NearestEven)) continue;
+      wrong += detail::half::code(f, HalfRounding::NearestEven, a, 0) == reference_code(values, x) ? 0 : 1;
+    }
+    REQUIRE(wrong == 0);
+  }
+}
+
+TEST_CASE("HalfFloat's stochastic rounding picks a neighbour and is unbiased", "[compress][half]") {
+  for (const HalfFormat f : formats) {
+    const auto values = all_values(f);
+    // a normal value and (float16) a subnormal one, each strictly between two neighbours
+    const std::uint32_t one = f == HalfFormat::Float16 ? 0x3C00u : 0x3F80u;
+    std::vector<float> xs{1.0f + 0.3f * (detail::half::value(f, one + 1) - 1.0f), 0.7f * values[1] + 0.3f * values[2]};
+    for (const float x : xs) {
+      CAPTURE(static_cast<int>(f), x);
+      const auto lo_it = std::upper_bound(values.begin(), values.end(), x) - 1;
+      const float lo = *lo_it, hi = *(lo_it + 1);
+      REQUIRE(lo < x);
+      REQUIRE(x < hi);
+      Compressor<Dense, HalfFloat, RawCoder> c({}, HalfFloat{f, HalfRounding::Stochastic});
+      REQUIRE(c.is_unbiased());
+      const std::size_t d = 20000;
+      const std::vector<float> v(d, -x);
+      Rng rng(17);
+      std::vector<float> q(d);
+      std::vector<std::byte> msg;
+      c.encode(v, rng, msg, q);
+      double sum = 0.0;
+      for (const float y : q) {
+        REQUIRE((y == -lo || y == -hi));
+        sum += y;
+      }
+      // mean within 5σ of −x, σ = (hi − lo)·sqrt(p(1 − p)/d) ≤ (hi − lo)/(2√d)
+      const double sigma = (static_cast<double>(hi) - lo) / (2.0 * std::sqrt(static_cast<double>(d)));
+      REQUIRE(std::fabs(sum / d + x) < 5.0 * sigma);
+    }
+  }
+}
+
+TEMPLATE_LIST_TEST_CASE("HalfFloat round-trips bit-exactly through every sparsifier and coder", "[compress][half][roundtrip]",
+                        Sparsifiers) {
+  const auto v = gaussian(3000, 21, 40.0);
+  auto with_tiny = v;
+  for (std::size_t i = 0; i < with_tiny.size(); i += 3) with_tiny[i] *= 1e-9f;  // float16 subnormals and zeros
+  for (const HalfFormat f : formats) {
+    for (const HalfRounding r : {HalfRounding::NearestEven, HalfRounding::Stochastic}) {
+      CAPTURE(static_cast<int>(f), static_cast<int>(r));
+      const HalfFloat h{f, r};
+      TestType s{};
+      if constexpr (std::is_same_v<TestType, RandomK>) s = RandomK{0.1, true};
+      if constexpr (std::is_same_v<TestType, TopK> || std::is_same_v<TestType, RandTopK>) s.ratio = 0.1;
+      Compressor<TestType, HalfFloat, RawCoder> raw(s, h);
+      Compressor<TestType, HalfFloat, EliasCoder> elias(s, h);
+      Compressor<TestType, HalfFloat, VectorSourceCoder> vsc(s, h);
+      for (const std::vector<float>* in : std::vector<const std::vector<float>*>{&v, &with_tiny}) {
+        exact_round_trip(raw, *in, 4);
+        exact_round_trip(elias, *in, 4);
+        exact_round_trip(vsc, *in, 4);
+      }
+    }
+  }
+}
+
+TEST_CASE("HalfFloat: 16 bits a value, q the rounded v, and its errors", "[compress][half][config]") {
+  const std::size_t d = 4096;
+  const auto v = gaussian(d, 2);
+  for (const HalfFormat f : formats) {
+    Compressor<Dense, HalfFloat, RawCoder> c({}, HalfFloat{f, HalfRounding::NearestEven});
+    Rng rng(1);
+    std::vector<float> q(d);
+    std::vector<std::byte> msg;
+    c.encode(v, rng, msg, q);
+    REQUIRE(msg.size() * 8 <= 16 * d + 200);
+    const auto values = all_values(f);
+    for (std::size_t i = 0; i < d; ++i) REQUIRE(std::fabs(q[i]) == values[reference_code(values, v[i])]);
+
+    // non-finite and out-of-range values: ConfigError, nothing appended
+    for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+      auto w = v;
+      w[7] = bad;
+      std::vector<std::byte> out;
+      REQUIRE_THROWS_AS(c.encode(w, rng, out, q), ConfigError);
+      REQUIRE(out.empty());
+    }
+    // truncated, foreign-format and out-of-range-count messages: DecodeError
+    std::vector<float> acc(d, 0.0f);
+    for (std::size_t cut = 1; cut < msg.size(); cut += 97) {
+      const std::vector<std::byte> shorter(msg.begin(), msg.end() - static_cast<std::ptrdiff_t>(cut));
+      REQUIRE_THROWS_AS(c.decode_add(shorter, 1.0f, acc), DecodeError);
+    }
+    const HalfFormat other = f == HalfFormat::Float16 ? HalfFormat::BFloat16 : HalfFormat::Float16;
+    Compressor<Dense, HalfFloat, RawCoder> foreign({}, HalfFloat{other, HalfRounding::NearestEven});
+    REQUIRE_THROWS_AS(foreign.decode_add(msg, 1.0f, acc), DecodeError);
+    Compressor<Dense, HalfFloat, RawCoder> stochastic({}, HalfFloat{f, HalfRounding::Stochastic});
+    REQUIRE_THROWS_AS(stochastic.decode_add(msg, 1.0f, acc), DecodeError);
+    // the options byte and the largest code follow the header: magic, version, three ids and
+    // d = 4096 as a two-byte varint (Dense has no parameters)
+    const std::size_t at = 8;
+    REQUIRE(std::to_integer<std::uint8_t>(msg[at]) == static_cast<std::uint8_t>(f));
+    auto forged = msg;
+    const std::uint32_t too_large = detail::half::max_code(f) + 1;
+    forged[at + 1] = static_cast<std::byte>(too_large & 0xFF);
+    forged[at + 2] = static_cast<std::byte>(too_large >> 8);
+    reseal(forged);
+    REQUIRE_THROWS_AS(c.decode_add(forged, 1.0f, acc), DecodeError);
+  }
+  std::vector<float> big(8, 1.0f);
+  big[3] = 70000.0f;  // beyond float16's 65504; fine for bfloat16
+  Rng rng(2);
+  std::vector<float> q(8);
+  std::vector<std::byte> out;
+  Compressor<Dense, HalfFloat, RawCoder> f16({}, HalfFloat{HalfFormat::Float16, HalfRounding::NearestEven});
+  REQUIRE_THROWS_AS(f16.encode(big, rng, out, q), ConfigError);
+  Compressor<Dense, HalfFloat, RawCoder> bf16({}, HalfFloat{HalfFormat::BFloat16, HalfRounding::NearestEven});
+  REQUIRE_NOTHROW(bf16.encode(big, rng, out, q));
+  REQUIRE(q[3] == 70144.0f);  // 70000 to bfloat16's 8 significant bits: 1.0001001b·2^16
+}
