@@ -305,29 +305,39 @@ inline Options run_options(const TorchTrainConfig& c) {
   return options;
 }
 
+/// The quantizer of --levels and --norm.
+inline DitheredQuantizer quantizer_of(const TorchTrainConfig& c) {
+  return DitheredQuantizer{c.train.levels, c.train.norm == "l2" ? Norm::L2 : Norm::Linf};
+}
+
+/// Malcom-PSGD's compressor and prox over a node's layout: ℓ1 (--lambda) on the weights only.
+template <class Step>
+detail::Parts<MalcomCnn<Step>> malcom_parts(const TorchTrainConfig& c, const ParameterLayout& layout) {
+  return {{Dense{}, quantizer_of(c), VectorSourceCoder{}}, SegmentedProx<L1Prox>(layout, L1Prox{c.train.lambda})};
+}
+/// CHOCO-SGD's: the same quantizer, fixed-width packing, no prox.
+template <class Step>
+detail::Parts<ChocoCnn<Step>> choco_parts(const TorchTrainConfig& c, const ParameterLayout&) {
+  return {{Dense{}, quantizer_of(c), RawCoder{}}, NoProx{}};
+}
+/// D-PSGD's: float32 messages, no prox.
+template <class Step>
+detail::Parts<DpsgdCnn<Step>> dpsgd_parts(const TorchTrainConfig&, const ParameterLayout&) {
+  return {};
+}
+
 /// Runs `algorithm` (malcom | choco | dpsgd) with the config's step and local update.
 inline TorchRunResult run_experiment(const TorchTrainConfig& c, const std::string& algorithm,
                                      const train::TrainingData& data, const train::ProgressFn& progress) {
   const Options options = run_options(c);
-  const DitheredQuantizer quantizer{c.train.levels, c.train.norm == "l2" ? Norm::L2 : Norm::Linf};
   auto dispatch = [&]<class Step>(Step) -> TorchRunResult {
-    if (algorithm == "malcom") {
-      using O = MalcomCnn<Step>;
-      return detail::run_with<O>(c, algorithm, data, options, [&](const ParameterLayout& layout) {
-        return detail::Parts<O>{{Dense{}, quantizer, VectorSourceCoder{}}, SegmentedProx<L1Prox>(layout, L1Prox{c.train.lambda})};
-      }, progress);
-    }
-    if (algorithm == "choco") {
-      using O = ChocoCnn<Step>;
-      return detail::run_with<O>(c, algorithm, data, options, [&](const ParameterLayout&) {
-        return detail::Parts<O>{{Dense{}, quantizer, RawCoder{}}, NoProx{}};
-      }, progress);
-    }
-    if (algorithm == "dpsgd") {
-      using O = DpsgdCnn<Step>;
-      return detail::run_with<O>(c, algorithm, data, dpsgd_options(options),
-                                 [](const ParameterLayout&) { return detail::Parts<O>{}; }, progress);
-    }
+    auto with = [&c](auto parts) { return [&c, parts](const ParameterLayout& layout) { return parts(c, layout); }; };
+    if (algorithm == "malcom")
+      return detail::run_with<MalcomCnn<Step>>(c, algorithm, data, options, with(malcom_parts<Step>), progress);
+    if (algorithm == "choco")
+      return detail::run_with<ChocoCnn<Step>>(c, algorithm, data, options, with(choco_parts<Step>), progress);
+    if (algorithm == "dpsgd")
+      return detail::run_with<DpsgdCnn<Step>>(c, algorithm, data, dpsgd_options(options), with(dpsgd_parts<Step>), progress);
     throw ConfigError("unknown algorithm '" + algorithm + "'");
   };
   return c.train.step == "overlap" ? dispatch(OverlappedStep{}) : dispatch(SyncStep{});

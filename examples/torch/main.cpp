@@ -45,17 +45,23 @@ int main(int argc, char** argv) {
   TorchTrainConfig config;
   CLI::App app{"decopt-torch-train: decentralized training of a LibTorch CNN on Fashion-MNIST with compressed gossip"};
   add_flags(app, config);
+  // Bad flags, settings that do not fit together and unwritable outputs: one line, exit 2, before
+  // the data is loaded.
+  auto refused = [](const std::exception& e) {
+    std::fprintf(stderr, "decopt-torch-train: %s\n", e.what());
+    return 2;
+  };
   try {
     app.parse(argc, argv);
     resolve(config, app);
+    (void)decopt::train::make_topology(config.train);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "decopt-torch-train: %s (see --help)\n", e.what());
     return 2;
   } catch (const decopt::ConfigError& e) {
-    std::fprintf(stderr, "decopt-torch-train: %s\n", e.what());
-    return 2;
+    return refused(e);
   }
   ::torch::set_num_threads(config.torch_threads);
 #ifdef DECOPT_TRAIN_WITH_MPI
@@ -66,8 +72,11 @@ int main(int argc, char** argv) {
   }
 #endif
   try {
-    (void)decopt::train::make_topology(config.train);  // refused before the data is loaded
-    decopt::train::check_outputs(config.train);
+    decopt::train::check_outputs(config.train);  // after MpiRun: only rank 0 writes them
+  } catch (const decopt::ConfigError& e) {
+    return refused(e);
+  }
+  try {
     const decopt::train::TrainingData data = decopt::train::load_data(config.train);
     std::vector<TorchRunResult> runs;
     for (const auto& algorithm : config.train.algorithms()) {
@@ -76,6 +85,7 @@ int main(int argc, char** argv) {
         bar.update(done, total, row);
       }));
     }
+    // The results first, the optional artefacts after: a failing plot cannot take the summary with it.
     if (!config.train.quiet) print_table(config.train.json ? stderr : stdout, config, runs);
     if (config.train.json)
       for (const auto& r : runs) std::printf("%s\n", json_summary(config, r).c_str());
@@ -85,7 +95,7 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "decopt-torch-train: %s\n", e.what());
 #ifdef DECOPT_TRAIN_WITH_MPI
-    if (mpi) mpi->end_job_after(e);
+    if (mpi) mpi->end_job_after(e);  // after a TransportError: MPI_Abort, as MPI_Finalize could hang
 #endif
     return 1;
   }

@@ -1,6 +1,6 @@
 # ctest helper: runs PROGRAM with ARGS (a |-separated list) and checks its exit status and output.
-#   EXPECT_FAIL  — the program must exit non-zero with exactly one line on stderr matching
-#                  STDERR_REGEX, and, when STDOUT_REGEX is given, a last stdout line matching it
+#   EXPECT_FAIL  — the program must exit non-zero (EXIT_CODE, when given) with exactly one line on
+#                  stderr matching STDERR_REGEX, and, when STDOUT_REGEX is given, a last stdout line matching it
 #   otherwise    — the program must exit 0 and its last stdout line must match STDOUT_REGEX
 string(REPLACE "|" ";" ARGS "${ARGS}")
 execute_process(COMMAND ${PROGRAM} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -9,6 +9,9 @@ string(REGEX REPLACE ".*\n" "" last_line "${stripped_out}")
 if(EXPECT_FAIL)
   if(rc EQUAL 0)
     message(FATAL_ERROR "expected a non-zero exit, got 0\nstdout: ${out}\nstderr: ${err}")
+  endif()
+  if(DEFINED EXIT_CODE AND NOT rc EQUAL EXIT_CODE)
+    message(FATAL_ERROR "expected exit ${EXIT_CODE}, got ${rc}\nstderr: ${err}")
   endif()
   string(STRIP "${err}" stripped)
   string(FIND "${stripped}" "\n" newline)
