@@ -1,11 +1,13 @@
 // decopt/optimizer/configurations.hpp — the algorithms of the literature as named configurations
-// of one DecentralizedOptimizer (not separate code):
+// of one DecentralizedOptimizer (not separate code), whose default-constructed policies train:
 //
 //   MalcomPSGD — Campbell, Liu, Woldemariam & Scaglione, arXiv 2311.05760: dithered quantizer +
 //                vector source coding + ℓ1 proximal step (sparse models, entropy-coded residuals).
+//                Defaults: 256 levels with the ℓ2 scale (4 levels made the CNN of the LibTorch
+//                issue diverge in round 8) and λ = 1e-4 (λ = 0 would be CHOCO-SGD with VSC).
 //   ChocoSGD   — Koloskova, Stich & Jaggi, ICML 2019: the same quantizer, fixed-width packing, no prox.
 //   DPSGD      — Lian et al., NeurIPS 2017: the identity compressor with γ = 1 (exact gossip:
-//                x ← W(x − η g)).
+//                x ← W(x − η g)); any other consensus step is refused at construction.
 #pragma once
 
 #include "decopt/compress/compress.hpp"
@@ -14,14 +16,42 @@
 
 namespace decopt {
 
-template <class Step = SyncStep>
-using MalcomPSGD = DecentralizedOptimizer<Compressor<Dense, DitheredQuantizer, VectorSourceCoder>, L1Prox, Step>;
+/// Malcom-PSGD's compressor: Dense + DitheredQuantizer + VectorSourceCoder, by default with 256
+/// levels and the ℓ2 scale. The same type (and message) as the generic Compressor it extends.
+struct MalcomCompressor : Compressor<Dense, DitheredQuantizer, VectorSourceCoder> {
+  using Base = Compressor<Dense, DitheredQuantizer, VectorSourceCoder>;
+  using Base::Base;
+  static constexpr int default_levels = 256;
+  MalcomCompressor() : Base(Dense{}, DitheredQuantizer{default_levels, Norm::L2}, VectorSourceCoder{}) {}
+  MalcomCompressor(const Base& compressor) : Base(compressor) {}  // NOLINT: a configured pipeline converts
+};
 
-template <class Step = SyncStep>
-using ChocoSGD = DecentralizedOptimizer<Compressor<Dense, DitheredQuantizer, RawCoder>, NoProx, Step>;
+/// Malcom-PSGD's regulariser: ℓ1 with λ = 1e-4 by default (L1Prox{λ} for another).
+struct MalcomL1Prox : L1Prox {
+  static constexpr double default_lambda = 1e-4;
+  MalcomL1Prox() : L1Prox(default_lambda) {}
+  explicit MalcomL1Prox(double lambda_) : L1Prox(lambda_) {}
+  MalcomL1Prox(const L1Prox& prox) : L1Prox(prox) {}  // NOLINT: L1Prox{λ} converts
+};
 
-template <class Step = SyncStep>
-using DPSGD = DecentralizedOptimizer<Compressor<Dense, Identity, RawCoder>, NoProx, Step>;
+/// D-PSGD's exact gossip: the identity compressor sent as raw float32, and the trait
+/// `mixes_exactly` with which DecentralizedOptimizer refuses a consensus step other than 1.
+struct ExactGossipCompressor : Compressor<Dense, Identity, RawCoder> {
+  using Base = Compressor<Dense, Identity, RawCoder>;
+  using Base::Base;
+  static constexpr bool mixes_exactly = true;
+  ExactGossipCompressor() = default;
+  ExactGossipCompressor(const Base& compressor) : Base(compressor) {}  // NOLINT: converts
+};
+
+template <class Step = SyncStep, class Local = SGD>
+using MalcomPSGD = DecentralizedOptimizer<MalcomCompressor, MalcomL1Prox, Step, Local>;
+
+template <class Step = SyncStep, class Local = SGD>
+using ChocoSGD = DecentralizedOptimizer<Compressor<Dense, DitheredQuantizer, RawCoder>, NoProx, Step, Local>;
+
+template <class Step = SyncStep, class Local = SGD>
+using DPSGD = DecentralizedOptimizer<ExactGossipCompressor, NoProx, Step, Local>;
 
 /// D-PSGD's options: the given ones with γ = 1 (exact averaging needs the full consensus step).
 inline Options dpsgd_options(Options options) {

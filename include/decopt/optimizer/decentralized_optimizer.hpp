@@ -3,19 +3,22 @@
 //
 // Round of node i (Malcom-PSGD, Campbell et al. arXiv 2311.05760; CHOCO-SGD, Koloskova et al. 2019):
 //   1. g = ∇f_i(x; ξ)                    the user's callback
-//   2. x = x − η g                        (heavy-ball momentum optional; τ local steps)
+//   2. x = U(x, g, η)                     the local update: SGD, heavy ball, Nesterov, Adam, AdamW
+//                                         (optimizer/local_update.hpp); τ local steps
 //   3. q = C(x − x̂)                       compress the residual
 //   4. post code(q); collect code(q_j) from every neighbour
 //   5. x̂ += q;  s += w_ii q + Σ_j w_ij q_j
 //   6. x = x + γ (s − x̂)                  consensus
-//   7. x = prox_{ηR}(x)                   e.g. soft threshold for R = λ‖·‖₁
+//   7. x = prox_{ηR}(x)                   e.g. soft threshold for R = λ‖·‖₁ (over a ParameterLayout:
+//                                         only its prox segments, e.g. not biases)
 // The StepPolicy orders these (SyncStep: 1–2 then 3–4; OverlappedStep: 3–4 then 1–2 in flight).
 //
 // State is O(d) whatever the degree: x (the user's buffer, updated in place, never copied), the
 // public copy x̂ (what the neighbours know of x) and s = Σ_j w_ij x̂_j over the node and its
 // neighbours, kept incrementally — never one x̂ per neighbour. Scratch for the gradient, residual
 // and reconstruction is per thread (shared by every node a thread drives), so a simulation of n
-// nodes holds 2·d floats of state per node plus messages (and m when momentum > 0).
+// nodes holds 2·d floats of state per node plus messages and the local update's buffers (none for
+// SGD, m for momentum, m and v for Adam).
 //
 // Exception guarantee. A refused call — bad options, sizes or driving order, a ConfigError from
 // the checks at the top of a call — changes nothing. Any exception from inside a round or a
@@ -50,9 +53,13 @@
 #include "decopt/core/finite.hpp"
 #include "decopt/core/rng.hpp"
 #include "decopt/optimizer/checkpoint.hpp"
+#include "decopt/compress/scale_blocks.hpp"
 #include "decopt/optimizer/concepts.hpp"
+#include "decopt/optimizer/local_update.hpp"
 #include "decopt/optimizer/options.hpp"
 #include "decopt/optimizer/steps.hpp"
+#include "decopt/parameters/layout.hpp"
+#include "decopt/parameters/segmented_prox.hpp"
 #include "decopt/prox/prox.hpp"
 #include "decopt/topology/topology.hpp"
 #include "decopt/transport/transport.hpp"
@@ -95,6 +102,8 @@ std::span<float> contiguous_span(Derived& buffer) {
  * @tparam Compressor  a ResidualCompressor, e.g. Compressor<Dense, DitheredQuantizer, VectorSourceCoder>
  * @tparam Prox        a ProximalPolicy applied after consensus, e.g. L1Prox (NoProx for none)
  * @tparam Step        SyncStep or OverlappedStep
+ * @tparam Local       a LocalUpdate run by step() for each local step: SGD (default), HeavyBall,
+ *                     Nesterov, Adam, AdamW (exchange() leaves the local step to the user)
  *
  * Drive it with step(grad) in a thread or process of its own, or with begin_round(grad) on every
  * node and then finish_round() on every node in a single-process simulation.
@@ -104,7 +113,7 @@ std::span<float> contiguous_span(Derived& buffer) {
  * Error naming the node, the round and the cause — until load_state() restores a checkpoint
  * (why poisoning and not rollback: the header comment).
  */
-template <class CompressorT, class ProxT = NoProx, class StepT = SyncStep>
+template <class CompressorT, class ProxT = NoProx, class StepT = SyncStep, class LocalT = SGD>
 class DecentralizedOptimizer {
   static_assert(ResidualCompressor<CompressorT>,
                 "decopt: the Compressor policy needs encode(span<const float>, Rng&, vector<byte>&, "
@@ -112,6 +121,9 @@ class DecentralizedOptimizer {
                 "`unbiased` and `lossless`");
   static_assert(ProximalPolicy<ProxT>,
                 "decopt: the Prox policy needs apply(span<float>, double step) const and value(span<const float>) const");
+  static_assert(LocalUpdate<LocalT>,
+                "decopt: the Local policy needs `name`, validate() and state(d) with apply(x, g, lr), save, load "
+                "and dimension() (decopt/optimizer/local_update.hpp: SGD, HeavyBall, Nesterov, Adam, AdamW)");
   static_assert(StepPolicy<StepT>, "decopt: the Step policy needs `name`, `overlaps_communication` and `keeps_public_copy`");
   static_assert(converges_with<CompressorT, StepT>,
                 "decopt: this step has no error memory (no public copy x̂), so it converges only with an unbiased "
@@ -122,21 +134,31 @@ class DecentralizedOptimizer {
   using Compressor = CompressorT;
   using Prox = ProxT;
   using Step = StepT;
+  using Local = LocalT;
 
   /**
    * @param params    the user's parameters x, updated in place (never copied); every node must
    *                  start from the same x⁰
    * @param topology  the mixing matrix W; this node's row is copied, the topology need not outlive
    * @param transport this node's endpoint; its rank() selects the row of W; must outlive the optimizer
+   * @param local     the local update step() runs (its state is sized here and checkpointed)
+   * @throws ConfigError for bad options, sizes or hyperparameters, a transport that does not match
+   *         the topology, or Options::momentum > 0 with a Local other than SGD (set the momentum
+   *         in the HeavyBall / Nesterov policy instead)
    */
   DecentralizedOptimizer(std::span<float> params, const Topology& topology, TransportRef transport,
-                         Options options = {}, Compressor compressor = {}, Prox prox = {})
+                         Options options = {}, Compressor compressor = {}, Prox prox = {}, Local local = {})
       : x_(params), transport_(transport), options_(options), compressor_(std::move(compressor)),
-        prox_(std::move(prox)), rank_(transport.rank()) {
+        prox_(std::move(prox)), rank_(transport.rank()), local_(local.state(params.size())) {
     options_.validate();
     detail::require(!params.empty(), "parameter buffer is empty");
     detail::require(rank_ >= 0 && rank_ < topology.size(),
                     "transport rank " + std::to_string(rank_) + " is not a node of " + topology.name());
+    if constexpr (requires { Compressor::mixes_exactly; })
+      detail::require(!Compressor::mixes_exactly || options_.consensus_step == 1.0,
+                      "option consensus_step (gamma) = " + detail::format_double(options_.consensus_step) +
+                          ": D-PSGD averages exactly, with gamma = 1 (for a damped consensus step use "
+                          "Compressor<Dense, Identity, RawCoder> with CHOCO's error memory)");
     const auto neighbors = topology.neighbors(rank_);
     detail::require(transport.degree() == static_cast<int>(neighbors.size()),
                     "transport of rank " + std::to_string(rank_) + " has " + std::to_string(transport.degree()) +
@@ -150,17 +172,47 @@ class DecentralizedOptimizer {
       public_copy_.assign(d, 0.0f);
       neighbor_sum_.assign(d, 0.0f);
     }
-    if (options_.momentum > 0) momentum_.assign(d, 0.0f);
+    if (options_.momentum > 0) {
+      detail::require(std::is_same_v<Local, SGD>,
+                      std::string("Options::momentum is heavy-ball momentum for the default SGD local update; "
+                                  "the local update here is '") +
+                          Local::name + "': set the momentum in its policy (HeavyBall, Nesterov) and leave "
+                                        "Options::momentum at 0");
+      if constexpr (std::is_same_v<Local, SGD>)
+        options_momentum_.emplace(HeavyBall{.momentum = options_.momentum, .weight_decay = local.weight_decay}.state(d));
+    }
     rng_ = Rng::derive(options_.seed, {static_cast<std::uint64_t>(rank_), 0x6f707469ULL /* "opti" */});
+  }
+
+  /**
+   * Over a buffer of named tensors (FSDP's FlatParameter convention): as the constructor above,
+   * and the prox applies only to the layout's prox segments (ℓ1 on weights, not on biases and
+   * norms; padding is kept at zero), segments with SegmentOptions::own_scale get a quantizer norm
+   * of their own, and checkpoints record the layout and refuse another one.
+   * @param layout  the tensors of `params` (layout.size() == params.size()); copied
+   * @throws ConfigError as above; for a buffer of another size than the layout's; when a segment
+   *         asks for own_scale and the compressor cannot scale blocks of its own (set_scale_blocks)
+   */
+  DecentralizedOptimizer(std::span<float> params, const ParameterLayout& layout, const Topology& topology,
+                         TransportRef transport, Options options = {}, Compressor compressor = {}, Prox prox = {},
+                         Local local = {})
+      : DecentralizedOptimizer(params, topology, transport, options, std::move(compressor), std::move(prox),
+                               std::move(local)) {
+    detail::require(layout.size() == params.size(),
+                    "parameter buffer of " + std::to_string(params.size()) + " floats, the layout has " +
+                        std::to_string(layout.size()));
+    use_scale_blocks(layout);
+    if constexpr (!Prox::is_identity) segmented_prox_.emplace(layout, prox_);
+    layout_.emplace(layout);
   }
 
   /// Over any contiguous Eigen dense lvalue of float (VectorXf, Map, Ref, MatrixXf...).
   template <class Derived>
     requires requires(Derived& b) { { b.data() } -> std::convertible_to<float*>; b.innerStride(); }
   DecentralizedOptimizer(Derived& params, const Topology& topology, TransportRef transport, Options options = {},
-                         Compressor compressor = {}, Prox prox = {})
+                         Compressor compressor = {}, Prox prox = {}, Local local = {})
       : DecentralizedOptimizer(detail::contiguous_span(params), topology, transport, options,
-                               std::move(compressor), std::move(prox)) {}
+                               std::move(compressor), std::move(prox), std::move(local)) {}
 
   DecentralizedOptimizer(const DecentralizedOptimizer&) = delete;
   DecentralizedOptimizer& operator=(const DecentralizedOptimizer&) = delete;
@@ -235,12 +287,12 @@ class DecentralizedOptimizer {
 
   // ---- the primitives the Step policies order ----
 
-  /// τ local (momentum) SGD steps on x in place. Checks each gradient for NaN/∞.
+  /// τ steps of the local update on x in place. Checks each gradient for NaN/∞.
   template <class Grad>
   void run_local_steps(Grad& grad) {
     auto& scratch = detail::RoundScratch::for_this_thread(dimension());
     const std::span<float> g(scratch.gradient.data(), dimension());
-    const float lr = static_cast<float>(options_.lr);
+    const double lr = options_.lr;
     for (int t = 0; t < options_.local_steps; ++t) {
       const double loss = call_gradient(grad, std::span<const float>(x_), g);
       if (!decopt::all_finite(std::span<const float>(g))) {
@@ -254,15 +306,10 @@ class DecentralizedOptimizer {
         loss_sum_ += loss;
         ++loss_count_;
       }
-      if (momentum_.empty()) {
-        for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= lr * g[k];
-      } else {
-        const float mu = static_cast<float>(options_.momentum);
-        for (std::size_t k = 0; k < x_.size(); ++k) {
-          momentum_[k] = mu * momentum_[k] + g[k];
-          x_[k] -= lr * momentum_[k];
-        }
-      }
+      if (options_momentum_)
+        options_momentum_->apply(x_, g, lr);
+      else
+        local_.apply(x_, g, lr);
     }
   }
 
@@ -302,7 +349,7 @@ class DecentralizedOptimizer {
     }
     const float gamma = static_cast<float>(options_.consensus_step);
     for (std::size_t k = 0; k < x_.size(); ++k) x_[k] += gamma * (neighbor_sum_[k] - public_copy_[k]);
-    prox_.apply(x_, prox_step_);
+    apply_prox();
     const double mixing = seconds_since(start);
     transport_.advance(mixing);
     current_.compute_seconds += mixing;
@@ -339,7 +386,7 @@ class DecentralizedOptimizer {
     const float gamma = static_cast<float>(options_.consensus_step);
     const float keep = 1.0f - gamma * (1.0f - static_cast<float>(self_weight_));
     for (std::size_t k = 0; k < x_.size(); ++k) x_[k] = keep * x_[k] + gamma * mixed[k];
-    prox_.apply(x_, prox_step_);
+    apply_prox();
     const double mixing = seconds_since(start);
     transport_.advance(mixing);
     current_.compute_seconds += mixing;
@@ -410,12 +457,18 @@ class DecentralizedOptimizer {
   [[nodiscard]] std::span<const Edge> neighbors() const noexcept { return neighbors_; }
   [[nodiscard]] double self_weight() const noexcept { return self_weight_; }
   /// The regularised objective's regulariser R(x) at the current model.
-  [[nodiscard]] double regularizer_value() const { return prox_.value(std::span<const float>(x_)); }
+  [[nodiscard]] double regularizer_value() const {
+    return segmented_prox_ ? segmented_prox_->value(std::span<const float>(x_)) : prox_.value(std::span<const float>(x_));
+  }
+  /// The parameter layout of the layout constructor, or none.
+  [[nodiscard]] const ParameterLayout* layout() const noexcept { return layout_ ? &*layout_ : nullptr; }
+  /// The local update's state (its buffers and hyperparameters).
+  [[nodiscard]] const typename Local::State& local_update() const noexcept { return local_; }
 
   // ---- checkpoints (format: decopt/optimizer/checkpoint.hpp) ----
 
-  /// Appends one framed record with the whole state: x, x̂, s, momentum, RNG, round, totals and
-  /// lr. Call between rounds. Loading it into an optimizer over a buffer of the same size on the
+  /// Appends one framed record with the whole state: x, x̂, s, the local update's state (momentum,
+  /// Adam's moments), RNG, round, totals, lr and the parameter layout when there is one. Call between rounds. Loading it into an optimizer over a buffer of the same size on the
   /// same topology, rank and pipeline continues the run bit for bit.
   /// @throws ConfigError inside a round or a resynchronisation; Error when the node is poisoned
   ///         (its state is not one to save)
@@ -442,7 +495,11 @@ class DecentralizedOptimizer {
     checkpoint::put_floats(out, x_);
     checkpoint::put_floats(out, public_copy_);
     checkpoint::put_floats(out, neighbor_sum_);
-    checkpoint::put_floats(out, momentum_);
+    local_.save(out);
+    put_le<std::uint8_t>(out, options_momentum_ ? 1 : 0);
+    if (options_momentum_) options_momentum_->save(out);
+    put_le<std::uint8_t>(out, layout_ ? 1 : 0);
+    if (layout_) layout_->save(out);
     checkpoint::end_record(out, start);
   }
 
@@ -453,8 +510,8 @@ class DecentralizedOptimizer {
    * @param load what to take from the record beyond the state proper (LoadOptions)
    * @throws DecodeError for a truncated, corrupted, foreign or implausible record (a negative
    *         round, an all-zero RNG state …; nothing is changed); ConfigError when it belongs to
-   *         another dimension, rank, topology or pipeline, or when called inside a round or
-   *         between begin_resync and finish_resync.
+   *         another dimension, rank, topology, pipeline, local update or parameter layout, or when
+   *         called inside a round or between begin_resync and finish_resync.
    */
   std::size_t load_state(std::span<const std::byte> bytes, LoadOptions load = {}) {
     detail::require(!in_round_ && !resync_posted_,
@@ -488,14 +545,18 @@ class DecentralizedOptimizer {
     totals.resync_bytes_sent = in.get_le<std::uint64_t>();
     for (auto& word : saved.rng) word = in.get_le<std::uint64_t>();
     saved.lr = in.get_le<double>();
-    std::vector<float> x(dimension()), xhat(public_copy_.size()), s(neighbor_sum_.size()), m(momentum_.size());
+    std::vector<float> x(dimension()), xhat(public_copy_.size()), s(neighbor_sum_.size());
     checkpoint::get_floats(in, x, "model");
     checkpoint::get_floats(in, xhat, "public copy");
     checkpoint::get_floats(in, s, "neighbour sum");
-    checkpoint::get_floats(in, m, "momentum");
+    typename Local::State local = local_;  // loaded into copies: a failure changes nothing
+    local.load(in);
+    std::optional<HeavyBall::State> momentum = options_momentum_;
+    load_options_momentum(in, momentum);
+    require_same_layout(in);
     detail::require_decodable(in.remaining() == 0, "checkpoint record has trailing bytes");
     detail::require_decodable(decopt::all_finite(std::span<const float>(x)) && decopt::all_finite(std::span<const float>(xhat)) &&
-                                  decopt::all_finite(std::span<const float>(s)) && decopt::all_finite(std::span<const float>(m)),
+                                  decopt::all_finite(std::span<const float>(s)),
                               "checkpoint holds non-finite values");
     require_plausible(saved);
     if (load.restore_learning_rate) options_.lr = saved.lr;  // validated by require_plausible
@@ -507,7 +568,8 @@ class DecentralizedOptimizer {
     std::copy(x.begin(), x.end(), x_.begin());
     public_copy_ = std::move(xhat);
     neighbor_sum_ = std::move(s);
-    momentum_ = std::move(m);
+    local_ = std::move(local);
+    options_momentum_ = std::move(momentum);
     failure_.clear();
     return consumed;
   }
@@ -531,6 +593,51 @@ class DecentralizedOptimizer {
   using Clock = std::chrono::steady_clock;
   static double seconds_since(Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
+  }
+
+  /// The prox after consensus: over the layout's prox segments when there is a layout.
+  void apply_prox() {
+    if (segmented_prox_)
+      segmented_prox_->apply(x_, prox_step_);
+    else
+      prox_.apply(x_, prox_step_);
+  }
+
+  /// Gives every own_scale segment of the layout a quantizer norm of its own.
+  void use_scale_blocks(const ParameterLayout& layout) {
+    std::vector<ScaleBlock> blocks;
+    std::string first;
+    for (const Segment& segment : layout.segments())
+      if (segment.options.own_scale) {
+        blocks.push_back({segment.offset, segment.size});
+        if (first.empty()) first = segment.name;
+      }
+    if (blocks.empty()) return;
+    if constexpr (requires { compressor_.set_scale_blocks(std::span<const ScaleBlock>(blocks)); })
+      compressor_.set_scale_blocks(std::span<const ScaleBlock>(blocks));
+    else
+      throw ConfigError("segment '" + first + "' asks for a quantizer scale of its own (SegmentOptions::own_scale), " +
+                        "but compressor " + pipeline_name() + " has one scale for the whole message (no set_scale_blocks)");
+  }
+
+  /// Reads the heavy-ball state of Options::momentum, if the record has one, into `momentum`.
+  static void load_options_momentum(ByteReader& in, std::optional<HeavyBall::State>& momentum) {
+    const auto saved = in.get_le<std::uint8_t>();
+    detail::require_decodable(saved <= 1, "checkpoint's momentum flag is not 0 or 1");
+    detail::require((saved == 1) == momentum.has_value(),
+                    saved ? "checkpoint was written with Options::momentum > 0 (heavy-ball momentum), this optimizer has none"
+                          : "checkpoint was written without momentum, this optimizer has Options::momentum > 0");
+    if (momentum) momentum->load(in);
+  }
+
+  /// Reads the record's parameter layout and refuses one other than this optimizer's.
+  void require_same_layout(ByteReader& in) const {
+    const auto saved = in.get_le<std::uint8_t>();
+    detail::require_decodable(saved <= 1, "checkpoint's layout flag is not 0 or 1");
+    detail::require((saved == 1) == layout_.has_value(),
+                    saved ? "checkpoint was written over a parameter layout, this optimizer has none"
+                          : "checkpoint was written without a parameter layout, this optimizer has one");
+    if (saved) ParameterLayout::load(in).require_same(*layout_, "checkpoint");
   }
 
   /// finish_resync's work: s = w_ii x̂_i + Σ_j w_ij x̂_j from the neighbours' posted x̂.
@@ -681,7 +788,10 @@ class DecentralizedOptimizer {
   std::uint64_t topology_fingerprint_ = 0;
   std::vector<float> public_copy_;   // x̂
   std::vector<float> neighbor_sum_;  // s
-  std::vector<float> momentum_;      // m, empty without momentum
+  typename Local::State local_;      // the local update's buffers (m, v …) and hyperparameters
+  std::optional<HeavyBall::State> options_momentum_;  // Options::momentum > 0 with Local = SGD
+  std::optional<ParameterLayout> layout_;             // the layout constructor's
+  std::optional<SegmentedProx<Prox>> segmented_prox_;  // the prox over the layout's prox segments
   // Outgoing messages, double-buffered: a posted buffer must stay untouched until the next post
   // returns (an MPI send of it may still be in flight while the next one is being encoded).
   std::array<std::vector<std::byte>, 2> messages_;

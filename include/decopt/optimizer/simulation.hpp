@@ -16,7 +16,9 @@
 #include <cstdint>
 #include <exception>
 #include <limits>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -25,7 +27,9 @@
 
 #include "decopt/core/error.hpp"
 #include "decopt/core/thread_pool.hpp"
+#include "decopt/optimizer/lr_schedule.hpp"
 #include "decopt/optimizer/options.hpp"
+#include "decopt/parameters/layout.hpp"
 #include "decopt/transport/simulated_network.hpp"
 
 namespace decopt {
@@ -89,6 +93,18 @@ class Simulation {
     return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   }
 
+  /// Everything a simulation's nodes are built with; every field has a default, so designated
+  /// initialisers name only what differs: `{.options = o, .local = Adam{}, .layout = layout}`.
+  struct Setup {
+    Options options{};
+    typename Optimizer::Compressor compressor{};
+    typename Optimizer::Prox prox{};
+    typename Optimizer::Local local{};
+    LinkModel link{};
+    int threads = default_threads();
+    std::optional<ParameterLayout> layout{};  ///< the tensors of every buffer (the layout constructor)
+  };
+
   /**
    * @param link    latency and bandwidth of every link, applied to the nodes' virtual clocks
    * @param threads threads that run each phase's nodes (≥ 1; more than the nodes are not used)
@@ -97,7 +113,13 @@ class Simulation {
   Simulation(const Topology& topology, std::vector<std::span<float>> buffers, Options options = {},
              typename Optimizer::Compressor compressor = {}, typename Optimizer::Prox prox = {},
              LinkModel link = {}, int threads = default_threads())
-      : network_(std::make_unique<SimulatedNetwork>(topology, link)), buffers_(std::move(buffers)) {
+      : Simulation(topology, std::move(buffers),
+                   Setup{.options = options, .compressor = std::move(compressor), .prox = std::move(prox),
+                         .link = link, .threads = threads}) {}
+
+  /// @throws ConfigError for buffers that do not match the topology or the layout, or threads < 1
+  Simulation(const Topology& topology, std::vector<std::span<float>> buffers, Setup setup)
+      : network_(std::make_unique<SimulatedNetwork>(topology, setup.link)), buffers_(std::move(buffers)) {
     detail::require(static_cast<int>(buffers_.size()) == topology.size(),
                     "Simulation: " + std::to_string(buffers_.size()) + " parameter buffers for " +
                         std::to_string(topology.size()) + " nodes");
@@ -106,10 +128,39 @@ class Simulation {
                       "Simulation: buffer of node " + std::to_string(i) + " has " + std::to_string(buffers_[i].size()) +
                           " parameters, node 0 has " + std::to_string(buffers_[0].size()));
     nodes_.reserve(buffers_.size());
-    for (std::size_t i = 0; i < buffers_.size(); ++i)
-      nodes_.emplace_back(buffers_[i], topology, network_->endpoint(static_cast<int>(i)), options, compressor, prox);
+    for (std::size_t i = 0; i < buffers_.size(); ++i) {
+      auto& endpoint = network_->endpoint(static_cast<int>(i));
+      if (setup.layout)
+        nodes_.emplace_back(buffers_[i], *setup.layout, topology, endpoint, setup.options, setup.compressor, setup.prox,
+                            setup.local);
+      else
+        nodes_.emplace_back(buffers_[i], topology, endpoint, setup.options, setup.compressor, setup.prox, setup.local);
+    }
     node_stats_.resize(nodes_.size());
-    set_threads(threads);
+    set_threads(setup.threads);
+  }
+
+  /// Sets every node's local step size (validated like Options::lr). Call between rounds.
+  /// @throws ConfigError for an lr Options::validate refuses (no node is changed)
+  void set_learning_rate(double lr) {
+    Options check;
+    check.lr = lr;
+    check.validate();
+    for (auto& node : nodes_) node.set_learning_rate(lr);
+  }
+
+  /**
+   * A network-wide learning-rate schedule: from the next round on, every node's lr is
+   * schedule.lr(round, base_lr) at the start of each round (schedule::Constant, Step, Cosine,
+   * LinearWarmup of decopt/optimizer/lr_schedule.hpp, or any LrSchedule). A round whose lr the
+   * schedule makes 0 (Cosine past total_rounds with min_lr = 0) is a ConfigError naming the round.
+   * @throws ConfigError for a schedule that validate() refuses or a base_lr that is not > 0
+   */
+  template <LrSchedule S>
+  void set_schedule(S schedule, double base_lr) {
+    schedule.validate();
+    set_learning_rate(base_lr);  // checks base_lr
+    schedule_ = [schedule = std::move(schedule), base_lr](long round) { return schedule.lr(round, base_lr); };
   }
 
   /**
@@ -143,6 +194,7 @@ class Simulation {
   template <class Grad>
   NetworkRoundStats round(Grad&& grad) {
     const long round = nodes_.empty() ? 0 : nodes_[0].round();
+    if (schedule_) apply_schedule(round);
     for_each_node("begin_round", round, [&grad](Optimizer& node) {
       const int i = node.rank();
       // Bind the node index; call_gradient (concepts.hpp) handles callbacks with or without a loss.
@@ -179,6 +231,16 @@ class Simulation {
   }
 
  private:
+  /// Sets every node's lr to the schedule's value for `round`.
+  /// @throws ConfigError naming the round when the schedule yields an lr Options::validate refuses
+  void apply_schedule(long round) {
+    const double lr = schedule_(round);
+    detail::require(lr > 0 && detail::is_normal_float(lr),
+                    "the learning-rate schedule gives round " + std::to_string(round) + " lr = " +
+                        detail::format_double(lr) + "; the optimizer needs a normal float32 > 0");
+    for (auto& node : nodes_) node.set_learning_rate(lr);
+  }
+
   /// work(node) for every node on the pool; rethrows the lowest-numbered node's exception as a NodeError.
   template <class Work>
   void for_each_node(const char* phase, long round, Work&& work) {
@@ -237,6 +299,7 @@ class Simulation {
   std::vector<std::span<float>> buffers_;
   std::vector<Optimizer> nodes_;
   std::vector<RoundStats> node_stats_;       // this round's, one per node (each by its node's thread)
+  std::function<double(long)> schedule_;     // lr of a round, when a schedule is set
   std::unique_ptr<detail::IndexPool> pool_;  // last: its workers are joined before the nodes die
 };
 
