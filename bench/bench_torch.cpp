@@ -76,8 +76,9 @@ void BM_TorchSgdStep(benchmark::State& state) {
 BENCHMARK(BM_TorchSgdStep)->Unit(benchmark::kMillisecond);
 
 /// The 2-node run of one algorithm (`parts`: malcom_parts, ...): its CnnNodes, network and optimizers.
-template <class Optimizer, class Parts>
-void exchange_benchmark(benchmark::State& state, const TorchTrainConfig& c, decopt::Options options, Parts parts) {
+template <class Optimizer>
+void exchange_benchmark(benchmark::State& state, const TorchTrainConfig& c, decopt::Options options,
+                        const detail::Parts<Optimizer>& parts) {
   ::torch::set_num_threads(1);
   const auto* data = fashion_mnist(state);
   if (!data) return;
@@ -88,9 +89,9 @@ void exchange_benchmark(benchmark::State& state, const TorchTrainConfig& c, deco
   decopt::SimulatedNetwork network(topology);
   std::vector<Optimizer> optimizers;
   for (int i = 0; i < 2; ++i) {
-    auto [compressor, prox] = parts(c, nodes[static_cast<std::size_t>(i)]->layout());
-    optimizers.emplace_back(nodes[static_cast<std::size_t>(i)]->parameters(), topology, network.endpoint(i), options,
-                            std::move(compressor), std::move(prox));
+    CnnNode& node = *nodes[static_cast<std::size_t>(i)];
+    optimizers.emplace_back(node.parameters(), node.layout(), topology, network.endpoint(i), options, parts.compressor,
+                            parts.prox, parts.local);
   }
   auto round = [&] {
     for (int i = 0; i < 2; ++i) nodes[static_cast<std::size_t>(i)]->begin_round(optimizers[static_cast<std::size_t>(i)]);
@@ -111,13 +112,15 @@ void exchange_benchmark(benchmark::State& state, const TorchTrainConfig& c, deco
 
 void BM_DecoptExchange_malcom(benchmark::State& state) {
   const TorchTrainConfig c = two_nodes("malcom");
-  exchange_benchmark<MalcomCnn<decopt::SyncStep>>(state, c, run_options(c), malcom_parts<decopt::SyncStep>);
+  exchange_benchmark<MalcomCnn<decopt::SyncStep, decopt::SGD>>(state, c, run_options(c),
+                                                               malcom_parts<decopt::SyncStep>(c, decopt::SGD{}));
 }
 BENCHMARK(BM_DecoptExchange_malcom)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 void BM_DecoptExchange_dpsgd(benchmark::State& state) {
   const TorchTrainConfig c = two_nodes("dpsgd");
-  exchange_benchmark<DpsgdCnn<decopt::SyncStep>>(state, c, decopt::dpsgd_options(run_options(c)), dpsgd_parts<decopt::SyncStep>);
+  exchange_benchmark<DpsgdCnn<decopt::SyncStep, decopt::SGD>>(state, c, decopt::dpsgd_options(run_options(c)),
+                                                              dpsgd_parts<decopt::SyncStep>(c, decopt::SGD{}));
 }
 BENCHMARK(BM_DecoptExchange_dpsgd)->UseManualTime()->Unit(benchmark::kMillisecond);
 

@@ -119,16 +119,17 @@ double whole_round(CnnNode& node, Optimizer& optimizer) {
   return loss;
 }
 
-/// The compressor and prox of one algorithm over a node's layout.
+/// The compressor, prox and local update of one algorithm (each node's optimizer gets a copy).
 template <class Optimizer>
 struct Parts {
   typename Optimizer::Compressor compressor;
   typename Optimizer::Prox prox;
+  typename Optimizer::Local local;
 };
 
-template <class Optimizer, class MakeParts>
+template <class Optimizer>
 TorchRunResult run_with(const TorchTrainConfig& c, const std::string& algorithm, const train::TrainingData& data,
-                        const Options& options, MakeParts&& make_parts, const train::ProgressFn& progress) {
+                        const Options& options, const Parts<Optimizer>& parts, const train::ProgressFn& progress) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const Topology topology = train::make_topology(c.train);
@@ -158,9 +159,8 @@ TorchRunResult run_with(const TorchTrainConfig& c, const std::string& algorithm,
     return nodes;
   };
   auto make_optimizer = [&](std::vector<Optimizer>& optimizers, CnnNode& node, TransportRef transport) {
-    Parts<Optimizer> parts = make_parts(node.layout());
-    optimizers.emplace_back(node.parameters(), topology, transport, options, std::move(parts.compressor),
-                            std::move(parts.prox));
+    optimizers.emplace_back(node.parameters(), node.layout(), topology, transport, options, parts.compressor, parts.prox,
+                            parts.local);
   };
   double loss_sum = 0;  // Σ over the rounds since the last evaluation and the nodes here of their loss
   auto record = [&](auto& nodes, Evaluator& evaluator, long round, double bytes) {
@@ -284,21 +284,22 @@ TorchRunResult run_with(const TorchTrainConfig& c, const std::string& algorithm,
 
 }  // namespace detail
 
-/// The optimizer of one algorithm: decopt-train's pipelines, the ℓ1 prox only on the weights.
-template <class Step>
-using MalcomCnn = DecentralizedOptimizer<Compressor<Dense, DitheredQuantizer, VectorSourceCoder>, SegmentedProx<L1Prox>, Step>;
-template <class Step>
-using ChocoCnn = ChocoSGD<Step>;
-template <class Step>
-using DpsgdCnn = DPSGD<Step>;
+/// The optimizers: decopt's named configurations over the node's layout (so the ℓ1 prox applies
+/// to the weights only, and --layerwise segments get their own quantizer scale), with the local
+/// update `Local` (SGD also for torch-sgd / torch-adam, whose step() is never called).
+template <class Step, class Local>
+using MalcomCnn = MalcomPSGD<Step, Local>;
+template <class Step, class Local>
+using ChocoCnn = ChocoSGD<Step, Local>;
+template <class Step, class Local>
+using DpsgdCnn = DPSGD<Step, Local>;
 
 /// The Options of a run. prox_step is set explicitly (= --lr): exchange() needs it, since decopt
-/// does not know the step size of a torch optimizer.
+/// does not know the step size of a torch optimizer. Momentum is the local update's (--local).
 inline Options run_options(const TorchTrainConfig& c) {
   Options options;
   options.lr = c.train.lr;
   options.consensus_step = c.train.gamma;
-  options.momentum = c.local == "momentum" ? c.train.momentum : 0.0;
   options.local_steps = c.train.local_steps;
   options.seed = c.train.seed;
   options.prox_step = c.train.lr;
@@ -310,37 +311,51 @@ inline DitheredQuantizer quantizer_of(const TorchTrainConfig& c) {
   return DitheredQuantizer{c.train.levels, c.train.norm == "l2" ? Norm::L2 : Norm::Linf};
 }
 
-/// Malcom-PSGD's compressor and prox over a node's layout: ℓ1 (--lambda) on the weights only.
-template <class Step>
-detail::Parts<MalcomCnn<Step>> malcom_parts(const TorchTrainConfig& c, const ParameterLayout& layout) {
-  return {{Dense{}, quantizer_of(c), VectorSourceCoder{}}, SegmentedProx<L1Prox>(layout, L1Prox{c.train.lambda})};
+/// Malcom-PSGD's compressor and prox: ℓ1 of weight --lambda (on the weights: the layout says so).
+template <class Step, class Local>
+detail::Parts<MalcomCnn<Step, Local>> malcom_parts(const TorchTrainConfig& c, Local local) {
+  return {Compressor<Dense, DitheredQuantizer, VectorSourceCoder>{Dense{}, quantizer_of(c), VectorSourceCoder{}},
+          L1Prox{c.train.lambda}, local};
 }
 /// CHOCO-SGD's: the same quantizer, fixed-width packing, no prox.
-template <class Step>
-detail::Parts<ChocoCnn<Step>> choco_parts(const TorchTrainConfig& c, const ParameterLayout&) {
-  return {{Dense{}, quantizer_of(c), RawCoder{}}, NoProx{}};
+template <class Step, class Local>
+detail::Parts<ChocoCnn<Step, Local>> choco_parts(const TorchTrainConfig& c, Local local) {
+  return {{Dense{}, quantizer_of(c), RawCoder{}}, NoProx{}, local};
 }
 /// D-PSGD's: float32 messages, no prox.
-template <class Step>
-detail::Parts<DpsgdCnn<Step>> dpsgd_parts(const TorchTrainConfig&, const ParameterLayout&) {
-  return {};
+template <class Step, class Local>
+detail::Parts<DpsgdCnn<Step, Local>> dpsgd_parts(const TorchTrainConfig&, Local local) {
+  return {{}, {}, local};
+}
+
+/// Calls `run(local)` with --local's decopt policy: SGD, HeavyBall{μ}, Nesterov{μ}, Adam, AdamW
+/// (PyTorch's defaults); SGD for torch-sgd and torch-adam.
+template <class Run>
+auto with_local_update(const TorchTrainConfig& c, Run&& run) {
+  if (c.local == "momentum") return run(HeavyBall{.momentum = c.train.momentum});
+  if (c.local == "nesterov") return run(Nesterov{.momentum = c.train.momentum});
+  if (c.local == "adam") return run(Adam{});
+  if (c.local == "adamw") return run(AdamW{});
+  return run(SGD{});
 }
 
 /// Runs `algorithm` (malcom | choco | dpsgd) with the config's step and local update.
 inline TorchRunResult run_experiment(const TorchTrainConfig& c, const std::string& algorithm,
                                      const train::TrainingData& data, const train::ProgressFn& progress) {
   const Options options = run_options(c);
-  auto dispatch = [&]<class Step>(Step) -> TorchRunResult {
-    auto with = [&c](auto parts) { return [&c, parts](const ParameterLayout& layout) { return parts(c, layout); }; };
+  auto dispatch = [&]<class Step, class Local>(Step, Local local) -> TorchRunResult {
     if (algorithm == "malcom")
-      return detail::run_with<MalcomCnn<Step>>(c, algorithm, data, options, with(malcom_parts<Step>), progress);
+      return detail::run_with<MalcomCnn<Step, Local>>(c, algorithm, data, options, malcom_parts<Step>(c, local), progress);
     if (algorithm == "choco")
-      return detail::run_with<ChocoCnn<Step>>(c, algorithm, data, options, with(choco_parts<Step>), progress);
+      return detail::run_with<ChocoCnn<Step, Local>>(c, algorithm, data, options, choco_parts<Step>(c, local), progress);
     if (algorithm == "dpsgd")
-      return detail::run_with<DpsgdCnn<Step>>(c, algorithm, data, dpsgd_options(options), with(dpsgd_parts<Step>), progress);
+      return detail::run_with<DpsgdCnn<Step, Local>>(c, algorithm, data, dpsgd_options(options),
+                                                     dpsgd_parts<Step>(c, local), progress);
     throw ConfigError("unknown algorithm '" + algorithm + "'");
   };
-  return c.train.step == "overlap" ? dispatch(OverlappedStep{}) : dispatch(SyncStep{});
+  return with_local_update(c, [&](auto local) {
+    return c.train.step == "overlap" ? dispatch(OverlappedStep{}, local) : dispatch(SyncStep{}, local);
+  });
 }
 
 }  // namespace decopt::torch_example
