@@ -78,7 +78,7 @@ BENCHMARK(BM_TorchSgdStep)->Unit(benchmark::kMillisecond);
 /// The 2-node run of one algorithm (`parts`: malcom_parts, ...): its CnnNodes, network and optimizers.
 template <class Optimizer>
 void exchange_benchmark(benchmark::State& state, const TorchTrainConfig& c, decopt::Options options,
-                        const detail::Parts<Optimizer>& parts) {
+                        const decopt::torch_example::detail::Parts<Optimizer>& parts) {
   ::torch::set_num_threads(1);
   const auto* data = fashion_mnist(state);
   if (!data) return;

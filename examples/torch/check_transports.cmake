@@ -2,7 +2,7 @@
 # simulated network, on threads and (when MPIEXEC is set) under mpirun -np 4, for decopt's local
 # step (Malcom-PSGD, sync) and for torch::optim's (CHOCO-SGD with torch-adam, overlapped).
 include(${TRAIN_DIR}/checksum_of.cmake)
-set(common --nodes 4 --rounds 24 --train-samples 2000 --quiet --json)
+set(common --nodes 4 --rounds 16 --train-samples 1000 --quiet --json)
 foreach(variant "--algorithm;malcom" "--algorithm;choco;--local;torch-adam;--step;overlap")
   checksum_of(sim ${PROGRAM} ${common} ${variant} --transport sim)
   checksum_of(threads ${PROGRAM} ${common} ${variant} --transport threads)
