@@ -93,10 +93,7 @@ void exchange_benchmark(benchmark::State& state, const TorchTrainConfig& c, deco
     optimizers.emplace_back(node.parameters(), node.layout(), topology, network.endpoint(i), options, parts.compressor,
                             parts.prox, parts.local);
   }
-  auto round = [&] {
-    for (int i = 0; i < 2; ++i) nodes[static_cast<std::size_t>(i)]->begin_round(optimizers[static_cast<std::size_t>(i)]);
-    for (int i = 0; i < 2; ++i) (void)nodes[static_cast<std::size_t>(i)]->finish_round(optimizers[static_cast<std::size_t>(i)]);
-  };
+  auto round = [&] { (void)decopt::torch_example::detail::lockstep_round(nodes, optimizers); };
   for (int warm_up = 0; warm_up < 300; ++warm_up) round();
   std::uint64_t bytes = 0;
   for (auto _ : state) {

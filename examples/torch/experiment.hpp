@@ -119,6 +119,24 @@ double whole_round(CnnNode& node, Optimizer& optimizer) {
   return loss;
 }
 
+/// One round of every node in lockstep on a SimulatedNetwork (the sim transport): every node's
+/// first half, then every node's second half, then a resynchronisation phase when one is due.
+/// Returns the sum of the nodes' losses.
+template <class Optimizer>
+double lockstep_round(std::vector<std::unique_ptr<CnnNode>>& nodes, std::vector<Optimizer>& optimizers) {
+  auto each = [&](auto&& phase) {
+    for (std::size_t i = 0; i < nodes.size(); ++i) phase(*nodes[i], optimizers[i]);
+  };
+  double loss = 0;
+  each([](CnnNode& node, Optimizer& o) { node.begin_round(o); });
+  each([&](CnnNode& node, Optimizer& o) { loss += node.finish_round(o); });
+  if (optimizers[0].resync_due()) {
+    each([](CnnNode& node, Optimizer& o) { node.timed([&] { o.begin_resync(); }); });
+    each([](CnnNode& node, Optimizer& o) { node.timed([&] { o.finish_resync(); }); });
+  }
+  return loss;
+}
+
 /// The compressor, prox and local update of one algorithm (each node's optimizer gets a copy).
 template <class Optimizer>
 struct Parts {
@@ -192,16 +210,8 @@ TorchRunResult run_with(const TorchTrainConfig& c, const std::string& algorithm,
     optimizers.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) make_optimizer(optimizers, *nodes[static_cast<std::size_t>(i)], network.endpoint(i));
     Evaluator evaluator(c, data, n, here);
-    auto each = [&](auto&& phase) {
-      for (int i = 0; i < n; ++i) phase(*nodes[static_cast<std::size_t>(i)], optimizers[static_cast<std::size_t>(i)]);
-    };
     for (long t = 0; t < total_rounds; ++t) {
-      each([](CnnNode& node, Optimizer& o) { node.begin_round(o); });
-      each([&](CnnNode& node, Optimizer& o) { loss_sum += node.finish_round(o); });
-      if (optimizers[0].resync_due()) {
-        each([](CnnNode& node, Optimizer& o) { node.timed([&] { o.begin_resync(); }); });
-        each([](CnnNode& node, Optimizer& o) { node.timed([&] { o.finish_resync(); }); });
-      }
+      loss_sum += lockstep_round(nodes, optimizers);
       const train::EvalRow* row = nullptr;
       if (is_evaluation(t + 1)) {
         double bytes = 0;
