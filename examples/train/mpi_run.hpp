@@ -17,6 +17,7 @@
 #include <exception>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "train/config.hpp"
@@ -86,8 +87,12 @@ inline std::vector<MpiSetting> run_settings(const TrainConfig& c) {
 /// and at the end MPI_Finalize, or MPI_Abort if the other ranks do not come within --timeout.
 class MpiRun {
  public:
-  MpiRun(int& argc, char**& argv, TrainConfig& config)
-      : session_(argc, argv, mpi_options(config)), settings_(run_settings(config)) {
+  /// @param extra_settings  a program's own settings to compare too, after run_settings(config)
+  /// @param program         the name that starts the line about differing settings
+  MpiRun(int& argc, char**& argv, TrainConfig& config, const std::vector<MpiSetting>& extra_settings = {},
+         std::string program = "decopt-train")
+      : session_(argc, argv, mpi_options(config)), settings_(run_settings(config)), program_(std::move(program)) {
+    settings_.insert(settings_.end(), extra_settings.begin(), extra_settings.end());
     if (MpiSession::rank() != 0) {  // only rank 0 reports
       config.quiet = true;
       config.csv.clear();
@@ -105,10 +110,10 @@ class MpiRun {
       require_same_settings(settings_, MPI_COMM_WORLD, session_.options());
       return 0;
     } catch (const ConfigError& e) {  // the same on every rank: one line for the job
-      if (MpiSession::rank() == 0) std::fprintf(stderr, "decopt-train: %s\n", e.what());
+      if (MpiSession::rank() == 0) std::fprintf(stderr, "%s: %s\n", program_.c_str(), e.what());
       return 2;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "decopt-train: %s\n", e.what());
+      std::fprintf(stderr, "%s: %s\n", program_.c_str(), e.what());
       end_job_after(e);
       return 1;
     }
@@ -121,6 +126,7 @@ class MpiRun {
  private:
   MpiSession session_;
   std::vector<MpiSetting> settings_;
+  std::string program_;
 };
 
 }  // namespace decopt::train

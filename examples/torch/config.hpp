@@ -1,0 +1,92 @@
+// torch/config.hpp — decopt-torch-train's settings: decopt-train's flags (train/config.hpp, the
+// same parser and checks) less those that do not apply to a LibTorch CNN, plus --local (who takes
+// the local step) and --torch-threads.
+//
+// Which of decopt-train's flags are kept is a list (kSharedFlags), not a list of removals: a flag
+// added to decopt-train later is refused here ("not expected") until this program honours it,
+// never silently ignored.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/flags.hpp"
+#include "train/config.hpp"
+
+namespace decopt::torch_example {
+
+/// Who takes each node's local step, the values of --local.
+inline const std::vector<std::string> kLocalUpdates{"sgd",   "momentum",  "nesterov",  "adam",
+                                                    "adamw", "torch-sgd", "torch-adam"};
+
+/// Everything one decopt-torch-train invocation does.
+struct TorchTrainConfig {
+  train::TrainConfig train;  ///< decopt-train's settings (its --hidden and privacy flags unused)
+  /// sgd | momentum | nesterov | adam | adamw: decopt's local-update policy, run by step();
+  /// torch-sgd | torch-adam: torch::optim over the bound module, then decopt's exchange().
+  std::string local = "sgd";
+  int torch_threads = 1;  ///< LibTorch's intra-op threads per node (1: deterministic, no oversubscription)
+  bool layerwise = false; ///< Malcom/CHOCO: every weight tensor gets its own quantizer scale
+
+  /// Whether torch::optim takes the local step (and decopt only communicates).
+  [[nodiscard]] bool torch_optimizer() const { return local.rfind("torch-", 0) == 0; }
+  /// Whether the local update has a momentum μ (--momentum).
+  [[nodiscard]] bool has_momentum() const { return local == "momentum" || local == "nesterov" || local == "torch-sgd"; }
+  /// Whether the local update is Adam's (its learning rates are 100× smaller than SGD's).
+  [[nodiscard]] bool adaptive() const { return local == "adam" || local == "adamw" || local == "torch-adam"; }
+};
+
+/// Default learning rates when --lr is not given: decopt-train's SGD rate, and Adam's usual 1e-3.
+inline constexpr double kDefaultAdamLearningRate = 1e-3;
+/// Default μ of --local momentum / nesterov when --momentum is not given (PyTorch has none).
+inline constexpr double kDefaultMomentum = 0.9;
+
+/// decopt-train's flags that mean the same here (every other one of its flags is removed).
+inline constexpr std::array<std::string_view, 30> kSharedFlags{
+    "--help",       "--algorithm", "--compare",   "--step",       "--local-steps",    "--nodes",
+    "--topology",   "--erdos-renyi-p", "--epochs", "--rounds",    "--seed",           "--transport",
+    "--partition",  "--levels",    "--norm",      "--lambda",     "--lr",             "--gamma",
+    "--momentum",   "--batch",     "--eval-every", "--train-samples", "--data",       "--csv",
+    "--plot",       "--latency-ms", "--bandwidth-mbps", "--timeout", "--json",        "--quiet"};
+
+/// Registers decopt-torch-train's flags on `app`: kSharedFlags from decopt-train, then --local,
+/// --torch-threads and --layerwise.
+inline void add_flags(CLI::App& app, TorchTrainConfig& c) {
+  train::add_flags(app, c.train);
+  std::vector<CLI::Option*> unused;
+  for (CLI::Option* option : app.get_options()) {
+    const std::string name = option->get_name();
+    const bool shared = std::find(kSharedFlags.begin(), kSharedFlags.end(), name) != kSharedFlags.end();
+    if (!shared) unused.push_back(option);
+  }
+  for (CLI::Option* option : unused) app.remove_option(option);
+  app.add_option("--local", c.local,
+                 "local step: sgd, momentum, nesterov, adam, adamw (decopt's, in step()) or torch-sgd, torch-adam "
+                 "(torch::optim, then decopt's exchange())")
+      ->check(CLI::IsMember(kLocalUpdates));
+  app.add_option("--torch-threads", c.torch_threads, "LibTorch intra-op threads per node (results depend on it)")
+      ->check(examples::flags::integer(1, 256));
+  app.add_flag("--layerwise", c.layerwise, "malcom/choco: a quantizer scale of its own for every weight tensor");
+}
+
+/// Settles what depends on several flags once they are parsed: Adam's default learning rate,
+/// the default momentum of --local momentum/nesterov, and the refusals.
+/// @throws ConfigError for --momentum with a local update that has none, or --layerwise with dpsgd only
+inline void resolve(TorchTrainConfig& c, const CLI::App& app) {
+  const bool lr_given = app.get_option("--lr")->count() > 0;
+  const bool momentum_given = app.get_option("--momentum")->count() > 0;
+  if (!lr_given && c.adaptive()) c.train.lr = kDefaultAdamLearningRate;
+  if (momentum_given && c.train.momentum > 0 && !c.has_momentum())
+    throw ConfigError("--momentum is for --local momentum, nesterov or torch-sgd, not --local " + c.local);
+  if (!momentum_given && (c.local == "momentum" || c.local == "nesterov")) c.train.momentum = kDefaultMomentum;
+  const auto algorithms = c.train.algorithms();
+  if (c.layerwise && std::none_of(algorithms.begin(), algorithms.end(), [](const std::string& a) { return a != "dpsgd"; }))
+    throw ConfigError("--layerwise sets the quantizer's scales: it needs --algorithm malcom or choco (dpsgd sends floats)");
+}
+
+}  // namespace decopt::torch_example
