@@ -21,7 +21,7 @@ double train(typename Opt::Compressor compressor, typename Opt::Prox prox = {}) 
   std::vector<std::span<float>> spans(models.begin(), models.end());
   decopt::Options options;
   options.lr = 0.05;
-  options.consensus_step = 0.5;
+  if constexpr (!requires { Opt::Compressor::mixes_exactly; }) options.consensus_step = 0.5;  // D-PSGD: γ = 1
   options.resync_every = 3;
   decopt::Simulation<Opt> sim(decopt::Topology::ring(n), spans, options, compressor, prox,
                               decopt::LinkModel{}, 2);
