@@ -151,8 +151,10 @@ TEST_CASE(
   c.eval_every = 1;
   REQUIRE_THROWS_WITH(evaluation_interval(c, 15, kMaxRounds), Catch::Contains("--eval-every"));
   CHECK(evaluation_interval(c, 15, 7) == 1);
-  c.eval_every = 0;
-  CHECK(evaluation_interval(c, 15, 7) == 15);
+  c.eval_every = 0;  // from --evals: ⌊rounds / evals⌋, at least 1
+  CHECK(evaluation_interval(c, 15, 7) == 1);
+  c.evals = 2;
+  CHECK(evaluation_interval(c, 15, 100) == 50);
 
   // The whole run: the old code cast NaN × rounds-per-epoch to long (undefined), trained 0 rounds,
   // then read rows.back() of an empty list.
