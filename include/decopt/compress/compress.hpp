@@ -21,3 +21,6 @@
 #include "decopt/compress/vector_source_coder.hpp"
 // the pipeline
 #include "decopt/compress/compressor.hpp"
+#include "decopt/compress/hooks.hpp"
+#include "decopt/compress/matrix_blocks.hpp"
+#include "decopt/compress/support_coded.hpp"
