@@ -6,6 +6,7 @@
 # in half, is refused with one line on stderr.
 set(common --nodes 4 --train-samples 1000 --eval-every 4 --eval-samples 500 --quiet --json)
 include(${TRAIN_DIR}/checksum_of.cmake)
+include(${TRAIN_DIR}/../common/resume_checks.cmake)
 foreach(local adam torch-adam)
   set(ck ${WORK_DIR}/torch_resume_${local}.ckpt)
   file(REMOVE ${ck})
@@ -36,17 +37,5 @@ if(rc EQUAL 0 OR NOT err MATCHES "^decopt-torch-train: .*another run \\(saved: l
 endif()
 # A damaged file (cut in half) is refused with one line.
 set(ck ${WORK_DIR}/torch_resume_torch-adam.ckpt)
-file(SIZE ${ck} size)
-math(EXPR half "${size} / 2")
-file(REMOVE ${ck}.cut)
-execute_process(COMMAND ${CMAKE_COMMAND} -E copy ${ck} ${ck}.cut)
-execute_process(COMMAND truncate -s ${half} ${ck}.cut RESULT_VARIABLE truncate_rc)
-if(NOT truncate_rc EQUAL 0)
-  message(FATAL_ERROR "truncate failed")
-endif()
-execute_process(COMMAND ${PROGRAM} ${common} --local torch-adam --rounds 16 --resume ${ck}.cut
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(rc EQUAL 0 OR NOT err MATCHES "^decopt-torch-train: .*decode error: checkpoint truncated")
-  message(FATAL_ERROR "a truncated checkpoint was not refused clearly (rc ${rc}): ${err}")
-endif()
+refused_when_cut(${ck} decopt-torch-train ${PROGRAM} ${common} --local torch-adam --rounds 16)
 message(STATUS "another --local and a damaged checkpoint are refused")

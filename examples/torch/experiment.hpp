@@ -9,12 +9,19 @@
 // first half of a round, then every node's second half (lockstep, one thread); threads gives each
 // node a thread and runs its halves back to back; mpi does the same with one node per rank.
 // Evaluations are sums over nodes, then over ranks (Reduce), so one evaluation serves every transport.
+//
+// --checkpoint / --resume (sim and threads) write and read decopt-train's checkpoint file
+// (train/checkpoint.hpp: the run's identity and progress, then per node its decopt optimizer's
+// record) with each node's own record after its optimizer's (CnnNode::save_state: the torch
+// optimizer's state), so a resumed run, on either transport, ends with the same bits as one that
+// never stopped.
 #pragma once
 
 #include <decopt/decopt.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -373,7 +380,6 @@ inline TorchRunResult run_nodes(const TorchTrainConfig& c, const std::string& al
     keep_models(nodes);
   } else if (c.train.transport == "mpi") {
 #ifdef DECOPT_TRAIN_WITH_MPI
-    train::check_checkpoint_flags(c.train);  // one file cannot hold the state of every rank
     const MpiOptions mpi = train::mpi_options(c.train);
     MpiTransport transport(topology, MPI_COMM_WORLD, mpi);
     const int me = transport.rank();
