@@ -18,6 +18,7 @@
 #include "train/mpi_run.hpp"
 #endif
 
+#include "common/coders.hpp"
 #include "common/flags.hpp"
 #include "common/output.hpp"
 #include "fashion/batches.hpp"
@@ -200,8 +201,7 @@ inline double estimated_memory_bytes(const TrainConfig& c) {
 /// std::bad_alloc minutes later).
 inline void check_run(const TrainConfig& c) {
   (void)make_topology(c);
-  if ((!c.resume.empty() || !c.checkpoint.empty()) && c.algorithms().size() > 1)
-    throw ConfigError("--checkpoint and --resume work with one --algorithm, not with --compare");
+  check_checkpoint_flags(c);
   c.dp.validate();
   examples::flags::require_memory(estimated_memory_bytes(c),
                                   "--nodes " + std::to_string(c.nodes) + " x --hidden " + std::to_string(c.hidden) + " (" +
@@ -316,10 +316,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   auto next_eval = [&](long round) { return std::min(total_rounds, (round / eval_every + 1) * eval_every); };
   // Rounds at which to stop: evaluations, checkpoints and the end.
   auto next_stop = [&](long round) {
-    long stop = next_eval(round);
-    if (!c.checkpoint.empty() && c.checkpoint_every > 0)
-      stop = std::min(stop, (round / c.checkpoint_every + 1) * c.checkpoint_every);
-    return std::min(stop, total_rounds);
+    return std::min(next_eval(round), next_checkpoint(c, round, total_rounds));
   };
   const std::string identity = run_identity(c, algorithm);
   // Saves the run after `round` rounds; `node_at(i)` is node i's optimizer.
@@ -334,15 +331,12 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
       if (w.private_gradient) p.noise_states.push_back(w.private_gradient->noise_state());
     }
     for (const auto& row : result.rows) p.rows.push_back(row_numbers(row));
-    examples::output::write_file_atomically(c.checkpoint, encode_checkpoint(identity, p, n, node_at), "checkpoint");
+    write_checkpoint(c.checkpoint, identity, p, n, node_at);
   };
   // Restores a saved run; returns the rounds already done.
   auto resume = [&](auto&& node_at) -> long {
     if (c.resume.empty()) return 0;
-    const auto bytes = read_file(c.resume);
-    const RunProgress p = decode_checkpoint(bytes, identity, n, node_at);
-    decopt::detail::require(p.rounds_done <= total_rounds, "the checkpoint is at round " + std::to_string(p.rounds_done) +
-                                                       ", beyond this run's " + std::to_string(total_rounds) + " rounds");
+    const RunProgress p = read_checkpoint(c.resume, identity, n, total_rounds, node_at);
     decopt::detail::require(p.noise_states.size() == (c.dp.enabled() ? static_cast<std::size_t>(n) : 0u),
                             "the checkpoint's differential-privacy noise streams do not match this run");
     for (int i = 0; i < n; ++i) {
@@ -358,9 +352,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   };
   auto after_stop = [&](long round, std::uint64_t bytes, auto&& node_at) -> const EvalRow* {
     const EvalRow* row = (round == next_eval(round - 1)) ? evaluate(round, bytes) : nullptr;
-    if (!c.checkpoint.empty() &&
-        (round == total_rounds || (c.checkpoint_every > 0 && round % c.checkpoint_every == 0)))
-      save(round, node_at);
+    if (checkpoint_due(c, round, total_rounds)) save(round, node_at);
     return row;
   };
 
@@ -505,10 +497,7 @@ inline RunResult run_experiment(const TrainConfig& c, const std::string& algorit
       return detail::run_with<DPSGD<Step>>(c, algorithm, data, dpsgd_options(options), {}, NoProx{}, progress);
     }
     if (algorithm != "malcom" && algorithm != "choco") throw ConfigError("unknown algorithm '" + algorithm + "'");
-    if (coder == "raw") return quantized(step, RawCoder{});
-    if (coder == "elias") return quantized(step, EliasCoder{});
-    if (coder == "vsc") return quantized(step, VectorSourceCoder{});
-    throw ConfigError("unknown coder '" + coder + "' (raw, elias or vsc)");
+    return examples::with_level_coder(coder, [&](auto level_coder) { return quantized(step, level_coder); });
   };
   return c.step == "overlap" ? dispatch(OverlappedStep{}) : dispatch(SyncStep{});
 }
