@@ -13,7 +13,8 @@
 # with C = 1 for the normalising rules (whose update scales with C, which the lr absorbs).
 #
 # Cost (2 shared cores): 12 000 training samples, 2 epochs (750 private steps on 1 node, 94 rounds
-# of 8 × 1 500-sample nodes), 5 evaluations per run: 96 runs, about 12 min of CPU, 2 at a time.
+# of 8 × 1 500-sample nodes), 5 evaluations per run: 108 runs, about 11 min of CPU (4.5 s per
+# 1-node run, 7.5 s per 8-node run), 2 at a time (about 28 min of wall time on a loaded machine).
 #
 #   examples/train/experiments/dp_compare.sh [build-dir] [results-dir]
 #
@@ -42,7 +43,7 @@ trap 'rm -rf "$work"' EXIT
 samples=${DP_SAMPLES:-12000}
 epochs=${DP_EPOCHS:-2}
 step=0.5                       # lr·C, the same for every rule
-abadi_clips=${DP_CLIPS:-"0.1 0.3 1 3 10"}
+abadi_clips=${DP_CLIPS:-"0.03 0.1 0.3 1 3 10"}
 seeds=${DP_SEEDS:-"1 2 3"}
 steps=$(( samples * epochs / 32 ))  # the deviation trajectory: as many SGD steps as 1 node's run
 common=(--algorithm dpsgd --topology ring --epochs $epochs --train-samples $samples --evals 5 --quiet --json)
@@ -138,7 +139,7 @@ set style histogram errorbars gap 2 lw 1
 set style fill solid 0.7 border -1
 set ylabel "test accuracy"
 set yrange [$ylow:*]
-set key top left
+set key below
 set xtics rotate by -15
 plot "$work/bars.dat" using 2:3:xtic(1) title "1 node, eps 3", \
      "" using 4:5 title "1 node, eps 8", \
@@ -171,15 +172,18 @@ set output "$out/dp_deviation.png"
 set multiplot layout 1,2 title "Deviation of the noise-free update u from the true batch mean m (MLP, batch 32, mean of 10 batches per point)"
 set style data linespoints
 set xlabel "SGD step of the trajectory"
-set key bottom right
+set key below
 set ylabel "|| u/||u|| - m/||m|| ||  (scale-free)"
 set title "direction deviation (u rescaled to the norm of m)"
-plot "$work/dev_abadi_1.dat" using 1:3 title "Abadi C = 1", "$work/dev_abadi_10.dat" using 1:3 title "Abadi C = 10", \
+plot "$work/dev_abadi_0.1.dat" using 1:3 title "Abadi C = 0.1", "$work/dev_abadi_1.dat" using 1:3 title "Abadi C = 1", \
+     "$work/dev_abadi_10.dat" using 1:3 title "Abadi C = 10", \
      "$work/dev_nsgd.dat" using 1:3 title "NSGD (C = 1, r = 0.1)", "$work/dev_autos.dat" using 1:3 title "Auto-S (C = 1, gamma = 0.01)", \
      "$work/dev_psac.dat" using 1:3 title "PSAC (C = 1, r = 0.1)"
 set ylabel "|| u - m ||"
-set title "absolute deviation (C = 1: u is on the scale of C, m of the gradients)"
-plot "$work/dev_abadi_1.dat" using 1:2 title "Abadi C = 1", "$work/dev_abadi_10.dat" using 1:2 title "Abadi C = 10", \
+set logscale y
+set title "absolute deviation (u is on the scale of C, m on that of the gradients)"
+plot "$work/dev_abadi_0.1.dat" using 1:2 title "Abadi C = 0.1", "$work/dev_abadi_1.dat" using 1:2 title "Abadi C = 1", \
+     "$work/dev_abadi_10.dat" using 1:2 title "Abadi C = 10", \
      "$work/dev_nsgd.dat" using 1:2 title "NSGD", "$work/dev_autos.dat" using 1:2 title "Auto-S", "$work/dev_psac.dat" using 1:2 title "PSAC"
 unset multiplot
 EOF
