@@ -51,7 +51,7 @@ struct Settings {
   long steps = 750;
   long points = 20;
   long batches = 10;
-  std::vector<double> abadi_clip{0.1, 0.3, 1, 3, 10};
+  std::vector<double> abadi_clip{0.03, 0.1, 0.3, 1, 3, 10};
   double clip = 1;  ///< C of nsgd, autos and psac
   double r = 0.1;
   std::uint64_t seed = 1;
