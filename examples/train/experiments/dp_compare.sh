@@ -22,6 +22,7 @@
 #   dp_compare_runs.csv      one row per run
 #   dp_compare_summary.csv   mean, sample standard deviation, min and max over the seeds
 #   dp_deviation.csv         deviation per rule at 20 points of the trajectory
+#   dp_deviation_summary.jsonl  the same, averaged over the whole trajectory (one JSON line per rule)
 #   dp_compare.png           accuracy per rule, epsilon and node count (error bars: ±1 std)
 #   dp_deviation.png         direction and absolute deviation per rule against the SGD step
 set -euo pipefail
