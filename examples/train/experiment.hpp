@@ -139,6 +139,12 @@ inline std::uint64_t model_checksum(std::span<const std::vector<float>> models) 
   return h;
 }
 
+/// Rounds per pass over a node's data: a round draws --local-steps batches, so ⌈batches / τ⌉ (it
+/// was the batch count, which made --epochs E pass over the data τ·E times under local steps).
+inline long rounds_per_epoch(long batches_per_epoch, int local_steps) {
+  return (batches_per_epoch + local_steps - 1) / local_steps;
+}
+
 /// The rounds of the run: --rounds, else --epochs × rounds per epoch, rounded up.
 /// @throws ConfigError when that is not in [1, kMaxRounds] (an --epochs of NaN or 1e300 was once
 ///   cast to long — undefined — and made an empty run).
@@ -202,6 +208,8 @@ inline void check_run(const TrainConfig& c) {
   (void)make_topology(c);
   if ((!c.resume.empty() || !c.checkpoint.empty()) && c.algorithms().size() > 1)
     throw ConfigError("--checkpoint and --resume work with one --algorithm, not with --compare");
+  if (c.step_seconds > 0 && c.transport != "sim")
+    throw ConfigError("--step-seconds sets the simulated clock: it needs --transport sim, not " + c.transport);
   c.dp.validate();
   examples::flags::require_memory(estimated_memory_bytes(c),
                                   "--nodes " + std::to_string(c.nodes) + " x --hidden " + std::to_string(c.hidden) + " (" +
@@ -258,7 +266,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     workers.emplace_back(mlp, shares[static_cast<std::size_t>(i)], c.batch,
                          Rng::derive(c.seed, {0x62617463ULL /* "batc" */, static_cast<std::uint64_t>(i)}).next(),
                          data.train.features());
-  const long rounds_per_epoch = workers[0].sampler.batches_per_epoch();
+  const long rounds_per_epoch = train::rounds_per_epoch(workers[0].sampler.batches_per_epoch(), c.local_steps);
   const long total_rounds = planned_rounds(c, rounds_per_epoch);
   const long eval_every = evaluation_interval(c, rounds_per_epoch, total_rounds);
 
@@ -365,9 +373,13 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   };
 
   if (c.transport == "sim") {
-    Simulation<Optimizer> sim(topology, spans, options, compressor, prox, c.link_model());
+    DeclaredCompute declared(n);  // --step-seconds: the clock counts gradient evaluations, not measured time
+    LinkModel link = c.link_model();
+    if (c.step_seconds > 0) link.declared_compute = &declared;
+    Simulation<Optimizer> sim(topology, spans, options, compressor, prox, link);
     auto node_at = [&](int i) -> Optimizer& { return sim.node(i); };
     auto grad = [&](int i, std::span<const float> x, std::span<float> g) {
+      if (c.step_seconds > 0) declared.charge(i, c.step_seconds);
       return workers[static_cast<std::size_t>(i)].gradient(data.train, x, g);
     };
     for (long t = resume(node_at); t < total_rounds; ++t) {
