@@ -139,6 +139,16 @@ inline std::uint64_t model_checksum(std::span<const std::vector<float>> models) 
   return h;
 }
 
+/// The nodes' average model (1/n) Σ_i x_i, summed in double in node order (the same bits every run).
+inline std::vector<float> average_model(const std::vector<std::vector<float>>& models) {
+  std::vector<double> sum(models.front().size(), 0.0);
+  for (const auto& m : models)
+    for (std::size_t k = 0; k < m.size(); ++k) sum[k] += m[k];
+  std::vector<float> average(sum.size());
+  for (std::size_t k = 0; k < sum.size(); ++k) average[k] = static_cast<float>(sum[k] / static_cast<double>(models.size()));
+  return average;
+}
+
 /// Rounds per pass over a node's data: a round draws --local-steps batches, so ⌈batches / τ⌉ (it
 /// was the batch count, which made --epochs E pass over the data τ·E times under local steps).
 inline long rounds_per_epoch(long batches_per_epoch, int local_steps) {
@@ -306,12 +316,17 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     const auto images = evaluation_images(c, data.test, last);
     const auto labels = evaluation_labels(c, data.test, last);
     row.test_samples = static_cast<long>(labels.size());
-    for (int i = 0; i < n; ++i) {
-      const auto e = mlp.evaluate(std::span<const float>(models[static_cast<std::size_t>(i)]), images, labels);
-      row.test_accuracy += e.accuracy / n;
-      row.test_loss += e.loss / n;
-      const auto zeros = std::count(models[static_cast<std::size_t>(i)].begin(), models[static_cast<std::size_t>(i)].end(), 0.0f);
-      row.sparsity += static_cast<double>(zeros) / static_cast<double>(d) / n;
+    // --eval-average scores one model, x̄ = (1/n) Σ_i x_i; otherwise each node's own, averaged.
+    std::vector<std::vector<float>> average;
+    if (c.eval_average) average.push_back(average_model(models));
+    const auto& scored = c.eval_average ? average : models;
+    const double share = 1.0 / static_cast<double>(scored.size());
+    for (const auto& model : scored) {
+      const auto e = mlp.evaluate(std::span<const float>(model), images, labels);
+      row.test_accuracy += e.accuracy * share;
+      row.test_loss += e.loss * share;
+      const auto zeros = std::count(model.begin(), model.end(), 0.0f);
+      row.sparsity += static_cast<double>(zeros) / static_cast<double>(d) * share;
     }
     row.train_loss = loss_count > 0 ? loss_sum / static_cast<double>(loss_count) : std::nan("");
     loss_sum = 0;
