@@ -140,6 +140,22 @@ inline std::uint64_t model_checksum(std::span<const std::vector<float>> models) 
   return h;
 }
 
+/// The nodes' average model (1/n) Σ_i x_i, summed in double in node order (the same bits every run).
+inline std::vector<float> average_model(const std::vector<std::vector<float>>& models) {
+  std::vector<double> sum(models.front().size(), 0.0);
+  for (const auto& m : models)
+    for (std::size_t k = 0; k < m.size(); ++k) sum[k] += m[k];
+  std::vector<float> average(sum.size());
+  for (std::size_t k = 0; k < sum.size(); ++k) average[k] = static_cast<float>(sum[k] / static_cast<double>(models.size()));
+  return average;
+}
+
+/// Rounds per pass over a node's data: a round draws --local-steps batches, so ⌈batches / τ⌉ (it
+/// was the batch count, which made --epochs E pass over the data τ·E times under local steps).
+inline long rounds_per_epoch(long batches_per_epoch, int local_steps) {
+  return (batches_per_epoch + local_steps - 1) / local_steps;
+}
+
 /// The rounds of the run: --rounds, else --epochs × rounds per epoch, rounded up.
 /// @throws ConfigError when that is not in [1, kMaxRounds] (an --epochs of NaN or 1e300 was once
 ///   cast to long — undefined — and made an empty run).
@@ -202,6 +218,8 @@ inline double estimated_memory_bytes(const TrainConfig& c) {
 inline void check_run(const TrainConfig& c) {
   (void)make_topology(c);
   check_checkpoint_flags(c);
+  if (c.step_seconds > 0 && c.transport != "sim")
+    throw ConfigError("--step-seconds sets the simulated clock: it needs --transport sim, not " + c.transport);
   c.dp.validate();
   examples::flags::require_memory(estimated_memory_bytes(c),
                                   "--nodes " + std::to_string(c.nodes) + " x --hidden " + std::to_string(c.hidden) + " (" +
@@ -258,7 +276,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     workers.emplace_back(mlp, shares[static_cast<std::size_t>(i)], c.batch,
                          Rng::derive(c.seed, {0x62617463ULL /* "batc" */, static_cast<std::uint64_t>(i)}).next(),
                          data.train.features());
-  const long rounds_per_epoch = workers[0].sampler.batches_per_epoch();
+  const long rounds_per_epoch = train::rounds_per_epoch(workers[0].sampler.batches_per_epoch(), c.local_steps);
   const long total_rounds = planned_rounds(c, rounds_per_epoch);
   const long eval_every = evaluation_interval(c, rounds_per_epoch, total_rounds);
 
@@ -298,12 +316,17 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     const auto images = evaluation_images(c, data.test, last);
     const auto labels = evaluation_labels(c, data.test, last);
     row.test_samples = static_cast<long>(labels.size());
-    for (int i = 0; i < n; ++i) {
-      const auto e = mlp.evaluate(std::span<const float>(models[static_cast<std::size_t>(i)]), images, labels);
-      row.test_accuracy += e.accuracy / n;
-      row.test_loss += e.loss / n;
-      const auto zeros = std::count(models[static_cast<std::size_t>(i)].begin(), models[static_cast<std::size_t>(i)].end(), 0.0f);
-      row.sparsity += static_cast<double>(zeros) / static_cast<double>(d) / n;
+    // --eval-average scores one model, x̄ = (1/n) Σ_i x_i; otherwise each node's own, averaged.
+    std::vector<std::vector<float>> average;
+    if (c.eval_average) average.push_back(average_model(models));
+    const auto& scored = c.eval_average ? average : models;
+    const double share = 1.0 / static_cast<double>(scored.size());
+    for (const auto& model : scored) {
+      const auto e = mlp.evaluate(std::span<const float>(model), images, labels);
+      row.test_accuracy += e.accuracy * share;
+      row.test_loss += e.loss * share;
+      const auto zeros = std::count(model.begin(), model.end(), 0.0f);
+      row.sparsity += static_cast<double>(zeros) / static_cast<double>(d) * share;
     }
     row.train_loss = loss_count > 0 ? loss_sum / static_cast<double>(loss_count) : std::nan("");
     loss_sum = 0;
@@ -357,9 +380,13 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   };
 
   if (c.transport == "sim") {
-    Simulation<Optimizer> sim(topology, spans, options, compressor, prox, c.link_model());
+    DeclaredCompute declared(n);  // --step-seconds: the clock counts gradient evaluations, not measured time
+    LinkModel link = c.link_model();
+    if (c.step_seconds > 0) link.declared_compute = &declared;
+    Simulation<Optimizer> sim(topology, spans, options, compressor, prox, link);
     auto node_at = [&](int i) -> Optimizer& { return sim.node(i); };
     auto grad = [&](int i, std::span<const float> x, std::span<float> g) {
+      if (c.step_seconds > 0) declared.charge(i, c.step_seconds);
       return workers[static_cast<std::size_t>(i)].gradient(data.train, x, g);
     };
     for (long t = resume(node_at); t < total_rounds; ++t) {
