@@ -21,3 +21,6 @@
 #include "decopt/compress/vector_source_coder.hpp"
 // the pipeline
 #include "decopt/compress/compressor.hpp"
+// top-level compressors: low rank over matrix blocks, permutation blocks across nodes
+#include "decopt/compress/power_sgd.hpp"
+#include "decopt/compress/perm_k.hpp"
