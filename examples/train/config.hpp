@@ -114,7 +114,7 @@ inline constexpr const char* compressor_help =
     "compression of malcom and choco (default: dithered): dithered (--levels, --norm, --bucket; any --coder "
     "and --step), natural (power-of-two levels, vsc), topk | randtopk (--ratio, float32 values, vsc-coded "
     "positions), randomk (--ratio, raw), sign (scaled sign, vsc), powersgd (--rank, over the MLP's W1 and W2), "
-    "permk (this node's block of a shared permutation, x nodes), fp16 | bf16 (raw half precision). All but "
+    "permk (this node's block of a shared permutation, unscaled: ContractivePermK, as error memory needs), fp16 | bf16 (raw half precision). All but "
     "dithered run with --step sync only; malcom's l1 prox applies to the weights (not the biases) with powersgd";
 
 /// Registers every flag of decopt-train on `app`. Every numeric flag is checked by

@@ -524,7 +524,8 @@ inline RunResult run_other_compressor(const TrainConfig& c, const std::string& a
   if (name == "randtopk") return run(Compressor<RandTopK, Identity, VectorSourceCoder>(RandTopK{c.ratio, 4.0}, {}, {}));
   if (name == "sign") return run(Compressor<Dense, Sign, VectorSourceCoder>{});
   if (name == "powersgd") return run(PowerSGD(c.rank), true);
-  if (name == "permk") return run(PermK{});
+  // unscaled: SyncStep's error memory needs a contraction (decopt/compress/perm_k.hpp)
+  if (name == "permk") return run(ContractivePermK{});
   if (name == "fp16" || name == "bf16")
     return run(Compressor<Dense, HalfFloat, RawCoder>(
         {}, HalfFloat{name == "fp16" ? HalfFormat::Float16 : HalfFormat::BFloat16, HalfRounding::NearestEven}, {}));

@@ -134,7 +134,7 @@ TEST_CASE("PermK: decode equals the sender's q bit for bit; the same seed gives 
     REQUIRE(same_bits(acc, q));
     const auto kept = static_cast<std::size_t>(std::count_if(q.begin(), q.end(), [](float x) { return x != 0.0f; }));
     REQUIRE(kept <= (d + 4) / 5);
-    REQUIRE(msg.size() == 6 + 2 + 1 + 1 + 8 + 4 * kept + 4);
+    REQUIRE(msg.size() == 6 + 2 + 1 + 1 + 1 + 8 + 4 * kept + 4);
   }
 }
 
@@ -145,7 +145,7 @@ TEST_CASE("PermK: malformed, forged and foreign messages are refused, the accumu
   const std::vector<float> v = normal_vector(d, 80);
   std::vector<float> q;
   const auto msg = encode_once(sender, v, q);
-  auto refused_in = [&](const PermK& r, const std::vector<std::byte>& bad, std::size_t dim) {
+  auto refused_in = [&](const auto& r, const std::vector<std::byte>& bad, std::size_t dim) {
     std::vector<float> acc(dim, 0.5f);
     bool threw = false;
     try {
@@ -155,7 +155,7 @@ TEST_CASE("PermK: malformed, forged and foreign messages are refused, the accumu
     }
     return threw && std::all_of(acc.begin(), acc.end(), [](float x) { return x == 0.5f; });
   };
-  auto refused = [&](const PermK& r, const std::vector<std::byte>& bad) { return refused_in(r, bad, d); };
+  auto refused = [&](const auto& r, const std::vector<std::byte>& bad) { return refused_in(r, bad, d); };
   for (std::size_t len = 0; len < msg.size(); ++len)
     REQUIRE(refused(receiver, std::vector<std::byte>(msg.begin(), msg.begin() + static_cast<std::ptrdiff_t>(len))));
   for (std::size_t at = 0; at < msg.size(); at += 5) {
@@ -163,7 +163,8 @@ TEST_CASE("PermK: malformed, forged and foreign messages are refused, the accumu
     flipped[at] ^= std::byte{0x40};
     REQUIRE(refused(receiver, flipped));
   }
-  // header: 6 bytes, varint d (2), varint n at 8, varint sender at 9, u64 round at 10, values at 18
+  // header: 6 bytes, varint d (2), varint n at 8, varint sender at 9, scaled flag at 10, u64 round at 11,
+  // values at 19
   std::vector<std::byte> forged = msg;
   forged[8] = std::byte{4};  // another node count
   reseal(forged);
@@ -173,7 +174,7 @@ TEST_CASE("PermK: malformed, forged and foreign messages are refused, the accumu
   reseal(forged);
   REQUIRE(refused(receiver, forged));
   forged = msg;
-  forged[10] ^= std::byte{1};  // another round: a block of another size, or the values land elsewhere
+  forged[11] ^= std::byte{1};  // another round: a block of another size, or the values land elsewhere
   reseal(forged);
   {
     std::vector<float> acc(d, 0.0f);
@@ -195,11 +196,18 @@ TEST_CASE("PermK: malformed, forged and foreign messages are refused, the accumu
   REQUIRE(refused(receiver, forged));
   for (const float bad : {std::nanf(""), -INFINITY}) {
     forged = msg;
-    std::memcpy(forged.data() + 18, &bad, 4);
+    std::memcpy(forged.data() + 19, &bad, 4);
     reseal(forged);
     REQUIRE(refused(receiver, forged));
   }
   REQUIRE(refused(bound_perm_k(0, 4), msg));  // a network of another size
+  ContractivePermK unscaled;
+  unscaled.bind_node(0, 3, 5);
+  REQUIRE(refused(unscaled, msg));  // the other scaling (flag at byte 10)
+  forged = msg;
+  forged[10] = std::byte{0};
+  reseal(forged);
+  REQUIRE(refused(receiver, forged));
   REQUIRE(refused_in(receiver, msg, d + 1));     // another dimension
   std::vector<float> acc(d, 0.0f);
   REQUIRE_THROWS_AS(receiver.decode_add(msg, INFINITY, acc), ConfigError);
@@ -252,4 +260,37 @@ TEST_CASE("PermK: the counter round-trips through save_state/load_state", "[comp
   bad_tag[1] ^= std::byte{1};
   ByteReader tag_in(bad_tag);
   REQUIRE_THROWS_AS(b.load_state(tag_in), DecodeError);
+}
+
+TEST_CASE("ContractivePermK: unscaled blocks sum to v bit for bit and contract the residual", "[compress][perm_k]") {
+  for (const int n : {2, 3, 5, 8}) {
+    const std::size_t d = 1001;
+    const std::vector<float> v = normal_vector(d, 17);
+    std::vector<float> sum(d, 0.0f), q;
+    double v2 = 0.0;
+    for (const float x : v) v2 += static_cast<double>(x) * x;
+    for (int i = 0; i < n; ++i) {
+      ContractivePermK node;
+      node.bind_node(i, n, 5);
+      Rng rng(1);
+      std::vector<std::byte> msg;
+      q.assign(d, -1.0f);
+      node.encode(v, rng, msg, q);
+      double err2 = 0.0;
+      for (std::size_t k = 0; k < d; ++k) {
+        REQUIRE((q[k] == 0.0f || q[k] == v[k]));
+        err2 += static_cast<double>(q[k] - v[k]) * (q[k] - v[k]);
+        sum[k] += q[k];
+      }
+      REQUIRE(err2 < v2);  // ‖C(v) − v‖² = ‖v‖² − ‖v_block‖²
+      ContractivePermK receiver;
+      receiver.bind_node((i + 1) % n, n, 5);
+      std::vector<float> acc(d, 0.0f);
+      receiver.decode_add(msg, 1.0f, acc);
+      REQUIRE(same_bits(acc, q));
+    }
+    REQUIRE(same_bits(sum, v));  // every coordinate from exactly one node, unscaled
+  }
+  STATIC_REQUIRE_FALSE(ContractivePermK::unbiased);
+  STATIC_REQUIRE(PermK::unbiased);
 }

@@ -17,8 +17,13 @@
 // lockstep run. The message carries the sender's rank and t, so any receiver regenerates the
 // sender's block (O(d) time and 4d' bytes of per-thread scratch; the values are O(d/n)).
 //
-// Message (the frame of message.hpp): varint n · varint sender rank · u64 t ·
-//   the block's values n·v[π_j] as float32, in permutation order (dummies skipped).
+// With error memory (SyncStep's x̂ += C(x − x̂)) the scaled compressor diverges: it is not a
+// contraction, E‖C(v) − v‖² = (n − 1)‖v‖². ContractivePermK sends the block unscaled: biased,
+// ‖C(v) − v‖² = ‖v‖² − ‖v_block‖², E = (1 − 1/n)‖v‖² (a δ = 1/n contraction, as CHOCO-SGD needs,
+// Koloskova et al. 2019), and the nodes' messages of identical inputs sum to v bit for bit.
+//
+// Message (the frame of message.hpp): varint n · varint sender rank · u8 scaled · u64 t ·
+//   the block's values (n·v[π_j] scaled, v[π_j] not) as float32, in permutation order (dummies skipped).
 #pragma once
 
 #include <algorithm>
@@ -46,7 +51,8 @@ inline constexpr std::uint8_t perm_k = 17;
 }  // namespace message::ids
 
 /**
- * @brief PermK: this node's block of a permutation shared by all nodes, scaled by the node count.
+ * @brief PermK: this node's block of a permutation shared by all nodes, scaled by the node count
+ * (ScaledByNodes: PermK, unbiased) or not (ContractivePermK, for steps with error memory).
  *
  * A top-level compressor (a ResidualCompressor with the hooks bind_node, save_state, load_state of
  * decopt/compress/hooks.hpp). Unbiased. It needs bind_node (the optimizer calls it): without it,
@@ -55,13 +61,14 @@ inline constexpr std::uint8_t perm_k = 17;
  * Thread safety: encode advances the counter (one compressor per sender); decode_add is const and
  * uses per-thread scratch.
  */
-class PermK {
+template <bool ScaledByNodes>
+class PermKCompressor {
  public:
-  static constexpr bool unbiased = true;
+  static constexpr bool unbiased = ScaledByNodes;
   static constexpr bool lossless = false;
-  static std::string name() { return "PermK"; }
+  static std::string name() { return ScaledByNodes ? "PermK" : "ContractivePermK"; }
 
-  PermK() = default;
+  PermKCompressor() = default;
 
   /**
    * This node's rank among `nodes`, and the network-wide seed of the permutations.
@@ -92,13 +99,14 @@ class PermK {
     const std::span<const std::uint32_t> block = block_positions(v.size(), rank_, counter_, positions_);
     const auto n = static_cast<float>(nodes_);
     values_.resize(block.size());
-    for (std::size_t j = 0; j < block.size(); ++j) values_[j] = n * v[block[j]];
+    for (std::size_t j = 0; j < block.size(); ++j) values_[j] = ScaledByNodes ? n * v[block[j]] : v[block[j]];
     detail::require(detail::max_abs_bits(values_) < detail::infinity_bits,
                     "PermK::encode: a value it sends, times the node count, is not finite");
     const std::size_t start = out.size();
     message::write_header(out, message::ids::perm_k, message::ids::identity, message::ids::raw, v.size());
     put_varint(out, nodes_);
     put_varint(out, rank_);
+    put_le<std::uint8_t>(out, ScaledByNodes ? 1 : 0);
     put_le<std::uint64_t>(out, counter_);
     detail::append_floats_le(out, values_);
     message::append_checksum(out, start);
@@ -125,6 +133,8 @@ class PermK {
     if (in.get_varint() != nodes_) throw DecodeError("PermK: message's node count is not this network's");
     const std::uint64_t sender = in.get_varint();
     if (sender >= nodes_) throw DecodeError("PermK: message's sender rank is not a node of this network");
+    if (in.get_le<std::uint8_t>() != (ScaledByNodes ? 1 : 0))
+      throw DecodeError("PermK: message's scaling is not this compressor's (PermK against ContractivePermK)");
     const auto round = in.get_le<std::uint64_t>();
     if (padded_dimension(d) > message::max_dimension) throw DecodeError("PermK: dimension too large for this node count");
     // the block's size, before any O(d) work
@@ -205,5 +215,11 @@ class PermK {
   std::vector<std::uint32_t> positions_;  // encode scratch
   std::vector<float> values_;
 };
+
+/// PermK as in the paper: the block scaled by n, unbiased (for steps without error memory, and
+/// for the exact mean of identical inputs).
+using PermK = PermKCompressor<true>;
+/// The block unscaled: a δ = 1/n contraction, for SyncStep and OverlappedStep (error memory).
+using ContractivePermK = PermKCompressor<false>;
 
 }  // namespace decopt
