@@ -75,14 +75,16 @@ struct Evaluation {
   double loss = 0;
 };
 
-/// Evaluates `net` on all of `data`, in chunks of `chunk` images, without autograd.
-inline Evaluation evaluate(Cnn& net, const examples::Dataset& data, int chunk = 1000) {
+/// Evaluates `net` on the first `samples` images of `data` (all of them when `samples` is
+/// negative or beyond its size), in chunks of `chunk` images, without autograd.
+inline Evaluation evaluate(Cnn& net, const examples::Dataset& data, long samples = -1, int chunk = 1000) {
   ::torch::NoGradGuard no_grad;
+  const int size = samples < 0 || samples > data.size() ? data.size() : static_cast<int>(samples);
   long correct = 0;
   double loss_sum = 0;
   const std::span<const std::uint8_t> all(data.labels);
-  for (int first = 0; first < data.size(); first += chunk) {
-    const int count = std::min(chunk, data.size() - first);
+  for (int first = 0; first < size; first += chunk) {
+    const int count = std::min(chunk, size - first);
     const ::torch::Tensor logits = net.forward(images(data, first, count));
     const ::torch::Tensor y = labels(all.subspan(static_cast<std::size_t>(first), static_cast<std::size_t>(count)));
     loss_sum += ::torch::nn::functional::cross_entropy(
@@ -90,7 +92,7 @@ inline Evaluation evaluate(Cnn& net, const examples::Dataset& data, int chunk = 
                     .item<double>();
     correct += logits.argmax(1).eq(y).sum().item<long>();
   }
-  const double n = static_cast<double>(data.size());
+  const double n = static_cast<double>(size);
   return {static_cast<double>(correct) / n, loss_sum / n};
 }
 

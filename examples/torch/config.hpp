@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/flags.hpp"
+#include "train/checkpoint.hpp"
 #include "train/config.hpp"
 
 namespace decopt::torch_example {
@@ -48,12 +49,14 @@ inline constexpr double kDefaultAdamLearningRate = 1e-3;
 inline constexpr double kDefaultMomentum = 0.9;
 
 /// decopt-train's flags that mean the same here (every other one of its flags is removed).
-inline constexpr std::array<std::string_view, 31> kSharedFlags{
-    "--help",       "--algorithm", "--compare",   "--step",       "--local-steps",    "--nodes",
-    "--topology",   "--erdos-renyi-p", "--epochs", "--rounds",    "--seed",           "--transport",
-    "--partition",  "--levels",    "--norm",      "--lambda",     "--lr",             "--gamma",
-    "--momentum",   "--batch",     "--eval-every", "--evals", "--train-samples", "--data",       "--csv",
-    "--plot",       "--latency-ms", "--bandwidth-mbps", "--timeout", "--json",        "--quiet"};
+inline constexpr std::array<std::string_view, 37> kSharedFlags{
+    "--help",         "--algorithm",    "--compare",      "--step",           "--local-steps", "--nodes",
+    "--topology",     "--erdos-renyi-p", "--epochs",      "--rounds",         "--seed",        "--transport",
+    "--partition",    "--levels",       "--norm",         "--lambda",         "--lr",          "--gamma",
+    "--momentum",     "--batch",        "--eval-every",   "--evals",          "--eval-samples", "--target-accuracy",
+    "--coder",        "--train-samples", "--data",        "--csv",            "--plot",        "--checkpoint",
+    "--checkpoint-every", "--resume",   "--latency-ms",   "--bandwidth-mbps", "--timeout",     "--json",
+    "--quiet"};
 
 /// Registers decopt-torch-train's flags on `app`: kSharedFlags from decopt-train, then --local,
 /// --torch-threads and --layerwise.
@@ -80,7 +83,9 @@ inline void add_flags(CLI::App& app, TorchTrainConfig& c) {
 /// Without --evals or --eval-every the CNN is evaluated once per epoch (and at the end), not
 /// decopt-train's 20 times per run: evaluating every node's CNN on the 10 000 test images costs
 /// about a tenth of an epoch of training on one core.
-/// @throws ConfigError for --momentum with a local update that has none, or --layerwise with dpsgd only
+/// @throws ConfigError for --momentum with a local update that has none, --layerwise with dpsgd
+///   only, or --checkpoint/--resume with --compare or mpi (train::check_checkpoint_flags)
+/// @throws CLI::ValidationError for --coder elias/vsc with dpsgd (train::check_coder)
 inline void resolve(TorchTrainConfig& c, const CLI::App& app) {
   const bool lr_given = app.get_option("--lr")->count() > 0;
   const bool momentum_given = app.get_option("--momentum")->count() > 0;
@@ -90,6 +95,8 @@ inline void resolve(TorchTrainConfig& c, const CLI::App& app) {
   if (!momentum_given && (c.local == "momentum" || c.local == "nesterov")) c.train.momentum = kDefaultMomentum;
   if (app.get_option("--evals")->count() == 0 && app.get_option("--eval-every")->count() == 0)
     c.train.evals = c.train.rounds > 0 ? 1 : std::max(1L, static_cast<long>(std::ceil(c.train.epochs)));
+  train::check_coder(c.train);
+  train::check_checkpoint_flags(c.train);
   const auto algorithms = c.train.algorithms();
   if (c.layerwise && std::none_of(algorithms.begin(), algorithms.end(), [](const std::string& a) { return a != "dpsgd"; }))
     throw ConfigError("--layerwise sets the quantizer's scales: it needs --algorithm malcom or choco (dpsgd sends floats)");

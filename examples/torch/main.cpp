@@ -78,20 +78,10 @@ int main(int argc, char** argv) {
   }
   try {
     const decopt::train::TrainingData data = decopt::train::load_data(config.train);
-    std::vector<TorchRunResult> runs;
-    for (const auto& algorithm : config.train.algorithms()) {
-      decopt::train::ProgressBar bar(algorithm, !config.train.quiet);
-      runs.push_back(run_experiment(config, algorithm, data, [&](long done, long total, const decopt::train::EvalRow* row) {
-        bar.update(done, total, row);
-      }));
-    }
-    // The results first, the optional artefacts after: a failing plot cannot take the summary with it.
-    if (!config.train.quiet) print_table(config.train.json ? stderr : stdout, config, runs);
-    if (config.train.json)
-      for (const auto& r : runs) std::printf("%s\n", json_summary(config, r).c_str());
-    std::fflush(stdout);
-    if (!config.train.csv.empty()) decopt::train::write_csv(config.train.csv, train_results(runs));
-    if (!config.train.plot.empty()) decopt::train::write_plot(config.train.plot, train_results(runs));
+    decopt::train::run_and_report(config, config.train, "CNN",
+                                  [&](const std::string& algorithm, const decopt::train::ProgressFn& progress) {
+                                    return run_experiment(config, algorithm, data, progress);
+                                  });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "decopt-torch-train: %s\n", e.what());
 #ifdef DECOPT_TRAIN_WITH_MPI

@@ -13,6 +13,11 @@
 // node's first half before any node's second half; a node on its own thread or rank runs them
 // back to back. The work and its order per node are the same on every transport, so are the bits.
 //
+// A checkpoint of the node (save_state, beside its decopt optimizer's) holds decopt_seconds and,
+// for torch-sgd / torch-adam, the torch optimizer's state (momentum buffers; Adam's moments and
+// step), as torch::serialize writes it, so that a resumed run continues bit for bit. The model
+// itself is in the decopt optimizer's record: the parameters are views of its buffer.
+//
 // decopt_seconds counts the wall time inside decopt's calls (begin_round, finish_round,
 // post_exchange, finish_exchange, the resynchronisations), less the time decopt spends calling
 // back into LibTorch for the gradient: compression, coding, posting, waiting for the neighbours,
@@ -23,9 +28,13 @@
 #include <decopt/torch.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <span>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "fashion/batches.hpp"
@@ -126,6 +135,32 @@ class CnnNode {
     return torch_optimizer_ ? torch_loss_ : loss;
   }
 
+  /// Appends the node's own state (header comment) as one framed record (decopt/optimizer/checkpoint.hpp).
+  void save_state(std::vector<std::byte>& out) const {
+    const std::size_t start = checkpoint::begin_record(out);
+    put_le<double>(out, decopt_seconds_);
+    checkpoint::put_string(out, torch_optimizer_state());
+    checkpoint::end_record(out, start);
+  }
+
+  /// Restores a record written by save_state; returns the bytes it took.
+  /// @throws DecodeError for a damaged record or torch optimizer state, or one that does not fit
+  ///   this node's --local (a torch optimizer's state for none, or none for one)
+  std::size_t load_state(std::span<const std::byte> bytes) {
+    std::size_t used = 0;
+    ByteReader in(checkpoint::open_record(bytes, used));
+    const double seconds = in.get_le<double>();
+    detail::require_decodable(std::isfinite(seconds) && seconds >= 0, "checkpoint decopt_seconds out of range");
+    const std::string state = checkpoint::get_string(in);
+    detail::require_decodable(in.remaining() == 0, "checkpoint node record has trailing bytes");
+    detail::require_decodable(state.empty() == !torch_optimizer_,
+                              torch_optimizer_ ? "checkpoint holds no torch optimizer state for this --local"
+                                               : "checkpoint holds a torch optimizer state this --local does not use");
+    if (torch_optimizer_) load_torch_optimizer_state(state);
+    decopt_seconds_ = seconds;
+    return used;
+  }
+
   /// Runs `call` (a call into decopt: a resynchronisation phase) and counts its time as decopt's.
   template <class Call>
   void timed(Call&& call) {
@@ -149,6 +184,30 @@ class CnnNode {
     value.backward();
     torch_optimizer_->step();
     return value.item<double>();
+  }
+
+  /// The torch optimizer's state as torch::serialize writes it (empty without one).
+  [[nodiscard]] std::string torch_optimizer_state() const {
+    if (!torch_optimizer_) return {};
+    ::torch::serialize::OutputArchive archive;
+    torch_optimizer_->save(archive);
+    std::ostringstream stream;
+    archive.save_to(stream);
+    return std::move(stream).str();
+  }
+
+  /// Loads a torch_optimizer_state() into the torch optimizer. LibTorch reports a damaged archive
+  /// with its own exceptions (c10::Error); they become a DecodeError.
+  void load_torch_optimizer_state(const std::string& state) {
+    try {
+      ::torch::serialize::InputArchive archive;
+      std::istringstream stream(state);
+      archive.load_from(stream);
+      torch_optimizer_->load(archive);
+    } catch (const std::exception& e) {
+      const std::string what = e.what();
+      throw DecodeError("checkpoint's torch optimizer state is malformed: " + what.substr(0, what.find('\n')));
+    }
   }
 
   BoundCnn model_;

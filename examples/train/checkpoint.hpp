@@ -145,4 +145,44 @@ RunProgress decode_checkpoint(std::span<const std::byte> bytes, const std::strin
   return p;
 }
 
+/// Refuses checkpoint flags the run cannot honour: --checkpoint or --resume with --compare (one
+/// file holds one run), or with --transport mpi (each rank would need a file of its own).
+/// @throws ConfigError naming the flags
+inline void check_checkpoint_flags(const TrainConfig& c) {
+  if (c.resume.empty() && c.checkpoint.empty()) return;
+  detail::require(c.algorithms().size() == 1, "--checkpoint and --resume work with one --algorithm, not with --compare");
+  detail::require(c.transport != "mpi", "--checkpoint/--resume are not supported with --transport mpi");
+}
+
+/// Whether the run writes its checkpoint after `round` (of `total_rounds`): at the end, and every
+/// --checkpoint-every rounds when that is set.
+inline bool checkpoint_due(const TrainConfig& c, long round, long total_rounds) {
+  return !c.checkpoint.empty() && (round == total_rounds || (c.checkpoint_every > 0 && round % c.checkpoint_every == 0));
+}
+
+/// The first round after `round` at which checkpoint_due holds (total_rounds when none is before).
+inline long next_checkpoint(const TrainConfig& c, long round, long total_rounds) {
+  if (c.checkpoint.empty() || c.checkpoint_every <= 0) return total_rounds;
+  return std::min(total_rounds, (round / c.checkpoint_every + 1) * c.checkpoint_every);
+}
+
+/// Writes the checkpoint of the run `identity` to --checkpoint `path`, atomically (header comment).
+template <class NodeAt>
+void write_checkpoint(const std::string& path, const std::string& identity, const RunProgress& p, int nodes,
+                      NodeAt&& node_at) {
+  examples::output::write_file_atomically(path, encode_checkpoint(identity, p, nodes, node_at), "checkpoint");
+}
+
+/// Reads the --resume file `path` of the run `identity`, restoring every node (decode_checkpoint).
+/// @throws DecodeError for a damaged file; ConfigError for another run's, or one beyond `total_rounds`
+template <class NodeAt>
+RunProgress read_checkpoint(const std::string& path, const std::string& identity, int nodes, long total_rounds,
+                            NodeAt&& node_at) {
+  const auto bytes = read_file(path);
+  RunProgress p = decode_checkpoint(bytes, identity, nodes, node_at);
+  detail::require(p.rounds_done <= total_rounds, "the checkpoint is at round " + std::to_string(p.rounds_done) +
+                                                     ", beyond this run's " + std::to_string(total_rounds) + " rounds");
+  return p;
+}
+
 }  // namespace decopt::train

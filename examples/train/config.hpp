@@ -66,6 +66,8 @@ struct TrainConfig {
   std::string csv, plot, checkpoint, resume;
   long checkpoint_every = 0;
   double latency_ms = 0, bandwidth_mbps = 0;  ///< link model (0 = instant / unlimited)
+  double step_seconds = 0;  ///< > 0: sim clock charges this per gradient evaluation, not measured compute
+  bool eval_average = false;  ///< evaluate the average model (1/n) Σ_i x_i, not the mean of the nodes' accuracies
   double timeout_s = 60;
   bool json = false;
   bool quiet = false;
@@ -193,6 +195,13 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
   app.add_option("--latency-ms", c.latency_ms, "link latency in milliseconds")->check(flags::real(Interval::closed(0, 1e9)));
   app.add_option("--bandwidth-mbps", c.bandwidth_mbps, "link bandwidth in megabits per second (0 = unlimited)")
       ->check(flags::real(Interval::closed(1e-3, 1e12).or_zero()));
+  app.add_option("--step-seconds", c.step_seconds,
+                 "sim only: charge this many virtual seconds per gradient evaluation instead of the measured compute "
+                 "time (a simulated clock that does not depend on the machine); 0 = measured")
+      ->check(flags::real(Interval::closed(0, 1e6)));
+  app.add_flag("--eval-average", c.eval_average,
+               "test accuracy/loss/sparsity of the nodes' average model (the model a run deploys) instead of the "
+               "mean over the nodes' own models");
   app.add_option("--timeout", c.timeout_s, "seconds a node waits for a neighbour before failing")
       ->check(flags::real(Interval::closed(1e-3, 1e6)));
   app.add_flag("--json", c.json, "print a JSON summary as the last line of stdout");

@@ -18,6 +18,7 @@
 #include "train/mpi_run.hpp"
 #endif
 
+#include "common/coders.hpp"
 #include "common/flags.hpp"
 #include "common/output.hpp"
 #include "fashion/batches.hpp"
@@ -139,6 +140,22 @@ inline std::uint64_t model_checksum(std::span<const std::vector<float>> models) 
   return h;
 }
 
+/// The nodes' average model (1/n) Σ_i x_i, summed in double in node order (the same bits every run).
+inline std::vector<float> average_model(const std::vector<std::vector<float>>& models) {
+  std::vector<double> sum(models.front().size(), 0.0);
+  for (const auto& m : models)
+    for (std::size_t k = 0; k < m.size(); ++k) sum[k] += m[k];
+  std::vector<float> average(sum.size());
+  for (std::size_t k = 0; k < sum.size(); ++k) average[k] = static_cast<float>(sum[k] / static_cast<double>(models.size()));
+  return average;
+}
+
+/// Rounds per pass over a node's data: a round draws --local-steps batches, so ⌈batches / τ⌉ (it
+/// was the batch count, which made --epochs E pass over the data τ·E times under local steps).
+inline long rounds_per_epoch(long batches_per_epoch, int local_steps) {
+  return (batches_per_epoch + local_steps - 1) / local_steps;
+}
+
 /// The rounds of the run: --rounds, else --epochs × rounds per epoch, rounded up.
 /// @throws ConfigError when that is not in [1, kMaxRounds] (an --epochs of NaN or 1e300 was once
 ///   cast to long — undefined — and made an empty run).
@@ -200,8 +217,9 @@ inline double estimated_memory_bytes(const TrainConfig& c) {
 /// std::bad_alloc minutes later).
 inline void check_run(const TrainConfig& c) {
   (void)make_topology(c);
-  if ((!c.resume.empty() || !c.checkpoint.empty()) && c.algorithms().size() > 1)
-    throw ConfigError("--checkpoint and --resume work with one --algorithm, not with --compare");
+  check_checkpoint_flags(c);
+  if (c.step_seconds > 0 && c.transport != "sim")
+    throw ConfigError("--step-seconds sets the simulated clock: it needs --transport sim, not " + c.transport);
   c.dp.validate();
   examples::flags::require_memory(estimated_memory_bytes(c),
                                   "--nodes " + std::to_string(c.nodes) + " x --hidden " + std::to_string(c.hidden) + " (" +
@@ -276,7 +294,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     workers.emplace_back(mlp, shares[static_cast<std::size_t>(i)], c.batch,
                          Rng::derive(c.seed, {0x62617463ULL /* "batc" */, static_cast<std::uint64_t>(i)}).next(),
                          data.train.features());
-  const long rounds_per_epoch = workers[0].sampler.batches_per_epoch();
+  const long rounds_per_epoch = train::rounds_per_epoch(workers[0].sampler.batches_per_epoch(), c.local_steps);
   const long total_rounds = planned_rounds(c, rounds_per_epoch);
   const long eval_every = evaluation_interval(c, rounds_per_epoch, total_rounds);
 
@@ -316,12 +334,17 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     const auto images = evaluation_images(c, data.test, last);
     const auto labels = evaluation_labels(c, data.test, last);
     row.test_samples = static_cast<long>(labels.size());
-    for (int i = 0; i < n; ++i) {
-      const auto e = mlp.evaluate(std::span<const float>(models[static_cast<std::size_t>(i)]), images, labels);
-      row.test_accuracy += e.accuracy / n;
-      row.test_loss += e.loss / n;
-      const auto zeros = std::count(models[static_cast<std::size_t>(i)].begin(), models[static_cast<std::size_t>(i)].end(), 0.0f);
-      row.sparsity += static_cast<double>(zeros) / static_cast<double>(d) / n;
+    // --eval-average scores one model, x̄ = (1/n) Σ_i x_i; otherwise each node's own, averaged.
+    std::vector<std::vector<float>> average;
+    if (c.eval_average) average.push_back(average_model(models));
+    const auto& scored = c.eval_average ? average : models;
+    const double share = 1.0 / static_cast<double>(scored.size());
+    for (const auto& model : scored) {
+      const auto e = mlp.evaluate(std::span<const float>(model), images, labels);
+      row.test_accuracy += e.accuracy * share;
+      row.test_loss += e.loss * share;
+      const auto zeros = std::count(model.begin(), model.end(), 0.0f);
+      row.sparsity += static_cast<double>(zeros) / static_cast<double>(d) * share;
     }
     row.train_loss = loss_count > 0 ? loss_sum / static_cast<double>(loss_count) : std::nan("");
     loss_sum = 0;
@@ -334,10 +357,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   auto next_eval = [&](long round) { return std::min(total_rounds, (round / eval_every + 1) * eval_every); };
   // Rounds at which to stop: evaluations, checkpoints and the end.
   auto next_stop = [&](long round) {
-    long stop = next_eval(round);
-    if (!c.checkpoint.empty() && c.checkpoint_every > 0)
-      stop = std::min(stop, (round / c.checkpoint_every + 1) * c.checkpoint_every);
-    return std::min(stop, total_rounds);
+    return std::min(next_eval(round), next_checkpoint(c, round, total_rounds));
   };
   const std::string identity = run_identity(c, algorithm);
   // Saves the run after `round` rounds; `node_at(i)` is node i's optimizer.
@@ -352,15 +372,12 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
       if (w.private_gradient) p.noise_states.push_back(w.private_gradient->noise_state());
     }
     for (const auto& row : result.rows) p.rows.push_back(row_numbers(row));
-    examples::output::write_file_atomically(c.checkpoint, encode_checkpoint(identity, p, n, node_at), "checkpoint");
+    write_checkpoint(c.checkpoint, identity, p, n, node_at);
   };
   // Restores a saved run; returns the rounds already done.
   auto resume = [&](auto&& node_at) -> long {
     if (c.resume.empty()) return 0;
-    const auto bytes = read_file(c.resume);
-    const RunProgress p = decode_checkpoint(bytes, identity, n, node_at);
-    decopt::detail::require(p.rounds_done <= total_rounds, "the checkpoint is at round " + std::to_string(p.rounds_done) +
-                                                       ", beyond this run's " + std::to_string(total_rounds) + " rounds");
+    const RunProgress p = read_checkpoint(c.resume, identity, n, total_rounds, node_at);
     decopt::detail::require(p.noise_states.size() == (c.dp.enabled() ? static_cast<std::size_t>(n) : 0u),
                             "the checkpoint's differential-privacy noise streams do not match this run");
     for (int i = 0; i < n; ++i) {
@@ -376,17 +393,19 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   };
   auto after_stop = [&](long round, std::uint64_t bytes, auto&& node_at) -> const EvalRow* {
     const EvalRow* row = (round == next_eval(round - 1)) ? evaluate(round, bytes) : nullptr;
-    if (!c.checkpoint.empty() &&
-        (round == total_rounds || (c.checkpoint_every > 0 && round % c.checkpoint_every == 0)))
-      save(round, node_at);
+    if (checkpoint_due(c, round, total_rounds)) save(round, node_at);
     return row;
   };
 
   if (c.transport == "sim") {
+    DeclaredCompute declared(n);  // --step-seconds: the clock counts gradient evaluations, not measured time
+    LinkModel link = c.link_model();
+    if (c.step_seconds > 0) link.declared_compute = &declared;
     Simulation<Optimizer> sim(topology, spans,
-                              {.options = options, .compressor = compressor, .prox = prox, .link = c.link_model(), .layout = layout});
+                              {.options = options, .compressor = compressor, .prox = prox, .link = link, .layout = layout});
     auto node_at = [&](int i) -> Optimizer& { return sim.node(i); };
     auto grad = [&](int i, std::span<const float> x, std::span<float> g) {
+      if (c.step_seconds > 0) declared.charge(i, c.step_seconds);
       return workers[static_cast<std::size_t>(i)].gradient(data.train, x, g);
     };
     for (long t = resume(node_at); t < total_rounds; ++t) {
@@ -563,10 +582,7 @@ inline RunResult run_experiment(const TrainConfig& c, const std::string& algorit
       return detail::run_with<DPSGD<Step>>(c, algorithm, data, dpsgd_options(options), {}, NoProx{}, progress);
     }
     if (algorithm != "malcom" && algorithm != "choco") throw ConfigError("unknown algorithm '" + algorithm + "'");
-    if (coder == "raw") return quantized(step, RawCoder{});
-    if (coder == "elias") return quantized(step, EliasCoder{});
-    if (coder == "vsc") return quantized(step, VectorSourceCoder{});
-    throw ConfigError("unknown coder '" + coder + "' (raw, elias or vsc)");
+    return examples::with_level_coder(coder, [&](auto level_coder) { return quantized(step, level_coder); });
   };
   return c.step == "overlap" ? dispatch(OverlappedStep{}) : dispatch(SyncStep{});
 }

@@ -6,7 +6,7 @@
 
 #include <cstdio>
 #include <exception>
-#include <vector>
+#include <string>
 
 #include "train/config.hpp"
 #include "train/experiment.hpp"
@@ -45,18 +45,9 @@ int main(int argc, char** argv) {
     check_run(config);
     check_outputs(config);
     const TrainingData data = load_data(config);
-    std::vector<RunResult> runs;
-    for (const auto& algorithm : config.algorithms()) {
-      ProgressBar bar(algorithm, !config.quiet);
-      runs.push_back(run_experiment(config, algorithm, data, [&](long done, long total, const EvalRow* row) { bar.update(done, total, row); }));
-    }
-    // The results first, the optional artefacts after: a failing plot cannot take the summary with it.
-    if (!config.quiet) print_table(config.json ? stderr : stdout, config, runs);
-    if (config.json)
-      for (const auto& r : runs) std::printf("%s\n", json_summary(config, r).c_str());
-    std::fflush(stdout);
-    if (!config.csv.empty()) write_csv(config.csv, runs);
-    if (!config.plot.empty()) write_plot(config.plot, runs);
+    run_and_report(config, config, "MLP", [&](const std::string& algorithm, const ProgressFn& progress) {
+      return run_experiment(config, algorithm, data, progress);
+    });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "decopt-train: %s\n", e.what());
 #ifdef DECOPT_TRAIN_WITH_MPI

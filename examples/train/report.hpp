@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/gnuplot.hpp"
@@ -159,13 +160,13 @@ inline std::string plot_data(const RunResult& r) {
 /// The gnuplot script of write_plot: four panels (2 × 2), one curve per run in each — test
 /// accuracy against megabytes sent (log x, so compressed and uncompressed runs share a plot) and
 /// against rounds, bits per parameter per round (log y) and model sparsity against rounds — read
-/// from run0.dat, run1.dat, ... (plot_data).
-inline std::string plot_script(const std::vector<RunResult>& runs) {
+/// from run0.dat, run1.dat, ... (plot_data). `model` names the model in the title.
+inline std::string plot_script(const std::vector<RunResult>& runs, const std::string& model = "MLP") {
   namespace gp = examples::gnuplot;
   std::ostringstream script;
   script << "set terminal pngcairo size 1400,1000 font ',11'\nset output " << gp::quoted(gp::kOutput) << '\n'
          << "set multiplot layout 2,2 title "
-         << gp::quoted("Fashion-MNIST MLP, " + std::to_string(runs[0].nodes) + " nodes, " + runs[0].topology) << '\n'
+         << gp::quoted("Fashion-MNIST " + model + ", " + std::to_string(runs[0].nodes) + " nodes, " + runs[0].topology) << '\n'
          << "set grid\nset key bottom right opaque\n";
   auto curves = [&](const std::string& columns) {
     script << "plot ";
@@ -198,12 +199,41 @@ inline std::string plot_script(const std::vector<RunResult>& runs) {
 
 /// Draws plot_script to `png` with gnuplot. The --plot path never enters the script
 /// (common/gnuplot.hpp), so no path can inject gnuplot commands.
-inline void write_plot(const std::string& png, const std::vector<RunResult>& runs) {
+inline void write_plot(const std::string& png, const std::vector<RunResult>& runs, const std::string& model = "MLP") {
   namespace gp = examples::gnuplot;
   gp::Plot plot;
   for (std::size_t i = 0; i < runs.size(); ++i) plot.data.emplace_back("run" + std::to_string(i) + ".dat", plot_data(runs[i]));
-  plot.script = plot_script(runs);
+  plot.script = plot_script(runs, model);
   gp::draw(plot, png);
+}
+
+/// The RunResult of a run: decopt-train's own. A program with a richer result overloads
+/// train_result in its result's namespace (run_and_report finds it there).
+inline const RunResult& train_result(const RunResult& r) { return r; }
+
+/// What a training program does once its data is loaded: runs every algorithm of --algorithm or
+/// --compare, each with a progress bar (`run(algorithm, progress)` returns its result), then
+/// reports them — the table (on stderr under --json, none with --quiet), one JSON summary line
+/// per run, then the CSV and the plot of `model`. The results come first: a failing plot cannot
+/// take the summary with it. print_table(out, c, runs) and json_summary(c, result) are found in
+/// Config's namespace and train_result(result) in the result's (argument-dependent lookup), so
+/// decopt-train and decopt-torch-train share this one sequence over their two result types.
+template <class Config, class Run>
+void run_and_report(const Config& c, const TrainConfig& settings, const std::string& model, Run&& run) {
+  using Result = std::decay_t<std::invoke_result_t<Run&, const std::string&, const ProgressFn&>>;
+  std::vector<Result> runs;
+  for (const auto& algorithm : settings.algorithms()) {
+    ProgressBar bar(algorithm, !settings.quiet);
+    runs.push_back(run(algorithm, ProgressFn([&](long done, long total, const EvalRow* row) { bar.update(done, total, row); })));
+  }
+  if (!settings.quiet) print_table(settings.json ? stderr : stdout, c, runs);
+  if (settings.json)
+    for (const auto& r : runs) std::printf("%s\n", json_summary(c, r).c_str());
+  std::fflush(stdout);
+  std::vector<RunResult> results;
+  for (const auto& r : runs) results.push_back(train_result(r));
+  if (!settings.csv.empty()) write_csv(settings.csv, results);
+  if (!settings.plot.empty()) write_plot(settings.plot, results, model);
 }
 
 /// Refuses, before any training, output paths the end of the run could not write: --csv, --plot

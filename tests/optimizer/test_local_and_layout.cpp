@@ -173,8 +173,8 @@ TEST_CASE("own_scale asked of a compressor with one scale per message is a Confi
 TEST_CASE("Named configurations carry defaults that train; D-PSGD refuses a consensus step other than 1",
           "[optimizer][configurations]") {
   const decopt::MalcomPSGD<>::Compressor malcom{};
-  CHECK(malcom.quantizer().levels == 256);
-  CHECK(malcom.quantizer().norm == decopt::Norm::L2);
+  CHECK(malcom.inner().quantizer().levels == 256);
+  CHECK(malcom.inner().quantizer().norm == decopt::Norm::L2);
   CHECK(decopt::MalcomPSGD<>::Prox{}.lambda == 1e-4);
 
   // Default-constructed Malcom-PSGD (only lr and the seed given) brings the least-squares problem
@@ -232,11 +232,11 @@ TEST_CASE("own_scale segments get a quantizer norm of their own, through the who
   const auto layout = small_layout(/*own_scale=*/true);
   Network<Opt> layerwise(Topology::ring(kNodes), {.options = {.lr = 0.05, .seed = 8}, .layout = layout});
   Network<Opt> global(Topology::ring(kNodes), {.options = {.lr = 0.05, .seed = 8}, .layout = small_layout(false)});
-  const auto& blocks = layerwise.sim.node(0).compressor().quantizer().scale_blocks;
+  const auto& blocks = layerwise.sim.node(0).compressor().inner().quantizer().scale_blocks;
   REQUIRE(blocks.size() == 1);
   CHECK(blocks[0].offset == layout.segment("fc.weight").offset);
   CHECK(blocks[0].size == 16);
-  CHECK(global.sim.node(0).compressor().quantizer().scale_blocks.empty());
+  CHECK(global.sim.node(0).compressor().inner().quantizer().scale_blocks.empty());
   layerwise.rounds(p, 6);
   global.rounds(p, 6);
   CHECK(layerwise.models != global.models);  // another quantization...

@@ -249,3 +249,21 @@ TEST_CASE("Evaluations: at least --evals (default 20) per run, evenly spaced; --
   CHECK(parse("--target-accuracy 0.8 --eval-samples 500").intermediate_eval_samples() == 500);
   CHECK(parse("--eval-samples 0").intermediate_eval_samples() == 0);
 }
+
+TEST_CASE("Rounds per epoch count rounds of --local-steps batches; --step-seconds and --eval-average parse",
+          "[train][flags]") {
+  // A round draws τ batches: 63 batches per node are ⌈63/τ⌉ rounds (it was 63 for every τ, so
+  // --epochs 3 at τ = 8 trained 24 epochs).
+  CHECK(rounds_per_epoch(63, 1) == 63);
+  CHECK(rounds_per_epoch(63, 2) == 32);
+  CHECK(rounds_per_epoch(63, 8) == 8);
+  CHECK(rounds_per_epoch(8, 4) == 2);
+  CHECK(planned_rounds(parse("--epochs 3 --local-steps 8"), rounds_per_epoch(63, 8)) == 24);
+  CHECK(parse("--step-seconds 0.01").step_seconds == 0.01);
+  CHECK_THAT(parse_error("--step-seconds -1"), Catch::StartsWith("--step-seconds: -1 is not in [0, "));
+  CHECK(parse("--eval-average").eval_average);
+  CHECK_FALSE(parse("").eval_average);
+  // The average model, summed in double in node order.
+  const std::vector<std::vector<float>> models{{1.0f, 2.0f, -4.0f}, {3.0f, 5.0f, 4.0f}};
+  CHECK(average_model(models) == std::vector<float>{2.0f, 3.5f, 0.0f});
+}

@@ -313,3 +313,25 @@ TEST_CASE("A privacy flag given but invalid is an error: a private run never sil
   CHECK(parse_error("--dp-clip 1 --dp-noise 1 --dp-delta 1") == "--dp-delta: 1 is not in (0, 1)");
   CHECK(parse_error("--dp-clip 1 --dp-noise 1") == "(accepted)");
 }
+
+TEST_CASE("clipping_deviation on the MLP's per-sample gradients measures the update PrivateGradient trains with",
+          "[train][privacy][deviation]") {
+  // decopt-dp-deviation's measurement: u must be the σ = 0 private gradient of training, and m the
+  // mean gradient loss_and_gradient computes, so the deviation is that of the real update.
+  TinyProblem t;
+  std::vector<float> mean_gradient(t.p());
+  t.mlp.loss_and_gradient(t.params, t.x, t.labels, mean_gradient);
+  for (const char* rule : {"abadi", "nsgd", "autos", "psac"}) {
+    INFO(rule);
+    DpSettings dp = settings(rule, 0.05);  // small enough that every rule changes the batch
+    PrivateGradient pg(dp, 0.0, t.mlp, t.batch(), 1);
+    std::vector<float> update(t.p());
+    pg(t.params, t.x, t.labels, update);
+    const privacy::ClippingDeviation d =
+        std::visit([&](const auto& r) { return privacy::clipping_deviation(pg.last_per_sample(), r); }, pg.rule());
+    CHECK(d.update_norm == Approx(as_vector(update).norm()).epsilon(1e-5));
+    CHECK(d.mean_norm == Approx(as_vector(mean_gradient).norm()).epsilon(1e-4));
+    CHECK(d.absolute == Approx((as_vector(update) - as_vector(mean_gradient)).norm()).epsilon(1e-4));
+    CHECK(d.absolute > 0.1 * d.mean_norm);
+  }
+}

@@ -340,3 +340,82 @@ TEST_CASE("Endpoints list their neighbours; the optimizer refuses a transport wi
   CHECK_FALSE(TransportRef(unlisted).neighbor_ranks().has_value());
   REQUIRE_NOTHROW(Malcom(std::span<float>(x), ring, unlisted));
 }
+
+namespace {
+
+/// Virtual seconds of `rounds` D-PSGD rounds (identity compressor, complete graph, γ = 1) under a
+/// clock that charges `step_seconds` per gradient evaluation instead of the measured compute.
+struct DeclaredClockRun {
+  double virtual_seconds = 0;
+  std::uint64_t bytes_sent = 0;
+  std::vector<std::vector<float>> models;
+};
+
+template <class Step>
+DeclaredClockRun run_declared_clock(int local_steps, double step_seconds, LinkModel link, int rounds) {
+  const auto topology = Topology::complete(4);
+  DeclaredClockRun run;
+  run.models.assign(4, std::vector<float>(1000, 0.0f));
+  std::vector<std::span<float>> spans(run.models.begin(), run.models.end());
+  DeclaredCompute declared(topology.size());
+  link.declared_compute = &declared;
+  Options options;
+  options.local_steps = local_steps;
+  options.consensus_step = 1.0;
+  Simulation<DPSGD<Step>> sim(topology, spans, options, {}, {}, link, 2);
+  auto grad = [&](int i, std::span<const float> x, std::span<float> g) {
+    declared.charge(i, step_seconds);
+    quadratic_gradient(i, x, g);
+  };
+  for (int t = 0; t < rounds; ++t) sim.round(grad);
+  run.virtual_seconds = sim.virtual_time();
+  run.bytes_sent = sim.total_bytes_sent();
+  return run;
+}
+
+}  // namespace
+
+TEST_CASE("Declared compute: Local-SGD's round costs tau steps + one exchange, CoCoD's the larger of the two",
+          "[transport][link][declared]") {
+  // The deterministic clock of decopt-train --step-seconds: every gradient evaluation costs c
+  // virtual seconds, the measured compute is ignored. A round of τ local steps then costs τc + e
+  // when the exchange (e = bytes/bandwidth + latency) waits for the steps (SyncStep), and
+  // max(τc, e) when it runs during them (OverlappedStep, CoCoD-SGD) — exactly, on every machine.
+  const int rounds = 10, tau = 4;
+  const double c = 0.002;
+  const auto bytes_per_message = [&] {
+    const auto probe = run_declared_clock<SyncStep>(tau, c, LinkModel{}, 1);
+    return static_cast<double>(probe.bytes_sent) / 12.0;  // complete(4): 12 messages a round
+  }();
+  for (const double exchange : {0.012, 0.005}) {  // longer than the τ steps (0.008), then shorter
+    const double latency = 0.001;
+    const LinkModel link{latency, bytes_per_message / (exchange - latency)};
+    const auto local_sgd = run_declared_clock<SyncStep>(tau, c, link, rounds);
+    const auto cocod = run_declared_clock<OverlappedStep>(tau, c, link, rounds);
+    CHECK(local_sgd.virtual_seconds == Approx(rounds * (tau * c + exchange)).epsilon(1e-9));
+    CHECK(cocod.virtual_seconds == Approx(rounds * std::max(tau * c, exchange)).epsilon(1e-9));
+    CHECK(cocod.virtual_seconds < local_sgd.virtual_seconds);
+    CHECK(cocod.bytes_sent == local_sgd.bytes_sent);  // the same exchanges, only their timing differs
+    // Deterministic: a second run charges the same virtual time, to the bit.
+    CHECK(run_declared_clock<OverlappedStep>(tau, c, link, rounds).virtual_seconds == cocod.virtual_seconds);
+  }
+  // Per-step synchronous SGD (τ = 1) on an instant link: one step per round, nothing else.
+  CHECK(run_declared_clock<SyncStep>(1, c, LinkModel{}, rounds).virtual_seconds == Approx(rounds * c).epsilon(1e-12));
+}
+
+TEST_CASE("Declared compute: bad charges, a wrong node count and a real-time network are refused",
+          "[transport][link][declared]") {
+  DeclaredCompute declared(4);
+  REQUIRE_THROWS_AS(DeclaredCompute(0), ConfigError);
+  REQUIRE_THROWS_WITH(declared.charge(0, -1.0), Catch::Contains("finite and >= 0"));
+  REQUIRE_THROWS_WITH(declared.charge(0, std::numeric_limits<double>::quiet_NaN()), Catch::Contains("finite and >= 0"));
+  REQUIRE_THROWS_WITH(declared.charge(4, 1.0), Catch::Contains("rank 4 outside [0, 4)"));
+  declared.charge(2, 0.5);
+  declared.charge(2, 0.25);
+  CHECK(declared.take(2) == 0.75);
+  CHECK(declared.take(2) == 0.0);
+  LinkModel link;
+  link.declared_compute = &declared;
+  REQUIRE_THROWS_WITH(SimulatedNetwork(Topology::ring(3), link), Catch::Contains("declared_compute has 4 nodes, the topology 3"));
+  REQUIRE_THROWS_WITH(ThreadNetwork(Topology::ring(4), link), Catch::Contains("runs in real time"));
+}

@@ -1,6 +1,7 @@
-// decopt/compositional/asyvrsc_distributed.hpp — AsyVRSC with a master and workers (Wang et al.,
-// asynchronous variance-reduced stochastic compositional gradient, "distributed" setting; the
-// parameter-server scheme of asynchronous SVRG, Reddi et al. 2015).
+// decopt/compositional/asyvrsc_distributed.hpp — AsyVRSC with a master and workers (AsyVRSC-
+// Distributed of Shen, Xu, Liu, Guo & Ling, "Asynchronous Stochastic Composition Optimization
+// with Variance Reduction", arXiv 1811.06396, 2018; the parameter-server scheme of asynchronous
+// SVRG, Reddi et al. 2015).
 //
 // The master owns x (the user's buffer). Per epoch it computes the snapshot (x̃ = x, G̃, ∂G̃,
 // ∇f(x̃)) and ships it with the model to each worker once. Then, until inner_steps updates have

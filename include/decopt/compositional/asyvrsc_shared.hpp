@@ -1,7 +1,7 @@
 // decopt/compositional/asyvrsc_shared.hpp — AsyVRSC on shared memory: several threads run the
-// VRSC inner loop lock-free on one x (Wang et al., asynchronous variance-reduced stochastic
-// compositional gradient; the lock-free scheme is Hogwild!, Recht et al. 2011, as analysed for
-// SVRG by Reddi et al. 2015 and for compositional problems in AsyVRSC).
+// VRSC inner loop lock-free on one x (AsyVRSC-Shared of Shen, Xu, Liu, Guo & Ling, "Asynchronous
+// Stochastic Composition Optimization with Variance Reduction", arXiv 1811.06396, 2018; the
+// lock-free scheme is Hogwild!, Recht et al. 2011, as analysed for SVRG by Reddi et al. 2015).
 //
 // Per epoch:
 //   1. snapshot, in parallel: each thread sums G_j(x̃), ∂G_j(x̃) over its slice of j; a barrier

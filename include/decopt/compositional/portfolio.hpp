@@ -1,6 +1,7 @@
 // decopt/compositional/portfolio.hpp — mean–variance portfolio optimisation as a compositional
 // problem, the reference problem of the SCGD / VRSC / AsyVRSC literature (Wang, Fang & Liu 2017;
-// Lian, Wang & Liu 2017; Wang et al., AsyVRSC), with its exact optimum from one linear solve.
+// Lian, Wang & Liu 2017; Shen, Xu, Liu, Guo & Ling, AsyVRSC, arXiv 1811.06396), with its exact
+// optimum from one linear solve.
 //
 // Data: returns r_j ∈ R^d of d assets over n periods (j = 1..n; here m = n).
 //

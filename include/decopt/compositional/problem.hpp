@@ -6,7 +6,8 @@
 // This is the problem class of SCGD (Wang, Fang & Liu, "Stochastic compositional gradient
 // descent", Math. Programming 2017), of VRSC / compositional SVRG (Lian, Wang & Liu, "Finite-sum
 // composition optimization via variance reduced gradient descent", AISTATS 2017) and of AsyVRSC
-// (Wang et al., asynchronous variance-reduced stochastic compositional gradient). By the chain
+// (Shen, Xu, Liu, Guo & Ling, "Asynchronous Stochastic Composition Optimization with Variance
+// Reduction", arXiv 1811.06396, 2018). By the chain
 // rule  ∇f(x) = (∂G(x))ᵀ (1/n) Σ_i ∇F_i(G(x))  with  G = (1/m) Σ_j G_j  and  ∂G = (1/m) Σ_j ∂G_j.
 #pragma once
 

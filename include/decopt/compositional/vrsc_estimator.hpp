@@ -3,8 +3,8 @@
 // result type, and the per-epoch bookkeeping (history, stopping, divergence).
 //
 // Estimator (Lian, Wang & Liu, "Finite-sum composition optimization via variance reduced gradient
-// descent", AISTATS 2017; the asynchronous variants in Wang et al., AsyVRSC). At the start of an
-// epoch, at the snapshot x̃:
+// descent", AISTATS 2017; the asynchronous variants in Shen, Xu, Liu, Guo & Ling, AsyVRSC, arXiv
+// 1811.06396). At the start of an epoch, at the snapshot x̃:
 //
 //   G̃ = (1/m) Σ_j G_j(x̃),   ∂G̃ = (1/m) Σ_j ∂G_j(x̃),   ∇f(x̃) = ∂G̃ᵀ (1/n) Σ_i ∇F_i(G̃).
 //

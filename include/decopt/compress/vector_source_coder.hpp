@@ -1,9 +1,10 @@
 // decopt/compress/vector_source_coder.hpp — vector source coding of small integers by their
 // frequencies and supports.
 //
-// Woldemariam, Campbell, Liu, Scaglione et al., "A vector source coding approach to
-// communication-efficient decentralized learning" (arXiv 2309.05633, 2023); the coder of
-// Malcom-PSGD (arXiv 2311.05760).
+// Woldemariam, Liu & Scaglione, "Low-Complexity Vector Source Coding for Discrete Long Sequences
+// with Unknown Distributions" (arXiv 2309.05633, 2023): a source code that describes data of an
+// unknown distribution by its symbols' frequencies and supports, with Golomb-coded run lengths,
+// at a rate near the entropy; the coder of Malcom-PSGD (arXiv 2311.05760).
 //
 // The m distinct non-zero symbols are listed in decreasing count, each with its count. Then,
 // symbol by symbol (rank r = 0…m−1), the positions it occupies are coded among the positions not

@@ -5,7 +5,8 @@
 //   8       payload length (u64), FNV-1a 64 checksum of the payload (u64)
 //   24      payload: little-endian fields written by DecentralizedOptimizer::save_state
 //           (dimension, rank, topology fingerprint, pipeline name, round, totals, RNG state,
-//            x, x̂, s, the local update's state, the Options::momentum state, the layout)
+//            x, x̂, s, the local update's state, the Options::momentum state, the layout, the
+//            compressor's state: decopt/compress/hooks.hpp)
 // Loading checks magic, version, length and checksum before reading anything, so a truncated or
 // corrupted file is refused with DecodeError; a state of another dimension, rank, topology or
 // pipeline is refused with ConfigError naming which.
@@ -23,7 +24,7 @@
 namespace decopt::checkpoint {
 
 inline constexpr std::uint32_t kMagic = 0x54504344;  // "DCPT" little-endian
-inline constexpr std::uint32_t kVersion = 2;  // 2: local-update state and parameter layout after x, x̂, s
+inline constexpr std::uint32_t kVersion = 3;  // 2: local-update state and parameter layout after x, x̂, s; 3: compressor state
 inline constexpr std::size_t kHeaderBytes = 24;
 
 inline constexpr std::uint64_t kFnvOffsetBasis = 0xcbf29ce484222325ULL;

@@ -2,7 +2,8 @@
 // of one DecentralizedOptimizer (not separate code), whose default-constructed policies train:
 //
 //   MalcomPSGD — Campbell, Liu, Woldemariam & Scaglione, arXiv 2311.05760: dithered quantizer +
-//                vector source coding + ℓ1 proximal step (sparse models, entropy-coded residuals).
+//                vector source coding + ℓ1 proximal step (sparse models, entropy-coded residuals),
+//                over the model's support (SupportCoded: the zeros the prox makes cost no bits).
 //                Defaults: 256 levels with the ℓ2 scale (4 levels made the CNN of the LibTorch
 //                issue diverge in round 8) and λ = 1e-4 (λ = 0 would be CHOCO-SGD with VSC).
 //   ChocoSGD   — Koloskova, Stich & Jaggi, ICML 2019: the same quantizer, fixed-width packing, no prox.
@@ -16,14 +17,15 @@
 
 namespace decopt {
 
-/// Malcom-PSGD's compressor: Dense + DitheredQuantizer + VectorSourceCoder, by default with 256
-/// levels and the ℓ2 scale. The same type (and message) as the generic Compressor it extends.
-struct MalcomCompressor : Compressor<Dense, DitheredQuantizer, VectorSourceCoder> {
-  using Base = Compressor<Dense, DitheredQuantizer, VectorSourceCoder>;
-  using Base::Base;
+/// Malcom-PSGD's compressor: Dense + DitheredQuantizer + VectorSourceCoder over the model's
+/// support (SupportCoded), by default with 256 levels and the ℓ2 scale.
+struct MalcomCompressor : SupportCoded<Compressor<Dense, DitheredQuantizer, VectorSourceCoder>> {
+  using Pipeline = Compressor<Dense, DitheredQuantizer, VectorSourceCoder>;
   static constexpr int default_levels = 256;
-  MalcomCompressor() : Base(Dense{}, DitheredQuantizer{default_levels, Norm::L2}, VectorSourceCoder{}) {}
-  MalcomCompressor(const Base& compressor) : Base(compressor) {}  // NOLINT: a configured pipeline converts
+  MalcomCompressor() : MalcomCompressor(Pipeline(Dense{}, DitheredQuantizer{default_levels, Norm::L2}, VectorSourceCoder{})) {}
+  MalcomCompressor(const Pipeline& pipeline) : SupportCoded(pipeline) {}  // NOLINT: a configured pipeline converts
+  MalcomCompressor(Dense sparsifier, DitheredQuantizer quantizer, VectorSourceCoder coder)
+      : MalcomCompressor(Pipeline(sparsifier, quantizer, coder)) {}
 };
 
 /// Malcom-PSGD's regulariser: ℓ1 with λ = 1e-4 by default (L1Prox{λ} for another).

@@ -5,13 +5,14 @@
 //   1. g = ∇f_i(x; ξ)                    the user's callback
 //   2. x = U(x, g, η)                     the local update: SGD, heavy ball, Nesterov, Adam, AdamW
 //                                         (optimizer/local_update.hpp); τ local steps
-//   3. q = C(x − x̂)                       compress the residual
-//   4. post code(q); collect code(q_j) from every neighbour
-//   5. x̂ += q;  s += w_ii q + Σ_j w_ij q_j
-//   6. x = x + γ (s − x̂)                  consensus
-//   7. x = prox_{ηR}(x)                   e.g. soft threshold for R = λ‖·‖₁ (over a ParameterLayout:
-//                                         only its prox segments, e.g. not biases)
-// The StepPolicy orders these (SyncStep: 1–2 then 3–4; OverlappedStep: 3–4 then 1–2 in flight).
+//   3. x = prox_{ηR}(x)                   e.g. soft threshold for R = λ‖·‖₁ (over a ParameterLayout:
+//                                         only its prox segments, e.g. not biases): proximal SGD
+//   4. q = C(x − x̂)                       compress the residual of the (sparse) model
+//   5. post code(q); collect code(q_j) from every neighbour
+//   6. x̂ += q;  s += w_ii q + Σ_j w_ij q_j
+//   7. x = x + γ (s − x̂)                  consensus
+// The StepPolicy orders these (SyncStep: 1–3 then 4–5, 6–7; OverlappedStep: 4–5, then 1–2 in
+// flight, 6–7, and the prox last, so that the next round sends the proximal point).
 //
 // State is O(d) whatever the degree: x (the user's buffer, updated in place, never copied), the
 // public copy x̂ (what the neighbours know of x) and s = Σ_j w_ij x̂_j over the node and its
@@ -43,6 +44,7 @@
 #include <cmath>
 #include <cstddef>
 #include <exception>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -53,10 +55,12 @@
 #include "decopt/core/finite.hpp"
 #include "decopt/core/rng.hpp"
 #include "decopt/optimizer/checkpoint.hpp"
+#include "decopt/compress/hooks.hpp"
 #include "decopt/compress/scale_blocks.hpp"
 #include "decopt/optimizer/concepts.hpp"
 #include "decopt/optimizer/local_update.hpp"
 #include "decopt/optimizer/options.hpp"
+#include "decopt/optimizer/residual_coding.hpp"
 #include "decopt/optimizer/steps.hpp"
 #include "decopt/parameters/layout.hpp"
 #include "decopt/parameters/segmented_prox.hpp"
@@ -99,7 +103,8 @@ std::span<float> contiguous_span(Derived& buffer) {
 /**
  * @brief One node of compressed decentralized optimization over a user-owned parameter buffer.
  *
- * @tparam Compressor  a ResidualCompressor, e.g. Compressor<Dense, DitheredQuantizer, VectorSourceCoder>
+ * @tparam Compressor  a ResidualCompressor, e.g. Compressor<Dense, DitheredQuantizer, VectorSourceCoder>, or a
+ *                     ModelAwareCompressor, e.g. SupportCoded<…> (sparse models cost fewer bits)
  * @tparam Prox        a ProximalPolicy applied after consensus, e.g. L1Prox (NoProx for none)
  * @tparam Step        SyncStep or OverlappedStep
  * @tparam Local       a LocalUpdate run by step() for each local step: SGD (default), HeavyBall,
@@ -115,10 +120,14 @@ std::span<float> contiguous_span(Derived& buffer) {
  */
 template <class CompressorT, class ProxT = NoProx, class StepT = SyncStep, class LocalT = SGD>
 class DecentralizedOptimizer {
-  static_assert(ResidualCompressor<CompressorT>,
+  static_assert(RoundCompressor<CompressorT>,
                 "decopt: the Compressor policy needs encode(span<const float>, Rng&, vector<byte>&, "
                 "span<float>), decode_add(span<const byte>, float, span<float>) const, and the traits "
-                "`unbiased` and `lossless`");
+                "`unbiased` and `lossless` (or, for a ModelAwareCompressor such as SupportCoded, bind_neighbors, "
+                "encode_model and decode_add_from: decopt/optimizer/residual_coding.hpp)");
+  static_assert(StepT::keeps_public_copy || ResidualCompressor<CompressorT>,
+                "decopt: a ModelAwareCompressor (SupportCoded) codes changes of the public copy x̂; this step keeps none "
+                "(DirectGossipStep): use SyncStep or OverlappedStep");
   static_assert(ProximalPolicy<ProxT>,
                 "decopt: the Prox policy needs apply(span<float>, double step) const and value(span<const float>) const");
   static_assert(LocalUpdate<LocalT>,
@@ -182,6 +191,8 @@ class DecentralizedOptimizer {
         options_momentum_.emplace(HeavyBall{.momentum = options_.momentum, .weight_decay = local.weight_decay}.state(d));
     }
     rng_ = Rng::derive(options_.seed, {static_cast<std::uint64_t>(rank_), 0x6f707469ULL /* "opti" */});
+    hooks::bind_node(compressor_, rank_, topology.size(), options_.seed);
+    detail::bind_neighbors(compressor_, neighbors_.size(), d);
   }
 
   /**
@@ -202,6 +213,7 @@ class DecentralizedOptimizer {
                     "parameter buffer of " + std::to_string(params.size()) + " floats, the layout has " +
                         std::to_string(layout.size()));
     use_scale_blocks(layout);
+    hooks::set_matrix_blocks(compressor_, std::span<const MatrixBlock>(matrix_blocks_of(layout)));
     if constexpr (!Prox::is_identity) segmented_prox_.emplace(layout, prox_);
     layout_.emplace(layout);
   }
@@ -287,6 +299,17 @@ class DecentralizedOptimizer {
 
   // ---- the primitives the Step policies order ----
 
+  /// x = prox_{ηR}(x) with the round's prox step: over the layout's prox segments when there is a
+  /// layout. (Timed by the phase that calls it.)
+  void apply_prox() {
+    if constexpr (!Prox::is_identity) {
+      if (segmented_prox_)
+        segmented_prox_->apply(x_, prox_step_);
+      else
+        prox_.apply(x_, prox_step_);
+    }
+  }
+
   /// τ steps of the local update on x in place. Checks each gradient for NaN/∞.
   template <class Grad>
   void run_local_steps(Grad& grad) {
@@ -313,16 +336,15 @@ class DecentralizedOptimizer {
     }
   }
 
-  /// q = C(x − x̂); x̂ += q; s += w_ii q; post the message.
+  /// q = C(x − x̂) (a ModelAwareCompressor: from x and x̂); x̂ += q; s += w_ii q; post the message.
   void compress_and_post() {
     if (!decopt::all_finite(std::span<const float>(x_)))
       throw NonFiniteError("model of node " + std::to_string(rank_) + " at round " + std::to_string(round_));
     auto& scratch = detail::RoundScratch::for_this_thread(dimension());
     const std::span<float> residual(scratch.gradient.data(), dimension());
     const std::span<float> q(scratch.reconstruction.data(), dimension());
-    for (std::size_t k = 0; k < x_.size(); ++k) residual[k] = x_[k] - public_copy_[k];
     auto& message = next_message_buffer();
-    compressor_.encode(std::span<const float>(residual), rng_, message, q);
+    detail::encode_round(compressor_, x_, public_copy_, residual, rng_, message, q);
     const float w_self = static_cast<float>(self_weight_);
     for (std::size_t k = 0; k < x_.size(); ++k) {
       public_copy_[k] += q[k];
@@ -335,7 +357,7 @@ class DecentralizedOptimizer {
     current_.bytes_sent = message.size() * neighbors_.size();
   }
 
-  /// s += Σ_j w_ij q_j (in neighbour order, for determinism); x += γ(s − x̂); x = prox_{ηR}(x).
+  /// s += Σ_j w_ij q_j (in neighbour order, for determinism); x += γ(s − x̂).
   void collect_and_mix() {
     auto& inbox = detail::RoundScratch::for_this_thread(dimension()).inbox;
     const auto wait_start = Clock::now();
@@ -344,12 +366,12 @@ class DecentralizedOptimizer {
     const auto start = Clock::now();
     detail::require(inbox.size() == neighbors_.size(), "transport delivered a wrong number of messages");
     for (std::size_t k = 0; k < neighbors_.size(); ++k) {
-      compressor_.decode_add(inbox[k], static_cast<float>(neighbors_[k].weight), std::span<float>(neighbor_sum_));
+      detail::decode_round(compressor_, k, inbox[k], static_cast<float>(neighbors_[k].weight), std::span<float>(neighbor_sum_));
       current_.bytes_received += inbox[k].size();
     }
+    detail::settle_round(compressor_, std::span<float>(neighbor_sum_));
     const float gamma = static_cast<float>(options_.consensus_step);
     for (std::size_t k = 0; k < x_.size(); ++k) x_[k] += gamma * (neighbor_sum_[k] - public_copy_[k]);
-    apply_prox();
     const double mixing = seconds_since(start);
     transport_.advance(mixing);
     current_.compute_seconds += mixing;
@@ -370,7 +392,7 @@ class DecentralizedOptimizer {
     current_.bytes_sent = message.size() * neighbors_.size();
   }
 
-  /// DirectGossipStep: x = (1 − γ(1 − w_ii)) x + γ Σ_j w_ij q_j; x = prox_{ηR}(x).
+  /// DirectGossipStep: x = (1 − γ(1 − w_ii)) x + γ Σ_j w_ij q_j.
   void collect_and_mix_direct() {
     auto& scratch = detail::RoundScratch::for_this_thread(dimension());
     const auto wait_start = Clock::now();
@@ -386,7 +408,6 @@ class DecentralizedOptimizer {
     const float gamma = static_cast<float>(options_.consensus_step);
     const float keep = 1.0f - gamma * (1.0f - static_cast<float>(self_weight_));
     for (std::size_t k = 0; k < x_.size(); ++k) x_[k] = keep * x_[k] + gamma * mixed[k];
-    apply_prox();
     const double mixing = seconds_since(start);
     transport_.advance(mixing);
     current_.compute_seconds += mixing;
@@ -468,7 +489,8 @@ class DecentralizedOptimizer {
   // ---- checkpoints (format: decopt/optimizer/checkpoint.hpp) ----
 
   /// Appends one framed record with the whole state: x, x̂, s, the local update's state (momentum,
-  /// Adam's moments), RNG, round, totals, lr and the parameter layout when there is one. Call between rounds. Loading it into an optimizer over a buffer of the same size on the
+  /// Adam's moments), RNG, round, totals, lr, the parameter layout when there is one and the
+  /// compressor's state when it keeps one (a StatefulCompressor: warm starts, supports). Call between rounds. Loading it into an optimizer over a buffer of the same size on the
   /// same topology, rank and pipeline continues the run bit for bit.
   /// @throws ConfigError inside a round or a resynchronisation; Error when the node is poisoned
   ///         (its state is not one to save)
@@ -500,6 +522,7 @@ class DecentralizedOptimizer {
     if (options_momentum_) options_momentum_->save(out);
     put_le<std::uint8_t>(out, layout_ ? 1 : 0);
     if (layout_) layout_->save(out);
+    hooks::save_state(compressor_, out);
     checkpoint::end_record(out, start);
   }
 
@@ -554,6 +577,9 @@ class DecentralizedOptimizer {
     std::optional<HeavyBall::State> momentum = options_momentum_;
     load_options_momentum(in, momentum);
     require_same_layout(in);
+    std::optional<Compressor> compressor;  // a copy only when there is a state to load into it
+    if constexpr (StatefulCompressor<Compressor>) compressor.emplace(compressor_);
+    hooks::load_state(compressor ? *compressor : compressor_, in);
     detail::require_decodable(in.remaining() == 0, "checkpoint record has trailing bytes");
     detail::require_decodable(decopt::all_finite(std::span<const float>(x)) && decopt::all_finite(std::span<const float>(xhat)) &&
                                   decopt::all_finite(std::span<const float>(s)),
@@ -570,6 +596,7 @@ class DecentralizedOptimizer {
     neighbor_sum_ = std::move(s);
     local_ = std::move(local);
     options_momentum_ = std::move(momentum);
+    if (compressor) compressor_ = std::move(*compressor);
     failure_.clear();
     return consumed;
   }
@@ -595,14 +622,6 @@ class DecentralizedOptimizer {
     return std::chrono::duration<double>(Clock::now() - t).count();
   }
 
-  /// The prox after consensus: over the layout's prox segments when there is a layout.
-  void apply_prox() {
-    if (segmented_prox_)
-      segmented_prox_->apply(x_, prox_step_);
-    else
-      prox_.apply(x_, prox_step_);
-  }
-
   /// Gives every own_scale segment of the layout a quantizer norm of its own.
   void use_scale_blocks(const ParameterLayout& layout) {
     std::vector<ScaleBlock> blocks;
@@ -618,6 +637,18 @@ class DecentralizedOptimizer {
     else
       throw ConfigError("segment '" + first + "' asks for a quantizer scale of its own (SegmentOptions::own_scale), " +
                         "but compressor " + pipeline_name() + " has one scale for the whole message (no set_scale_blocks)");
+  }
+
+  /// The layout's tensors of two or more dimensions as matrices shape[0] × (the product of the
+  /// others), PyTorch's view(shape[0], -1): what a low-rank compressor factorises.
+  static std::vector<MatrixBlock> matrix_blocks_of(const ParameterLayout& layout) {
+    std::vector<MatrixBlock> blocks;
+    for (const Segment& segment : layout.segments())
+      if (segment.shape.size() >= 2) {
+        const auto rows = static_cast<std::size_t>(segment.shape.front());
+        blocks.push_back({segment.offset, rows, segment.size / rows});
+      }
+    return blocks;
   }
 
   /// Reads the heavy-ball state of Options::momentum, if the record has one, into `momentum`.

@@ -1,11 +1,14 @@
 // decopt/optimizer/steps.hpp — step policies: in which order a round does its local work and its
 // exchange. Both keep the public copy x̂ (error memory), so any contractive compressor converges.
 //
-// SyncStep — Malcom-PSGD / CHOCO-SGD (Koloskova et al. 2019; Campbell et al. arXiv 2311.05760):
-//   x −= η g (τ times); q = C(x − x̂); exchange; x̂ += q; s += Σ_j w_ij q_j; x += γ(s − x̂); prox.
+// SyncStep — Malcom-PSGD / CHOCO-SGD (Campbell, Liu, Woldemariam & Scaglione, arXiv 2311.05760;
+//   Koloskova, Stich & Jaggi, ICML 2019): x −= η g (τ times); x = prox_{ηR}(x) (proximal SGD);
+//   q = C(x − x̂); exchange; x̂ += q; s += Σ_j w_ij q_j; x += γ(s − x̂). The prox comes before the
+//   compression, so the model sent is the sparse one (with SupportCoded its zeros cost no bits).
 // OverlappedStep — CoCoD-style (Shen et al., IJCAI 2019, arXiv 1906.12043), decentralized:
 //   q_t = C(x_t − x̂_t); start the exchange; y = x_t − η Σ local gradients (τ steps) while it is in
-//   flight; wait; x̂ += q_t; s += Σ_j w_ij q_j; x_{t+1} = prox(y + γ(s − x̂)).
+//   flight; wait; x̂ += q_t; s += Σ_j w_ij q_j; x_{t+1} = prox(y + γ(s − x̂)) — so x_t, the model
+//   sent, is the sparse one here too.
 // With the identity compressor, W = 11ᵀ/n and γ = 1 the overlapped step is exactly CoCoD-SGD:
 // x_{t+1} = mean_j x_t^j + (y − x_t).
 // DirectGossipStep — QDGD (Reisizadeh, Mokhtari, Hassani & Pedarsani, IEEE TSP 2019): no public
@@ -32,6 +35,7 @@ struct SyncStep {
   /// The communication half alone (exchange(): the user's optimizer took the local step).
   template <class Node>
   static void post(Node& node) {
+    node.apply_prox();
     node.compress_and_post();
   }
   template <class Node>
@@ -57,6 +61,7 @@ struct OverlappedStep {
   template <class Node>
   static void finish(Node& node) {
     node.collect_and_mix();
+    node.apply_prox();
   }
 };
 
@@ -77,6 +82,7 @@ struct DirectGossipStep {
   template <class Node>
   static void finish(Node& node) {
     node.collect_and_mix_direct();
+    node.apply_prox();
   }
 };
 

@@ -7,9 +7,11 @@
 //   accountant.step(sigma, q);
 //   ... accountant.epsilon(1e-5)
 // σ for a budget fixed in advance: decopt::privacy::find_noise_multiplier(eps, delta, q, steps).
+// How far a rule moves the update from the true batch mean: decopt::privacy::clipping_deviation.
 #pragma once
 
 #include "decopt/privacy/clipping.hpp"
+#include "decopt/privacy/deviation.hpp"
 #include "decopt/privacy/gaussian_mechanism.hpp"
 #include "decopt/privacy/private_gradient.hpp"
 #include "decopt/privacy/rdp_accountant.hpp"

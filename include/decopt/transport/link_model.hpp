@@ -7,6 +7,9 @@
 // virtual clock, so communication cost can be studied on one machine. Latency is at most a day and
 // bandwidth at least 1 B/s; the arrival of a long queue can still exceed any clock, so
 // ThreadNetwork saturates its conversion to clock time (and waits no longer than its timeout).
+// A LinkModel may also point to a DeclaredCompute (declared_compute.hpp): SimulatedNetwork's clock
+// then counts the compute the driver declared instead of the time it measured; ThreadNetwork, which
+// runs in real time, refuses it.
 #pragma once
 
 #include <cmath>
@@ -15,6 +18,7 @@
 #include <string>
 
 #include "decopt/core/error.hpp"
+#include "decopt/transport/declared_compute.hpp"
 
 namespace decopt {
 
@@ -27,6 +31,8 @@ struct LinkModel {
 
   double latency_seconds = 0.0;                                             ///< per message, in [0, 1 day]
   double bandwidth_bytes_per_second = std::numeric_limits<double>::infinity();  ///< ≥ 1 B/s, ∞ = unlimited
+  /// Not owned; non-null: SimulatedNetwork's clocks count this declared compute, not the measured time.
+  DeclaredCompute* declared_compute = nullptr;
 
   /// Time the link is busy with `bytes` bytes.
   [[nodiscard]] double transfer_seconds(std::size_t bytes) const noexcept {

@@ -8,7 +8,9 @@
 // Under a LinkModel each node keeps a virtual clock: the optimizer advances it by the time it
 // really computed; a message posted at time t over a link arrives at t + queueing + bytes/bandwidth
 // + latency (link_model.hpp); collecting moves the clock to the latest arrival. So communication
-// cost and its overlap with computation can be studied deterministically on one machine.
+// cost and its overlap with computation can be studied deterministically on one machine. With
+// LinkModel::declared_compute the clock counts the compute the driver declared instead of the
+// measured time (declared_compute.hpp), so simulated seconds no longer depend on the machine.
 #pragma once
 
 #include <algorithm>
@@ -61,8 +63,12 @@ class SimulatedNetwork {
       }
     }
 
-    /// Adds `seconds` of computation to this node's virtual clock.
-    void advance(double seconds) noexcept { clock_ += seconds; }
+    /// Adds `seconds` of measured computation to this node's virtual clock — or, under a
+    /// LinkModel with declared_compute, the compute declared for this node since the last advance.
+    void advance(double seconds) {
+      DeclaredCompute* declared = network_->link_.declared_compute;
+      clock_ += declared != nullptr ? declared->take(rank_) : seconds;
+    }
     /// This node's virtual time in seconds.
     [[nodiscard]] double virtual_time() const noexcept { return clock_; }
 
@@ -75,8 +81,13 @@ class SimulatedNetwork {
     std::vector<int> slot_at_neighbor_;  // my index in each neighbour's neighbour list
   };
 
+  /// @throws ConfigError for an invalid link model, or a declared_compute sized for another node count
   explicit SimulatedNetwork(Topology topology, LinkModel link = {}) : topology_(std::move(topology)), link_(link) {
     link_.validate();
+    detail::require(link_.declared_compute == nullptr || link_.declared_compute->size() == topology_.size(),
+                    "SimulatedNetwork: LinkModel::declared_compute has " +
+                        std::to_string(link_.declared_compute ? link_.declared_compute->size() : 0) + " nodes, the topology " +
+                        std::to_string(topology_.size()));
     const auto n = static_cast<std::size_t>(topology_.size());
     slots_.resize(n);
     endpoints_.resize(n);

@@ -166,12 +166,15 @@ class ThreadNetwork {
    * @param link     latency/bandwidth applied to every link as real delay (validated)
    * @param timeout  how long one collect() waits in all, modelled transfers included, before
    *                 throwing TransportError; in (0, kMaxTimeout]
-   * @throws ConfigError for an invalid link model or timeout
+   * @throws ConfigError for an invalid link model or timeout, or a link model with declared
+   *         compute (a virtual-clock notion; this network runs in real time)
    */
   explicit ThreadNetwork(const Topology& topology, LinkModel link = {},
                          std::chrono::milliseconds timeout = std::chrono::seconds(60))
       : topology_(topology), link_(link), timeout_(timeout), epoch_(Clock::now()) {
     link_.validate();
+    detail::require(link_.declared_compute == nullptr,
+                    "ThreadNetwork runs in real time: LinkModel::declared_compute applies to SimulatedNetwork's virtual clock only");
     detail::require(timeout.count() > 0 && timeout <= kMaxTimeout,
                     "ThreadNetwork timeout must be in (0 ms, 365 days], got " + std::to_string(timeout.count()) + " ms");
     const int n = topology_.size();

@@ -1,0 +1,286 @@
+// decopt/compress/support_coded.hpp — sparse models cost fewer bits: the model's support is coded
+// as it changes, and the coordinates the prox set to zero are then free.
+//
+// Why (Malcom-PSGD, Campbell, Liu, Woldemariam & Scaglione, arXiv 2311.05760: compressed and sparse models):
+// after the ℓ1 prox many x_k are exactly 0, but the residual there, x_k − x̂_k = −x̂_k, is not: x̂
+// carries the quantization error of every earlier round, so a plain compressor keeps paying for
+// those coordinates (measured: 49% zeros, the same 1.88 bits/param/round as a dense model).
+// SupportCoded<Inner> keeps x̂ exactly 0 wherever x is, and tells the receivers which coordinates
+// those are, so that neither side spends a bit on them:
+//   S     the announced support: the coordinates with x_k ≠ 0 at the last encode; x̂_k = 0 off S
+//   D     = S Δ supp(x), the coordinates whose membership changed, in index order:
+//           k ∈ S, x_k = 0  (a snap)        q_k = −x̂_k exactly, so x̂_k becomes exactly 0
+//           k ∉ S, x_k ≠ 0  (an activation) k joins the live set
+//   L     = supp(x): q_L = Inner(x_L − x̂_L) over the compact vector of the |L| live values
+//   message = [crc32c of the support part][varint |D|][|D| varint gaps][float32 −x̂_k per snap]
+//             [Inner's message over |L| values; none when L is empty]
+// Receivers keep each neighbour's S (a bit per coordinate per neighbour, d/8 bytes each), apply D,
+// add w·q_k for the snaps and decode Inner's message into the live coordinates. A round costs the
+// changes (a varint each, 32 bits more per snap) plus Inner's bits over |L| values: with a zero
+// fraction z, about (1 − z) of the dense bits once the support has settled. The snap is exact
+// (x̂_k + (−x̂_k) = 0 in IEEE arithmetic), so x̂ is the same number on the sender and in every
+// receiver's s, and s = Σ_j w_ij x̂_j holds as for any compressor.
+//
+// Layer-wise scales (set_scale_blocks) are remapped to the compact vector at every encode (each
+// block keeps its own norm over its live values). Matrix blocks do not survive compaction:
+// SupportCoded has no set_matrix_blocks (low-rank compressors compress dense matrices).
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "decopt/compress/hooks.hpp"
+#include "decopt/core/bytes.hpp"
+#include "decopt/core/crc32c.hpp"
+#include "decopt/core/error.hpp"
+#include "decopt/core/rng.hpp"
+
+namespace decopt {
+
+namespace detail {
+/// One bit per coordinate.
+class Bitmap {
+ public:
+  Bitmap() = default;
+  explicit Bitmap(std::size_t n) : words_((n + 63) / 64, 0) {}
+  [[nodiscard]] bool test(std::size_t k) const noexcept { return (words_[k >> 6] >> (k & 63)) & 1; }
+  void flip(std::size_t k) noexcept { words_[k >> 6] ^= std::uint64_t{1} << (k & 63); }
+  [[nodiscard]] std::size_t count() const noexcept {
+    std::size_t c = 0;
+    for (std::uint64_t w : words_) c += static_cast<std::size_t>(std::popcount(w));
+    return c;
+  }
+  /// Calls f(k) for every set bit, in increasing k.
+  template <class F>
+  void for_each_set(F&& f) const {
+    for (std::size_t w = 0; w < words_.size(); ++w)
+      for (std::uint64_t bits = words_[w]; bits != 0; bits &= bits - 1)
+        f(w * 64 + static_cast<std::size_t>(std::countr_zero(bits)));
+  }
+  [[nodiscard]] std::span<const std::uint64_t> words() const noexcept { return words_; }
+  [[nodiscard]] std::span<std::uint64_t> words() noexcept { return words_; }
+
+ private:
+  std::vector<std::uint64_t> words_;
+};
+}  // namespace detail
+
+/**
+ * @brief A compressor that codes the model's support, so that coordinates the prox zeroed cost
+ *        no bits (header comment).
+ * @tparam Inner a ResidualCompressor for the live values, e.g. Compressor<Dense, DitheredQuantizer,
+ *         VectorSourceCoder>
+ */
+template <class Inner>
+class SupportCoded {
+ public:
+  static constexpr bool unbiased = Inner::unbiased;  // snaps are exact, zeros stay zeros
+  static constexpr bool lossless = Inner::lossless;
+
+  SupportCoded() = default;
+  explicit SupportCoded(Inner inner) : inner_(std::move(inner)) {}
+
+  static std::string name() { return "Support(" + Inner::name() + ")"; }
+  [[nodiscard]] const Inner& inner() const noexcept { return inner_; }
+
+  /// Sizes the support of this node and of each neighbour (every x̂ starts at 0: empty supports).
+  void bind_neighbors(std::size_t neighbors, std::size_t d) {
+    d_ = d;
+    support_ = detail::Bitmap(d);
+    neighbor_support_.assign(neighbors, detail::Bitmap(d));
+  }
+  void bind_node(int rank, int nodes, std::uint64_t seed) { hooks::bind_node(inner_, rank, nodes, seed); }
+
+  /// Layer-wise scales, in coordinates of the whole vector (remapped to the live values per encode).
+  void set_scale_blocks(std::span<const ScaleBlock> blocks)
+    requires hooks::has_scale_blocks<Inner>
+  {
+    scale_blocks_.assign(blocks.begin(), blocks.end());
+    inner_.set_scale_blocks(blocks);  // validates them
+  }
+
+  /// Appends the message for model x with public copy xhat; writes into q the change of x̂.
+  /// @throws ConfigError for sizes other than the bound dimension
+  void encode_model(std::span<const float> x, std::span<const float> xhat, Rng& rng, std::vector<std::byte>& out,
+                    std::span<float> q) {
+    detail::require(x.size() == d_ && xhat.size() == d_ && q.size() == d_,
+                    "SupportCoded::encode_model: sizes differ from the bound dimension (bind_neighbors)");
+    changes_.clear();
+    snaps_.clear();
+    live_.clear();
+    compact_.clear();
+    for (std::size_t k = 0; k < d_; ++k) {
+      const bool announced = support_.test(k);
+      const bool nonzero = x[k] != 0.0f;
+      if (announced != nonzero) {
+        changes_.push_back(k);
+        if (announced) snaps_.push_back(-xhat[k]);
+      }
+      if (nonzero) {
+        live_.push_back(k);
+        compact_.push_back(x[k] - xhat[k]);
+      }
+    }
+    const std::size_t start = out.size();
+    put_le<std::uint32_t>(out, 0);  // the support part's crc32c, filled in below
+    put_varint(out, changes_.size());
+    std::size_t previous = 0;
+    for (std::size_t k : changes_) {
+      put_varint(out, k - previous);  // the first gap is the index itself; then gaps ≥ 1
+      previous = k;
+    }
+    for (float v : snaps_) put_le<float>(out, v);
+    const std::uint32_t crc = crc32c(std::span<const std::byte>(out).subspan(start + 4));
+    for (int b = 0; b < 4; ++b) out[start + static_cast<std::size_t>(b)] = static_cast<std::byte>(crc >> (8 * b));
+    compact_q_.assign(live_.size(), 0.0f);
+    if (!live_.empty()) {
+      remap_scale_blocks();
+      inner_.encode(std::span<const float>(compact_), rng, out, std::span<float>(compact_q_));
+    }
+    std::fill(q.begin(), q.end(), 0.0f);
+    std::size_t snap = 0;
+    for (std::size_t k : changes_) {
+      if (support_.test(k)) q[k] = snaps_[snap++];
+      support_.flip(k);
+    }
+    for (std::size_t j = 0; j < live_.size(); ++j) q[live_[j]] = compact_q_[j];
+  }
+
+  /// acc += weight · q of the message of the neighbour in `slot`. Validates the whole message
+  /// before changing anything (acc and that neighbour's support). O(B + d) for B bytes.
+  /// @throws DecodeError for a malformed, truncated or corrupted message; ConfigError for an
+  ///         unbound slot or a non-finite weight
+  void decode_add_from(std::size_t slot, std::span<const std::byte> message, float weight, std::span<float> acc) {
+    detail::require(slot < neighbor_support_.size(), "SupportCoded::decode_add_from: neighbour slot not bound");
+    detail::require(std::isfinite(weight), "SupportCoded::decode_add_from: weight must be finite");
+    detail::require_decodable(acc.size() == d_, "message dimension does not match the accumulator");
+    detail::Bitmap& support = neighbor_support_[slot];
+    ByteReader in(message);
+    const auto crc = in.get_le<std::uint32_t>();
+    const std::uint64_t count = in.get_varint();
+    detail::require_decodable(count <= in.remaining() && count <= d_, "support changes: more than the message or the dimension holds");
+    changes_.clear();
+    std::size_t snaps = 0;
+    std::uint64_t index = 0;
+    for (std::uint64_t c = 0; c < count; ++c) {
+      const std::uint64_t gap = in.get_varint();
+      detail::require_decodable(c == 0 || gap >= 1, "support changes: indices not strictly increasing");
+      detail::require_decodable(gap < d_ - index || (c == 0 && gap < d_), "support change: index out of range");
+      index = c == 0 ? gap : index + gap;
+      changes_.push_back(static_cast<std::size_t>(index));
+      if (support.test(static_cast<std::size_t>(index))) ++snaps;
+    }
+    detail::require_decodable(in.remaining() >= snaps * sizeof(float), "support changes: snap values truncated");
+    snaps_.resize(snaps);
+    for (float& v : snaps_) {
+      v = in.get_le<float>();
+      detail::require_decodable(std::isfinite(v), "support changes: a snap value is not finite");
+    }
+    detail::require_decodable(crc32c(message.subspan(4, in.position() - 4)) == crc, "support part: checksum mismatch");
+    const std::size_t live = support.count() + (changes_.size() - snaps) - snaps;
+    compact_q_.assign(live, 0.0f);
+    if (live > 0)
+      inner_.decode_add(in.rest(), weight, std::span<float>(compact_q_));
+    else
+      detail::require_decodable(in.remaining() == 0, "message carries values but the model has no support");
+    std::size_t snap = 0;
+    for (std::size_t k : changes_) {
+      if (support.test(k)) acc[k] += weight * snaps_[snap++];
+      support.flip(k);
+    }
+    std::size_t j = 0;
+    support.for_each_set([&](std::size_t k) { acc[k] += compact_q_[j++]; });
+  }
+
+  /// After every neighbour's message of a round: s_k = 0 exactly where this node's and every
+  /// neighbour's x̂_k are exactly 0 (off every support), clearing the rounding that adding and
+  /// snapping left there — so a coordinate the prox zeroed everywhere stays exactly 0 after the
+  /// consensus step x += γ(s − x̂). O(d · degree / 64).
+  void settle_neighbor_sum(std::span<float> acc) const {
+    detail::require(acc.size() == d_, "SupportCoded::settle_neighbor_sum: size differs from the bound dimension");
+    const auto own = support_.words();
+    for (std::size_t w = 0; w < own.size(); ++w) {
+      std::uint64_t live = own[w];
+      for (const auto& s : neighbor_support_) live |= s.words()[w];
+      for (std::uint64_t dead = ~live; dead != 0; dead &= dead - 1) {
+        const std::size_t k = w * 64 + static_cast<std::size_t>(std::countr_zero(dead));
+        if (k >= d_) break;
+        acc[k] = 0.0f;
+      }
+    }
+  }
+
+  /// The support of this node and of each neighbour, then Inner's state if it has one.
+  void save_state(std::vector<std::byte>& out) const {
+    put_le<std::uint64_t>(out, d_);
+    put_le<std::uint64_t>(out, neighbor_support_.size());
+    put_words(out, support_);
+    for (const auto& s : neighbor_support_) put_words(out, s);
+    hooks::save_state(inner_, out);
+  }
+  /// Reads what save_state wrote; changes nothing when it throws.
+  /// @throws DecodeError for malformed bytes; ConfigError for another dimension or neighbour count
+  void load_state(ByteReader& in) {
+    const auto d = in.get_le<std::uint64_t>();
+    const auto neighbors = in.get_le<std::uint64_t>();
+    detail::require(d == d_ && neighbors == neighbor_support_.size(),
+                    "checkpoint's support coding is for " + std::to_string(d) + " coordinates and " +
+                        std::to_string(neighbors) + " neighbours, this node has " + std::to_string(d_) + " and " +
+                        std::to_string(neighbor_support_.size()));
+    detail::Bitmap support(d_);
+    std::vector<detail::Bitmap> neighbor(neighbor_support_.size(), detail::Bitmap(d_));
+    get_words(in, support);
+    for (auto& s : neighbor) get_words(in, s);
+    Inner inner = inner_;
+    hooks::load_state(inner, in);
+    support_ = std::move(support);
+    neighbor_support_ = std::move(neighbor);
+    inner_ = std::move(inner);
+  }
+
+  /// This node's announced support (the coordinates its neighbours consider live).
+  [[nodiscard]] const detail::Bitmap& support() const noexcept { return support_; }
+
+ private:
+  static void put_words(std::vector<std::byte>& out, const detail::Bitmap& b) {
+    for (std::uint64_t w : b.words()) put_le<std::uint64_t>(out, w);
+  }
+  void get_words(ByteReader& in, detail::Bitmap& b) const {
+    for (std::uint64_t& w : b.words()) w = in.get_le<std::uint64_t>();
+    if (d_ % 64 != 0 && !b.words().empty())
+      detail::require_decodable((b.words().back() >> (d_ % 64)) == 0, "checkpoint's support has bits past the dimension");
+  }
+
+  /// Each layer-wise scale block, restricted to the live values, in compact coordinates.
+  void remap_scale_blocks() {
+    if constexpr (hooks::has_scale_blocks<Inner>) {
+      if (scale_blocks_.empty()) return;
+      compact_blocks_.clear();
+      for (const ScaleBlock& b : scale_blocks_) {
+        const auto first = std::lower_bound(live_.begin(), live_.end(), b.offset);
+        const auto last = std::lower_bound(first, live_.end(), b.offset + b.size);
+        if (first != last)
+          compact_blocks_.push_back({static_cast<std::size_t>(first - live_.begin()), static_cast<std::size_t>(last - first)});
+      }
+      inner_.set_scale_blocks(std::span<const ScaleBlock>(compact_blocks_));
+    }
+  }
+
+  Inner inner_;
+  std::size_t d_ = 0;
+  detail::Bitmap support_;
+  std::vector<detail::Bitmap> neighbor_support_;
+  std::vector<ScaleBlock> scale_blocks_;
+  // scratch, reused every round
+  std::vector<std::size_t> changes_, live_;
+  std::vector<float> snaps_, compact_, compact_q_;
+  std::vector<ScaleBlock> compact_blocks_;
+};
+
+}  // namespace decopt
