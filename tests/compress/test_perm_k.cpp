@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <decopt/compress/compress.hpp>
+#include <decopt/decopt.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -293,4 +294,58 @@ TEST_CASE("ContractivePermK: unscaled blocks sum to v bit for bit and contract t
   }
   STATIC_REQUIRE_FALSE(ContractivePermK::unbiased);
   STATIC_REQUIRE(PermK::unbiased);
+}
+
+TEST_CASE("ContractivePermK: converges on the complete graph beside RandomK at the same bytes", "[compress][perm_k]") {
+  // f_i(x) = ½‖x − b_i‖² on 4 nodes of the complete graph, CHOCO-SGD (SyncStep, error memory):
+  // ContractivePermK sends d/4 values a node, as RandomK{0.25} does.
+  constexpr int n = 4;
+  constexpr std::size_t d = 64;
+  const Topology topology = Topology::complete(n);
+  std::vector<std::vector<float>> b(n, std::vector<float>(d));
+  Rng draw(3);
+  for (auto& bi : b) draw.fill_normal(std::span<float>(bi), 1.0);
+  auto grad = [&](int i, std::span<const float> x, std::span<float> g) {
+    for (std::size_t k = 0; k < d; ++k) g[k] = x[k] - b[static_cast<std::size_t>(i)][k];
+  };
+  // the models after `rounds` rounds
+  auto train = [&]<class C>(C compressor, int rounds, std::uint64_t& bytes) {
+    std::vector<std::vector<float>> models(n, std::vector<float>(d, 0.0f));
+    std::vector<std::span<float>> spans(models.begin(), models.end());
+    Options options;
+    options.lr = 0.05;
+    options.consensus_step = 0.25;
+    options.seed = 9;
+    Simulation<DecentralizedOptimizer<C, NoProx, SyncStep>> sim(topology, spans, options, compressor);
+    for (int t = 0; t < rounds; ++t) sim.round(grad);
+    bytes = sim.total_bytes_sent();
+    return models;
+  };
+  // distance to the fixed point of uncompressed CHOCO (constant steps: not the optimum itself)
+  std::uint64_t dense_bytes = 0;
+  const auto fixed_point = train(Compressor<Dense, Identity, RawCoder>{}, 2000, dense_bytes);
+  auto distance = [&](const std::vector<std::vector<float>>& models) {
+    double err = 0.0;
+    for (std::size_t i = 0; i < models.size(); ++i)
+      for (std::size_t k = 0; k < d; ++k) err += (models[i][k] - fixed_point[i][k]) * static_cast<double>(models[i][k] - fixed_point[i][k]);
+    return err / n;
+  };
+  const double start = distance(std::vector<std::vector<float>>(n, std::vector<float>(d, 0.0f)));
+  std::uint64_t perm_bytes = 0, random_bytes = 0;
+  using RandomKRaw = Compressor<RandomK, Identity, RawCoder>;
+  const double perm_err = distance(train(ContractivePermK{}, 400, perm_bytes));
+  const double random_err = distance(train(RandomKRaw(RandomK{0.25}, {}, {}), 400, random_bytes));
+  INFO("after 400 rounds: PermK " << perm_err << ", RandomK " << random_err << ", from " << start);
+  REQUIRE(perm_err < 1e-6 * start);
+  REQUIRE(random_err < 1e-6 * start);
+  std::uint64_t early_perm_bytes = 0, early_random_bytes = 0;
+  const double perm_early = distance(train(ContractivePermK{}, 60, early_perm_bytes));
+  const double random_early = distance(train(RandomKRaw(RandomK{0.25}, {}, {}), 60, early_random_bytes));
+  INFO("after 60 rounds: PermK " << perm_early << ", RandomK " << random_early);
+  // measured: PermK 0.058, RandomK 0.032 (from 15.3) — with error memory each node compresses its own
+  // residual, so the blocks' exact partition (the paper's gain for identical inputs) does not help
+  // here; both converge, at the same bytes
+  REQUIRE(perm_early < 0.01 * start);
+  REQUIRE(random_early < 0.01 * start);
+  REQUIRE(static_cast<double>(perm_bytes) <= 1.05 * static_cast<double>(random_bytes));
 }
