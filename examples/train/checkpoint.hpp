@@ -35,7 +35,8 @@ inline std::string run_identity(const TrainConfig& c, const std::string& algorit
     << " p=" << c.erdos_renyi_p << " seed=" << c.seed << " partition=" << c.partition << " levels=" << c.levels
     << " norm=" << c.norm << " lambda=" << c.lambda << " lr=" << c.lr << " gamma=" << c.gamma
     << " momentum=" << c.momentum << " batch=" << c.batch << " hidden=" << c.hidden << " local_steps=" << c.local_steps
-    << " train_samples=" << c.train_samples;
+    << " train_samples=" << c.train_samples << " compressor=" << c.compressor << " ratio=" << c.ratio << " rank=" << c.rank
+    << " bucket=" << c.bucket;
   if (c.dp.enabled())
     o << " dp_clip=" << c.dp.clip << " dp_noise=" << c.dp.noise << " dp_epsilon=" << c.dp.target_epsilon
       << " clipping=" << c.dp.clipping << " dp_r=" << c.dp.r << " dp_delta=" << c.dp.delta;

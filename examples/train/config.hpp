@@ -55,6 +55,12 @@ struct TrainConfig {
   long eval_samples = -1;
   double target_accuracy = 0;  ///< > 0: report rounds, bytes and simulated seconds to reach it
   std::string coder;           ///< raw | elias | vsc; empty = the algorithm's own (coder_of)
+  // --compressor (issue 16): the compression policy and its parameters; empty = the algorithm's own
+  // (dithered levels for malcom and choco, the identity for dpsgd). See compressor_help.
+  std::string compressor;
+  double ratio = 0.01;  ///< the kept fraction of topk, randomk, randtopk
+  int rank = 2;         ///< PowerSGD's rank
+  long bucket = 0;      ///< dithered and natural: values per scale σ (0 = one σ per message)
   long train_samples = 0;  ///< use only the first N training samples (0 = all), for quick runs
   std::string data_dir = examples::kDefaultFashionMnistDir;
   std::string csv, plot, checkpoint, resume;
@@ -99,6 +105,19 @@ struct TrainConfig {
 inline constexpr long kMaxRounds = 1'000'000'000;
 /// Most evaluations a run may record: what a checkpoint holds (decode_checkpoint refuses more).
 inline constexpr long kMaxEvaluations = 1L << 24;
+
+/// The values of --compressor.
+inline const std::vector<std::string> kCompressors{"dithered", "natural", "topk", "randomk", "randtopk",
+                                                   "sign", "powersgd", "permk", "fp16", "bf16"};
+/// --compressor's help: what each one runs with. To keep decopt-train's compile time (and CI's) in
+/// bounds, only dithered composes with every --step and --coder; the others run with --step sync
+/// and a coder of their own.
+inline constexpr const char* compressor_help =
+    "compression of malcom and choco (default: dithered): dithered (--levels, --norm, --bucket; any --coder "
+    "and --step), natural (power-of-two levels, vsc), topk | randtopk (--ratio, float32 values, vsc-coded "
+    "positions), randomk (--ratio, raw), sign (scaled sign, vsc), powersgd (--rank, over the MLP's W1 and W2), "
+    "permk (this node's block of a shared permutation, unscaled: ContractivePermK, as error memory needs), fp16 | bf16 (raw half precision). All but "
+    "dithered run with --step sync only; malcom's l1 prox applies to the weights (not the biases) with powersgd";
 
 /// Registers every flag of decopt-train on `app`. Every numeric flag is checked by
 /// common/flags.hpp (finite, in range, integers in plain decimal) before CLI11 converts it.
@@ -156,6 +175,12 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
                  "level coder: raw (fixed width), elias (QSGD's), vsc (vector source coding); default: vsc for "
                  "malcom, raw for choco and dpsgd (which sends float32 values, so only raw applies)")
       ->check(CLI::IsMember({"raw", "elias", "vsc"}));
+  app.add_option("--compressor", c.compressor, compressor_help)->check(CLI::IsMember(kCompressors));
+  app.add_option("--ratio", c.ratio, "kept fraction of --compressor topk, randomk, randtopk (default 0.01)")
+      ->check(flags::real(Interval::above(0, 1)));
+  app.add_option("--rank", c.rank, "rank of --compressor powersgd (default 2)")->check(flags::integer(1, PowerSGD::max_rank));
+  app.add_option("--bucket", c.bucket, "values per scale of --compressor dithered and natural (0 = one per message)")
+      ->check(flags::integer(0, 1L << 32));
   app.add_option("--train-samples", c.train_samples, "use only the first N training samples (quick runs)")
       ->check(flags::integer(0, 1'000'000'000));
   app.add_option("--data", c.data_dir, "folder with the Fashion-MNIST .gz files");

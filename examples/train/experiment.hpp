@@ -252,15 +252,33 @@ struct NodeWorker {
   }
 };
 
+/// The MLP's four tensors as a ParameterLayout over its packed buffer (alignment 1): W1 and W2 are
+/// stored column-major (h × n and c × h), i.e. row-major n × h and h × c, the shapes declared here
+/// (a low-rank compressor sees each matrix or its transpose: the same rank).
+inline ParameterLayout mlp_layout(const examples::Mlp& mlp) {
+  const std::int64_t n = mlp.inputs(), h = mlp.hidden(), classes = mlp.classes();
+  ParameterLayout layout(1);
+  layout.add("W1", {n, h}).add("b1", {h}, {.prox = false}).add("W2", {h, classes}).add("b2", {classes}, {.prox = false});
+  const auto& s = layout.segments();
+  decopt::detail::require(s[1].offset == mlp.b1_offset() && s[2].offset == mlp.w2_offset() &&
+                              s[3].offset == mlp.b2_offset() && layout.size() == mlp.parameter_count(),
+                          "mlp_layout: the layout does not match the MLP's buffer");
+  return layout;
+}
+
+/// Trains with `Optimizer`; over the MLP's ParameterLayout (the layout constructor) when
+/// `with_layout` (compressors that need the shapes: PowerSGD).
 template <class Optimizer>
 RunResult run_with(const TrainConfig& c, const std::string& algorithm, const TrainingData& data, Options options,
-                   typename Optimizer::Compressor compressor, typename Optimizer::Prox prox, const ProgressFn& progress) {
+                   typename Optimizer::Compressor compressor, typename Optimizer::Prox prox, const ProgressFn& progress,
+                   bool with_layout = false) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const Topology topology = make_topology(c);
   const int n = topology.size();
   const examples::Mlp mlp(data.train.features(), c.hidden, 10);
   const std::size_t d = mlp.parameter_count();
+  const std::optional<ParameterLayout> layout = with_layout ? std::optional(mlp_layout(mlp)) : std::nullopt;
 
   // Every node starts from the same x⁰ (same seed), as the algorithms assume.
   std::vector<std::vector<float>> models(static_cast<std::size_t>(n), std::vector<float>(d));
@@ -383,7 +401,8 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     DeclaredCompute declared(n);  // --step-seconds: the clock counts gradient evaluations, not measured time
     LinkModel link = c.link_model();
     if (c.step_seconds > 0) link.declared_compute = &declared;
-    Simulation<Optimizer> sim(topology, spans, options, compressor, prox, link);
+    Simulation<Optimizer> sim(topology, spans,
+                              {.options = options, .compressor = compressor, .prox = prox, .link = link, .layout = layout});
     auto node_at = [&](int i) -> Optimizer& { return sim.node(i); };
     auto grad = [&](int i, std::span<const float> x, std::span<float> g) {
       if (c.step_seconds > 0) declared.charge(i, c.step_seconds);
@@ -405,8 +424,12 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     ThreadNetwork network(topology, c.link_model(), std::chrono::milliseconds(static_cast<long>(c.timeout_s * 1000)));
     std::vector<Optimizer> nodes;
     nodes.reserve(static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i)
-      nodes.emplace_back(spans[static_cast<std::size_t>(i)], topology, network.endpoint(i), options, compressor, prox);
+    for (int i = 0; i < n; ++i) {
+      if (layout)
+        nodes.emplace_back(spans[static_cast<std::size_t>(i)], *layout, topology, network.endpoint(i), options, compressor, prox);
+      else
+        nodes.emplace_back(spans[static_cast<std::size_t>(i)], topology, network.endpoint(i), options, compressor, prox);
+    }
     auto node_at = [&](int i) -> Optimizer& { return nodes[static_cast<std::size_t>(i)]; };
     std::vector<double> node_loss(static_cast<std::size_t>(n), 0.0);
     for (long t = resume(node_at); t < total_rounds;) {
@@ -438,7 +461,8 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     const int me = transport.rank();
     transport.check_same_dimension(d);
     auto& mine = models[static_cast<std::size_t>(me)];
-    Optimizer node(std::span<float>(mine), topology, transport, options, compressor, prox);
+    Optimizer node = layout ? Optimizer(std::span<float>(mine), *layout, topology, transport, options, compressor, prox)
+                            : Optimizer(std::span<float>(mine), topology, transport, options, compressor, prox);
     auto& worker = workers[static_cast<std::size_t>(me)];
     auto sum_all = [&](double v) { return mpi_sum(std::vector<double>{v}, MPI_COMM_WORLD, mpi, "the other ranks' evaluation")[0]; };
     auto evaluate_mpi = [&](long round) {
@@ -495,10 +519,43 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
 
 }  // namespace detail
 
+/// Runs malcom or choco with --compressor other than dithered: SyncStep, L1Prox (λ = --lambda for
+/// malcom, 0 for choco, the identity: one optimizer type for both) and a coder chosen per
+/// compressor — one optimizer instantiation per compressor, not one per compressor × step × coder ×
+/// prox (decopt-train's compile time, compressor_help).
+/// @throws ConfigError with dpsgd (the identity compressor), --step overlap or --coder
+inline RunResult run_other_compressor(const TrainConfig& c, const std::string& algorithm, const TrainingData& data,
+                                      const Options& options, const ProgressFn& progress) {
+  const std::string& name = c.compressor;
+  decopt::detail::require(algorithm == "malcom" || algorithm == "choco",
+                          "--compressor " + name + " applies to malcom and choco, not " + algorithm);
+  decopt::detail::require(c.step == "sync", "--compressor " + name + " runs with --step sync only (compile time; see --help)");
+  decopt::detail::require(c.coder.empty(), "--coder does not apply to --compressor " + name + " (it has its own coding)");
+  const L1Prox prox{algorithm == "malcom" ? c.lambda : 0.0};
+  auto run = [&]<class C>(C compressor, bool with_layout = false) {
+    return detail::run_with<DecentralizedOptimizer<C, L1Prox, SyncStep>>(c, algorithm, data, options, std::move(compressor),
+                                                                          prox, progress, with_layout);
+  };
+  const DitheredQuantizer natural{c.levels, c.norm == "l2" ? Norm::L2 : Norm::Linf, true, static_cast<std::size_t>(c.bucket)};
+  if (name == "natural") return run(Compressor<Dense, DitheredQuantizer, VectorSourceCoder>({}, natural, {}));
+  if (name == "topk") return run(Compressor<TopK, Identity, VectorSourceCoder>(TopK{c.ratio}, {}, {}));
+  if (name == "randomk") return run(Compressor<RandomK, Identity, RawCoder>(RandomK{c.ratio}, {}, {}));
+  if (name == "randtopk") return run(Compressor<RandTopK, Identity, VectorSourceCoder>(RandTopK{c.ratio, 4.0}, {}, {}));
+  if (name == "sign") return run(Compressor<Dense, Sign, VectorSourceCoder>{});
+  if (name == "powersgd") return run(PowerSGD(c.rank), true);
+  // unscaled: SyncStep's error memory needs a contraction (decopt/compress/perm_k.hpp)
+  if (name == "permk") return run(ContractivePermK{});
+  if (name == "fp16" || name == "bf16")
+    return run(Compressor<Dense, HalfFloat, RawCoder>(
+        {}, HalfFloat{name == "fp16" ? HalfFormat::Float16 : HalfFormat::BFloat16, HalfRounding::NearestEven}, {}));
+  throw ConfigError("unknown compressor '" + name + "'");
+}
+
 /// Runs `algorithm` (malcom | choco | dpsgd) with the config's step policy and coder
 /// (TrainConfig::coder_of). Instantiated: malcom and choco with each of the three coders, dpsgd
-/// with RawCoder only (check_coder refuses the others), each for both steps — 14 optimizers.
-/// @throws ConfigError for an unknown algorithm or coder, or elias/vsc with dpsgd.
+/// with RawCoder only (check_coder refuses the others), each for both steps — 14 optimizers; and
+/// one per --compressor other than dithered (run_other_compressor) — 9 more.
+/// @throws ConfigError for an unknown algorithm, coder or compressor, or elias/vsc with dpsgd.
 inline RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, const TrainingData& data,
                                 const ProgressFn& progress) {
   Options options;
@@ -507,7 +564,8 @@ inline RunResult run_experiment(const TrainConfig& c, const std::string& algorit
   options.momentum = c.momentum;
   options.local_steps = c.local_steps;
   options.seed = c.seed;
-  const DitheredQuantizer quantizer{c.levels, c.norm == "l2" ? Norm::L2 : Norm::Linf};
+  if (!c.compressor.empty() && c.compressor != "dithered") return run_other_compressor(c, algorithm, data, options, progress);
+  const DitheredQuantizer quantizer{c.levels, c.norm == "l2" ? Norm::L2 : Norm::Linf, false, static_cast<std::size_t>(c.bucket)};
   const std::string coder = c.coder_of(algorithm);
   // Malcom-PSGD or CHOCO-SGD (the same quantizer; ℓ1 prox or none) with the level coder Coder.
   auto quantized = [&]<class Step, class Coder>(Step, Coder) -> RunResult {

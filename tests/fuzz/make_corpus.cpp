@@ -21,14 +21,25 @@ int main(int argc, char** argv) {
     return 2;
   }
   decopt::Rng rng(2024);
+  constexpr int kAll = decopt::fuzz::kPipelines + decopt::fuzz::kTopLevel;  // fuzz_decode's selector
   for (int p = 0; p < decopt::fuzz::kPipelines; ++p)
     for (int di = 0; di < 3; ++di) {
       const std::size_t d = decopt::fuzz::kDimensions[di];
       std::vector<float> v(d), q(d);
       rng.fill_normal(std::span<float>(v), 1.0);
-      std::vector<std::byte> message{static_cast<std::byte>(p + decopt::fuzz::kPipelines * di)};
+      std::vector<std::byte> message{static_cast<std::byte>(p + kAll * di)};
       decopt::fuzz::with_pipeline(p, [&](auto compressor) { compressor.encode(v, rng, message, q); });
       write(std::string(argv[1]) + "/p" + std::to_string(p) + "_d" + std::to_string(d), message);
+    }
+  for (int t = 0; t < decopt::fuzz::kTopLevel; ++t)
+    for (int di = 0; di < 3; ++di) {
+      const std::size_t d = decopt::fuzz::kDimensions[di];
+      std::vector<float> v(d), q(d);
+      rng.fill_normal(std::span<float>(v), 1.0);
+      const int selector = decopt::fuzz::kPipelines + t;
+      std::vector<std::byte> message{static_cast<std::byte>(selector + kAll * di)};
+      decopt::fuzz::with_top_level(t, d, [&](auto compressor) { compressor.encode(v, rng, message, q); });
+      write(std::string(argv[1]) + "/t" + std::to_string(t) + "_d" + std::to_string(d), message);
     }
   const auto topology = decopt::Topology::ring(4);
   decopt::SimulatedNetwork network(topology);

@@ -5,6 +5,8 @@
 
 #include <decopt/decopt.hpp>
 
+#include <vector>
+
 namespace decopt::fuzz {
 
 inline constexpr int kPipelines = 14;
@@ -35,5 +37,32 @@ void with_pipeline(int k, F&& f) {
 
 /// Dimensions the targets decode into (the message carries its own; a mismatch must throw).
 inline constexpr std::size_t kDimensions[] = {1, 17, 1000};
+
+/// The top-level compressors (not Compressor<S, Q, C>): PowerSGD over matrix blocks that fit d,
+/// and PermK as node 1 of 4. kTopLevel of them; with_top_level(k, d, f) calls f(compressor), set
+/// up as the optimizer would (set_matrix_blocks, bind_node).
+inline constexpr int kTopLevel = 2;
+
+/// Matrix blocks for dimension d: a 20 × 30 and a 10 × 10 matrix with a gap (d = 1000), a 4 × 4
+/// (d = 17), a 1 × 1 that no rank shrinks (d = 1).
+inline std::vector<MatrixBlock> fuzz_matrix_blocks(std::size_t d) {
+  if (d >= 1000) return {{0, 20, 30}, {700, 10, 10}};
+  if (d >= 17) return {{1, 4, 4}};
+  return {{0, 1, 1}};
+}
+
+template <class F>
+void with_top_level(int k, std::size_t d, F&& f) {
+  if (k % kTopLevel == 0) {
+    PowerSGD c(d >= 1000 ? 2 : 1);
+    c.set_matrix_blocks(fuzz_matrix_blocks(d));
+    c.bind_node(1, 4, 2024);
+    f(c);
+  } else {
+    PermK c;
+    c.bind_node(1, 4, 2024);
+    f(c);
+  }
+}
 
 }  // namespace decopt::fuzz

@@ -24,3 +24,6 @@
 #include "decopt/compress/hooks.hpp"
 #include "decopt/compress/matrix_blocks.hpp"
 #include "decopt/compress/support_coded.hpp"
+// top-level compressors: low rank over matrix blocks, permutation blocks across nodes
+#include "decopt/compress/power_sgd.hpp"
+#include "decopt/compress/perm_k.hpp"
