@@ -87,37 +87,37 @@ void exchange_benchmark(benchmark::State& state, const TorchTrainConfig& c, deco
   std::vector<std::unique_ptr<CnnNode>> nodes;
   for (int i = 0; i < 2; ++i) nodes.push_back(std::make_unique<CnnNode>(c, data->train, shares[static_cast<std::size_t>(i)], 7 + i));
   decopt::SimulatedNetwork network(topology);
-  std::vector<Optimizer> optimizers;
-  for (int i = 0; i < 2; ++i) {
-    CnnNode& node = *nodes[static_cast<std::size_t>(i)];
-    optimizers.emplace_back(node.parameters(), node.layout(), topology, network.endpoint(i), options, parts.compressor,
-                            parts.prox, parts.local);
-  }
-  auto round = [&] { (void)decopt::torch_example::detail::lockstep_round(nodes, optimizers); };
+  decopt::torch_example::detail::OptimizersOf<Optimizer> optimizers(topology, options, parts, 2);
+  for (int i = 0; i < 2; ++i) optimizers.add(*nodes[static_cast<std::size_t>(i)], network.endpoint(i));
+  auto round = [&] { (void)optimizers.lockstep_round(nodes); };
   for (int warm_up = 0; warm_up < 300; ++warm_up) round();
   std::uint64_t bytes = 0;
   for (auto _ : state) {
     const double before = nodes[0]->decopt_seconds() + nodes[1]->decopt_seconds();
-    const std::uint64_t sent = optimizers[0].totals().bytes_sent;
+    const std::uint64_t sent = optimizers.totals(0).bytes_sent;
     round();
     state.SetIterationTime((nodes[0]->decopt_seconds() + nodes[1]->decopt_seconds() - before) / 2);
-    bytes += optimizers[0].totals().bytes_sent - sent;
+    bytes += optimizers.totals(0).bytes_sent - sent;
   }
   state.counters["bits_per_param"] =
-      8.0 * static_cast<double>(bytes) / (static_cast<double>(state.iterations()) * static_cast<double>(optimizers[0].dimension()));
+      8.0 * static_cast<double>(bytes) / (static_cast<double>(state.iterations()) * static_cast<double>(nodes[0]->parameters().size()));
 }
 
 void BM_DecoptExchange_malcom(benchmark::State& state) {
   const TorchTrainConfig c = two_nodes("malcom");
-  exchange_benchmark<MalcomCnn<decopt::SyncStep, decopt::SGD>>(state, c, run_options(c),
-                                                               malcom_parts<decopt::SyncStep>(c, decopt::SGD{}));
+  using Opt = MalcomCnn<decopt::VectorSourceCoder, decopt::SyncStep, decopt::SGD>;
+  const typename Opt::Compressor compressor(
+      decopt::Compressor<decopt::Dense, decopt::DitheredQuantizer, decopt::VectorSourceCoder>{decopt::Dense{}, quantizer_of(c), {}});
+  exchange_benchmark<Opt>(state, c, run_options(c),
+                          decopt::torch_example::detail::Parts<Opt>{compressor, decopt::L1Prox{c.train.lambda}, decopt::SGD{}});
 }
 BENCHMARK(BM_DecoptExchange_malcom)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 void BM_DecoptExchange_dpsgd(benchmark::State& state) {
   const TorchTrainConfig c = two_nodes("dpsgd");
-  exchange_benchmark<DpsgdCnn<decopt::SyncStep, decopt::SGD>>(state, c, decopt::dpsgd_options(run_options(c)),
-                                                              dpsgd_parts<decopt::SyncStep>(c, decopt::SGD{}));
+  using Opt = DpsgdCnn<decopt::SyncStep, decopt::SGD>;
+  exchange_benchmark<Opt>(state, c, decopt::dpsgd_options(run_options(c)),
+                          decopt::torch_example::detail::Parts<Opt>{{}, {}, decopt::SGD{}});
 }
 BENCHMARK(BM_DecoptExchange_dpsgd)->UseManualTime()->Unit(benchmark::kMillisecond);
 

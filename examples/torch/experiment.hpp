@@ -431,9 +431,10 @@ OptimizerFactory factory_of(const Options& options, const Parts<Optimizer>& part
 /// The optimizers: decopt's configurations over the node's layout (so the ℓ1 prox applies to the
 /// weights only, and --layerwise segments get their own quantizer scale), with the level coder
 /// `Coder` (--coder) and the local update `Local` (SGD also for torch-sgd / torch-adam, whose
-/// step() is never called). Malcom-PSGD and CHOCO-SGD differ in the prox (and the default coder).
+/// step() is never called). Malcom-PSGD and CHOCO-SGD differ in the prox, the default coder and
+/// Malcom's support coding (SupportCoded: the zeros of the ℓ1 prox cost no bits).
 template <class Coder, class Step, class Local>
-using MalcomCnn = DecentralizedOptimizer<Compressor<Dense, DitheredQuantizer, Coder>, L1Prox, Step, Local>;
+using MalcomCnn = DecentralizedOptimizer<SupportCoded<Compressor<Dense, DitheredQuantizer, Coder>>, L1Prox, Step, Local>;
 template <class Coder, class Step, class Local>
 using ChocoCnn = DecentralizedOptimizer<Compressor<Dense, DitheredQuantizer, Coder>, NoProx, Step, Local>;
 template <class Step, class Local>
@@ -484,7 +485,8 @@ inline TorchRunResult run_experiment(const TorchTrainConfig& c, const std::strin
   auto quantized = [&]<class Step, class Local, class Coder>(Step, Local local, Coder level_coder) -> TorchRunResult {
     const Compressor<Dense, DitheredQuantizer, Coder> compressor{Dense{}, quantizer_of(c), level_coder};
     if (algorithm == "malcom")
-      return run(options, detail::Parts<MalcomCnn<Coder, Step, Local>>{compressor, L1Prox{c.train.lambda}, local});
+      return run(options, detail::Parts<MalcomCnn<Coder, Step, Local>>{
+                              SupportCoded<Compressor<Dense, DitheredQuantizer, Coder>>(compressor), L1Prox{c.train.lambda}, local});
     return run(options, detail::Parts<ChocoCnn<Coder, Step, Local>>{compressor, NoProx{}, local});
   };
   auto dispatch = [&]<class Step, class Local>(Step step, Local local) -> TorchRunResult {

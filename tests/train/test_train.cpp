@@ -152,12 +152,15 @@ TEST_CASE("--coder: the same levels coded three ways give the same model and dif
   CHECK(raw.bits_per_param_per_round() == Approx(10.0).epsilon(0.01));  // ⌈log2(2·256 + 1)⌉
   CHECK(elias.bits_per_param_per_round() < 0.6 * raw.bits_per_param_per_round());
   CHECK(vsc.bits_per_param_per_round() < elias.bits_per_param_per_round());
-  // Coding alone (CHOCO + VSC) is Malcom-PSGD without its l1 step.
+  // Coding alone (CHOCO + VSC) is Malcom-PSGD without its l1 step: the same models; Malcom's
+  // support coding (SupportCoded) adds its changes (every coordinate once, in the first round)
+  // and 5 bytes a message.
   const auto malcom0 = run("malcom", "", 0.0);
   CHECK(malcom0.coder == "vsc");
-  CHECK(malcom0.last().bytes_sent == vsc.last().bytes_sent);
+  CHECK(malcom0.model_checksum == vsc.model_checksum);
   CHECK(malcom0.last().test_accuracy == vsc.last().test_accuracy);
-  CHECK(run("malcom", "raw").last().bytes_sent == raw.last().bytes_sent);  // malcom+raw: CHOCO's packing, same size
+  CHECK(malcom0.last().bytes_sent > vsc.last().bytes_sent);
+  CHECK(static_cast<double>(malcom0.last().bytes_sent) < 1.25 * static_cast<double>(vsc.last().bytes_sent));
   REQUIRE_THROWS_WITH(run("dpsgd", "elias"), Catch::Contains("does not apply to dpsgd"));
 
   // A checkpoint remembers its coder: another coder is another run.
