@@ -12,9 +12,13 @@
 #include <vector>
 
 #include "all_pipelines.hpp"
+#include "message_helpers.hpp"
 
 using namespace decopt;
 using decopt::test::reseal;
+using decopt::test::encode_once;
+using decopt::test::normal_vector;
+using decopt::test::same_bits;
 
 namespace {
 
@@ -30,25 +34,6 @@ PowerSGD bound_power_sgd(int rank, int node = 0, std::uint64_t seed = 7) {
   c.set_matrix_blocks(kBlocks);
   c.bind_node(node, 4, seed);
   return c;
-}
-
-std::vector<float> normal_vector(std::size_t d, std::uint64_t seed) {
-  std::vector<float> v(d);
-  Rng rng(seed);
-  rng.fill_normal(std::span<float>(v), 1.0);
-  return v;
-}
-
-bool same_bits(std::span<const float> a, std::span<const float> b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
-std::vector<std::byte> encode_once(PowerSGD& c, std::span<const float> v, std::vector<float>& q) {
-  Rng rng(1);
-  std::vector<std::byte> msg;
-  q.assign(v.size(), -1.0f);
-  c.encode(v, rng, msg, q);
-  return msg;
 }
 
 }  // namespace
