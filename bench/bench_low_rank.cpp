@@ -46,9 +46,10 @@ void report(benchmark::State& state, std::size_t message_bytes) {
   state.counters["bits_per_element"] = 8.0 * static_cast<double>(message_bytes) / static_cast<double>(n);
 }
 
-void BM_PowerSGDEncode(benchmark::State& state) {
+/// Times encoding the training-like matrix with `c`, one message per iteration.
+template <class C>
+void time_encode(benchmark::State& state, C& c) {
   const auto& v = training_like_matrix();
-  PowerSGD c = matrix_compressor(static_cast<int>(state.range(0)));
   Rng rng(1);
   std::vector<float> q(v.size());
   std::vector<std::byte> msg;
@@ -60,47 +61,11 @@ void BM_PowerSGDEncode(benchmark::State& state) {
   }
   report(state, msg.size());
 }
-BENCHMARK(BM_PowerSGDEncode)->Arg(1)->Arg(2)->Arg(4)->Unit(benchmark::kMillisecond);
 
-void BM_PowerSGDDecodeAdd(benchmark::State& state) {
+/// Times `receiver` adding (weight 0.5) the message `sender` encodes from the training-like matrix.
+template <class C>
+void time_decode_add(benchmark::State& state, C& sender, const C& receiver) {
   const auto& v = training_like_matrix();
-  PowerSGD c = matrix_compressor(static_cast<int>(state.range(0)));
-  Rng rng(1);
-  std::vector<float> q(v.size()), acc(v.size(), 0.0f);
-  std::vector<std::byte> msg;
-  c.encode(v, rng, msg, q);
-  for (auto _ : state) {
-    c.decode_add(msg, 0.5f, acc);
-    benchmark::DoNotOptimize(acc.data());
-    benchmark::ClobberMemory();
-  }
-  report(state, msg.size());
-}
-BENCHMARK(BM_PowerSGDDecodeAdd)->Arg(1)->Arg(2)->Arg(4)->Unit(benchmark::kMillisecond);
-
-// PermK, node 3 of 8: a Fisher–Yates prefix over the d coordinates, then d/8 values.
-void BM_PermKEncode(benchmark::State& state) {
-  const auto& v = training_like_matrix();
-  PermK c;
-  c.bind_node(3, 8, 1);
-  Rng rng(1);
-  std::vector<float> q(v.size());
-  std::vector<std::byte> msg;
-  for (auto _ : state) {
-    msg.clear();
-    c.encode(v, rng, msg, q);
-    benchmark::DoNotOptimize(msg.data());
-    benchmark::ClobberMemory();
-  }
-  report(state, msg.size());
-}
-BENCHMARK(BM_PermKEncode)->Unit(benchmark::kMillisecond);
-
-void BM_PermKDecodeAdd(benchmark::State& state) {
-  const auto& v = training_like_matrix();
-  PermK sender, receiver;
-  sender.bind_node(3, 8, 1);
-  receiver.bind_node(0, 8, 1);
   Rng rng(1);
   std::vector<float> q(v.size()), acc(v.size(), 0.0f);
   std::vector<std::byte> msg;
@@ -111,6 +76,33 @@ void BM_PermKDecodeAdd(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   report(state, msg.size());
+}
+
+void BM_PowerSGDEncode(benchmark::State& state) {
+  PowerSGD c = matrix_compressor(static_cast<int>(state.range(0)));
+  time_encode(state, c);
+}
+BENCHMARK(BM_PowerSGDEncode)->Arg(1)->Arg(2)->Arg(4)->Unit(benchmark::kMillisecond);
+
+void BM_PowerSGDDecodeAdd(benchmark::State& state) {
+  PowerSGD c = matrix_compressor(static_cast<int>(state.range(0)));
+  time_decode_add(state, c, c);
+}
+BENCHMARK(BM_PowerSGDDecodeAdd)->Arg(1)->Arg(2)->Arg(4)->Unit(benchmark::kMillisecond);
+
+// PermK, node 3 of 8: a Fisher–Yates prefix over the d coordinates, then d/8 values.
+void BM_PermKEncode(benchmark::State& state) {
+  PermK c;
+  c.bind_node(3, 8, 1);
+  time_encode(state, c);
+}
+BENCHMARK(BM_PermKEncode)->Unit(benchmark::kMillisecond);
+
+void BM_PermKDecodeAdd(benchmark::State& state) {
+  PermK sender, receiver;
+  sender.bind_node(3, 8, 1);
+  receiver.bind_node(0, 8, 1);
+  time_decode_add(state, sender, receiver);
 }
 BENCHMARK(BM_PermKDecodeAdd)->Unit(benchmark::kMillisecond);
 

@@ -171,8 +171,8 @@ class SupportCoded {
     for (std::uint64_t c = 0; c < count; ++c) {
       const std::uint64_t gap = in.get_varint();
       detail::require_decodable(c == 0 || gap >= 1, "support changes: indices not strictly increasing");
-      detail::require_decodable(gap < d_ - index || (c == 0 && gap < d_), "support change: index out of range");
-      index = c == 0 ? gap : index + gap;
+      detail::require_decodable(gap < d_ - index, "support change: index out of range");  // index < d_: no overflow
+      index += gap;  // the first gap is the index itself
       changes_.push_back(static_cast<std::size_t>(index));
       if (support.test(static_cast<std::size_t>(index))) ++snaps;
     }

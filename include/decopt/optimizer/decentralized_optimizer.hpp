@@ -632,7 +632,7 @@ class DecentralizedOptimizer {
         if (first.empty()) first = segment.name;
       }
     if (blocks.empty()) return;
-    if constexpr (requires { compressor_.set_scale_blocks(std::span<const ScaleBlock>(blocks)); })
+    if constexpr (hooks::has_scale_blocks<Compressor>)
       compressor_.set_scale_blocks(std::span<const ScaleBlock>(blocks));
     else
       throw ConfigError("segment '" + first + "' asks for a quantizer scale of its own (SegmentOptions::own_scale), " +
