@@ -110,9 +110,10 @@ struct RunResult {
   /// Bits per parameter per link per round: 8·bytes / (rounds · Σ_i deg_i · d) — the size of one
   /// message in bits per parameter (32 for uncompressed float32).
   [[nodiscard]] double bits_per_param_per_round() const {
-    return rounds == 0 ? 0.0
-                       : 8.0 * static_cast<double>(last().bytes_sent) /
-                             (static_cast<double>(rounds) * static_cast<double>(link_count) * static_cast<double>(parameters));
+    return rounds == 0 || link_count == 0 || parameters == 0  // one node sends nothing
+               ? 0.0
+               : 8.0 * static_cast<double>(last().bytes_sent) /
+                     (static_cast<double>(rounds) * static_cast<double>(link_count) * static_cast<double>(parameters));
   }
   /// Bits per parameter per link per round between evaluation `i` − 1 (or the start) and `i`:
   /// the message size over that stretch of the run, as bits_per_param_per_round is over all of it.
