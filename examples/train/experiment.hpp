@@ -109,22 +109,22 @@ struct RunResult {
   [[nodiscard]] const EvalRow& last() const { return rows.back(); }
   /// Bits per parameter per link per round: 8·bytes / (rounds · Σ_i deg_i · d) — the size of one
   /// message in bits per parameter (32 for uncompressed float32).
-  [[nodiscard]] double bits_per_param_per_round() const {
-    return rounds == 0 || link_count == 0 || parameters == 0  // one node sends nothing
-               ? 0.0
-               : 8.0 * static_cast<double>(last().bytes_sent) /
-                     (static_cast<double>(rounds) * static_cast<double>(link_count) * static_cast<double>(parameters));
-  }
+  [[nodiscard]] double bits_per_param_per_round() const { return bits_per_link_param(last().bytes_sent, rounds); }
   /// Bits per parameter per link per round between evaluation `i` − 1 (or the start) and `i`:
   /// the message size over that stretch of the run, as bits_per_param_per_round is over all of it.
   [[nodiscard]] double interval_bits_per_param(std::size_t i) const {
     const EvalRow& row = rows.at(i);
     const long first_round = i == 0 ? 0 : rows[i - 1].round;
     const std::uint64_t first_bytes = i == 0 ? 0 : rows[i - 1].bytes_sent;
-    const long span = row.round - first_round;
-    return span <= 0 || link_count == 0 || parameters == 0 ? 0.0
-                     : 8.0 * static_cast<double>(row.bytes_sent - first_bytes) /
-                           (static_cast<double>(span) * static_cast<double>(link_count) * static_cast<double>(parameters));
+    return bits_per_link_param(row.bytes_sent - first_bytes, row.round - first_round);
+  }
+  /// 8·bytes / (rounds · Σ_i deg_i · d); 0 when nothing can have been sent (no rounds, or one node
+  /// with no links).
+  [[nodiscard]] double bits_per_link_param(std::uint64_t bytes, long over_rounds) const {
+    return over_rounds <= 0 || link_count == 0 || parameters == 0
+               ? 0.0
+               : 8.0 * static_cast<double>(bytes) /
+                     (static_cast<double>(over_rounds) * static_cast<double>(link_count) * static_cast<double>(parameters));
   }
   /// The first evaluation at which the mean test accuracy is at least `accuracy`, or null.
   [[nodiscard]] const EvalRow* first_reaching(double accuracy) const {
