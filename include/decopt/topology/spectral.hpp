@@ -38,14 +38,18 @@ struct ExtremeEigenvalues {
   [[nodiscard]] double gap() const noexcept { return std::clamp(1.0 - slem(), 0.0, 1.0); }
 };
 
-/// Exact λ2 and λn of a symmetric stochastic W from all its eigenvalues (eigenvalues only, no
-/// vectors). Assumes λ1 = 1 is the largest eigenvalue, true for any stochastic W.
-inline ExtremeEigenvalues exact_extremes(const Eigen::MatrixXd& W) {
+/// Exact λ2 and λn of a symmetric stochastic W (an Eigen::MatrixXd) from all its eigenvalues
+/// (eigenvalues only, no vectors). Assumes λ1 = 1 is the largest eigenvalue, true for any
+/// stochastic W. A template so that Eigen's eigensolver is compiled only where a spectrum is asked
+/// for (Topology::extremes), not in every translation unit that includes decopt: instantiated from
+/// a plain inline function it was 40% of the umbrella header's compile time.
+template <class Matrix>
+ExtremeEigenvalues exact_extremes(const Matrix& W) {
   ExtremeEigenvalues out;
   const auto n = W.rows();
   if (n <= 1) return out;
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(W, Eigen::EigenvaluesOnly);
-  const Eigen::VectorXd& ev = solver.eigenvalues();  // ascending
+  Eigen::SelfAdjointEigenSolver<typename Matrix::PlainObject> solver(W, Eigen::EigenvaluesOnly);
+  const auto& ev = solver.eigenvalues();  // ascending
   out.lambda2 = ev(n - 2);
   out.lambda_min = ev(0);
   return out;

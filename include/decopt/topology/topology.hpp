@@ -192,19 +192,23 @@ class Topology {
   /// max(|λ2|, |λn|) of W, the second largest eigenvalue modulus (0 for n = 1). Exact (dense
   /// symmetric eigensolver) for n ≤ spectral::kExactSpectrumMaxNodes, Lanczos on the sparse W
   /// beyond (see spectral::lanczos_extremes for its accuracy). Computed once, then cached; safe to
-  /// call from several threads.
-  [[nodiscard]] double second_largest_eigenvalue_modulus() const { return extremes().slem(); }
+  /// call from several threads. The three spectral members are templates only so that the dense
+  /// eigensolver is compiled where they are called (spectral::exact_extremes); call them as usual.
+  template <class Matrix = Eigen::MatrixXd>
+  [[nodiscard]] double second_largest_eigenvalue_modulus() const { return extremes<Matrix>().slem(); }
 
   /// The spectral gap δ = 1 − max(|λ2|, |λn|) ∈ [0, 1] of W: the per-round contraction of gossip
   /// averaging, ‖Wx − x̄1‖ ≤ (1 − δ)‖x − x̄1‖, and the δ of CHOCO-SGD (Koloskova et al., ICML
   /// 2019), whose consensus step γ and rate depend on it. 1 for complete graphs, Θ(1/n²) for rings.
-  [[nodiscard]] double spectral_gap() const { return extremes().gap(); }
+  template <class Matrix = Eigen::MatrixXd>
+  [[nodiscard]] double spectral_gap() const { return extremes<Matrix>().gap(); }
 
   /// λ2 and λn of W (cached, see second_largest_eigenvalue_modulus).
+  template <class Matrix = Eigen::MatrixXd>
   [[nodiscard]] const spectral::ExtremeEigenvalues& extremes() const {
     std::call_once(cache_->once, [&] {
       if (n_ <= spectral::kExactSpectrumMaxNodes) {
-        cache_->value = spectral::exact_extremes(matrix());
+        cache_->value = spectral::exact_extremes(Matrix(matrix()));
       } else {
         cache_->value = spectral::lanczos_extremes(
             n_, [this](const Eigen::VectorXd& x, Eigen::VectorXd& y) { apply(x, y); });
