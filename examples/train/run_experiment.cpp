@@ -1,0 +1,83 @@
+// train/run_experiment.cpp — run_experiment (declared in train/experiment.hpp): the choice of
+// optimizer type from the flags. Compiled once per build into decopt_train_runs (decopt-train and
+// the train tests link it), so the 23 optimizer types and their drivers are compiled once, not in
+// every file that calls run_experiment.
+#include "train/experiment.hpp"
+
+#include <string>
+
+namespace decopt::train {
+
+namespace {
+/// Runs malcom or choco with --compressor other than dithered: SyncStep, L1Prox (λ = --lambda for
+/// malcom, 0 for choco, the identity: one optimizer type for both) and a coder chosen per
+/// compressor — one optimizer instantiation per compressor, not one per compressor × step × coder ×
+/// prox (decopt-train's compile time, compressor_help).
+/// @throws ConfigError with dpsgd (the identity compressor), --step overlap or --coder
+RunResult run_other_compressor(const TrainConfig& c, const std::string& algorithm, const TrainingData& data,
+                               const Options& options, const ProgressFn& progress) {
+  const std::string& name = c.compressor;
+  decopt::detail::require(algorithm == "malcom" || algorithm == "choco",
+                          "--compressor " + name + " applies to malcom and choco, not " + algorithm);
+  decopt::detail::require(c.step == "sync", "--compressor " + name + " runs with --step sync only (compile time; see --help)");
+  decopt::detail::require(c.coder.empty(), "--coder does not apply to --compressor " + name + " (it has its own coding)");
+  const L1Prox prox{algorithm == "malcom" ? c.lambda : 0.0};
+  auto run = [&]<class C>(C compressor, bool with_layout = false) {
+    return detail::run_with<DecentralizedOptimizer<C, L1Prox, SyncStep>>(c, algorithm, data, options, std::move(compressor),
+                                                                          prox, progress, with_layout);
+  };
+  const DitheredQuantizer natural{c.levels, c.norm == "l2" ? Norm::L2 : Norm::Linf, true, static_cast<std::size_t>(c.bucket)};
+  if (name == "natural") return run(Compressor<Dense, DitheredQuantizer, VectorSourceCoder>({}, natural, {}));
+  if (name == "topk") return run(Compressor<TopK, Identity, VectorSourceCoder>(TopK{c.ratio}, {}, {}));
+  if (name == "randomk") return run(Compressor<RandomK, Identity, RawCoder>(RandomK{c.ratio}, {}, {}));
+  if (name == "randtopk") return run(Compressor<RandTopK, Identity, VectorSourceCoder>(RandTopK{c.ratio, 4.0}, {}, {}));
+  if (name == "sign") return run(Compressor<Dense, Sign, VectorSourceCoder>{});
+  if (name == "powersgd") return run(PowerSGD(c.rank), true);
+  // unscaled: SyncStep's error memory needs a contraction (decopt/compress/perm_k.hpp)
+  if (name == "permk") return run(ContractivePermK{});
+  if (name == "fp16" || name == "bf16")
+    return run(Compressor<Dense, HalfFloat, RawCoder>(
+        {}, HalfFloat{name == "fp16" ? HalfFormat::Float16 : HalfFormat::BFloat16, HalfRounding::NearestEven}, {}));
+  throw ConfigError("unknown compressor '" + name + "'");
+}
+
+}  // namespace
+
+/// Runs `algorithm` (malcom | choco | dpsgd) with the config's step policy and coder
+/// (TrainConfig::coder_of). Instantiated: malcom and choco with each of the three coders, dpsgd
+/// with RawCoder only (check_coder refuses the others), each for both steps — 14 optimizers; and
+/// one per --compressor other than dithered (run_other_compressor) — 9 more.
+/// @throws ConfigError for an unknown algorithm, coder or compressor, or elias/vsc with dpsgd.
+RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, const TrainingData& data,
+                         const ProgressFn& progress) {
+  Options options;
+  options.lr = c.lr;
+  options.consensus_step = c.gamma;
+  options.momentum = c.momentum;
+  options.local_steps = c.local_steps;
+  options.seed = c.seed;
+  if (!c.compressor.empty() && c.compressor != "dithered") return run_other_compressor(c, algorithm, data, options, progress);
+  const DitheredQuantizer quantizer{c.levels, c.norm == "l2" ? Norm::L2 : Norm::Linf, false, static_cast<std::size_t>(c.bucket)};
+  const std::string coder = c.coder_of(algorithm);
+  // Malcom-PSGD or CHOCO-SGD (the same quantizer; ℓ1 prox or none) with the level coder Coder.
+  auto quantized = [&]<class Step, class Coder>(Step, Coder) -> RunResult {
+    using Pipeline = Compressor<Dense, DitheredQuantizer, Coder>;
+    if (algorithm == "malcom")  // over the model's support: the zeros of the l1 prox cost no bits
+      return detail::run_with<DecentralizedOptimizer<SupportCoded<Pipeline>, L1Prox, Step>>(
+          c, algorithm, data, options, SupportCoded<Pipeline>(Pipeline{Dense{}, quantizer, Coder{}}), L1Prox{c.lambda},
+          progress);
+    return detail::run_with<DecentralizedOptimizer<Pipeline, NoProx, Step>>(c, algorithm, data, options,
+                                                                             {Dense{}, quantizer, Coder{}}, NoProx{}, progress);
+  };
+  auto dispatch = [&]<class Step>(Step step) -> RunResult {
+    if (algorithm == "dpsgd") {
+      decopt::detail::require(coder == "raw", "--coder " + coder + " does not apply to dpsgd (it sends raw float32 values)");
+      return detail::run_with<DPSGD<Step>>(c, algorithm, data, dpsgd_options(options), {}, NoProx{}, progress);
+    }
+    if (algorithm != "malcom" && algorithm != "choco") throw ConfigError("unknown algorithm '" + algorithm + "'");
+    return examples::with_level_coder(coder, [&](auto level_coder) { return quantized(step, level_coder); });
+  };
+  return c.step == "overlap" ? dispatch(OverlappedStep{}) : dispatch(SyncStep{});
+}
+
+}  // namespace decopt::train
