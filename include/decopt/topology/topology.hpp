@@ -34,6 +34,7 @@ DECOPT_AVX512_QUIET_BEGIN
 namespace decopt {
 
 class OnePeerExponential;
+class TopologySchedule;
 
 /// A connected gossip graph with a symmetric doubly stochastic mixing matrix W.
 ///
@@ -102,37 +103,7 @@ class Topology {
   /// The ConfigError names the first offending entry, row, the first node outside node 0's
   /// component or the periodicity, e.g. "mixing matrix row 3 sums to 1.2, not 1".
   static Topology from_matrix(const Eigen::MatrixXd& W) {
-    detail::require(W.rows() >= 1 && W.rows() == W.cols(),
-                    "mixing matrix must be square with at least one row (got " + std::to_string(W.rows()) +
-                        "x" + std::to_string(W.cols()) + ")");
-    const int n = static_cast<int>(W.rows());
-    auto entry = [&](Eigen::Index i, Eigen::Index j) {
-      return "mixing matrix entry W(" + std::to_string(i) + ", " + std::to_string(j) + ") = " +
-             detail::format_double(W(i, j));
-    };
-    for (Eigen::Index i = 0; i < n; ++i)
-      for (Eigen::Index j = 0; j < n; ++j) {
-        detail::require(std::isfinite(W(i, j)), entry(i, j) + " is not finite");
-        detail::require(W(i, j) >= 0.0, entry(i, j) + " is negative");
-      }
-    for (Eigen::Index i = 0; i < n; ++i)
-      for (Eigen::Index j = i + 1; j < n; ++j) {
-        const double a = W(i, j), b = W(j, i);
-        detail::require(std::abs(a - b) <= kSymmetryTolerance * std::max(a, b),
-                        "mixing matrix is not symmetric: " + entry(i, j) + " but W(" + std::to_string(j) +
-                            ", " + std::to_string(i) + ") = " + detail::format_double(b));
-      }
-    SparseMixing m;
-    m.offsets.reserve(static_cast<std::size_t>(n) + 1);
-    m.self_weights.resize(static_cast<std::size_t>(n));
-    for (Eigen::Index i = 0; i < n; ++i) {
-      m.offsets.push_back(m.edges.size());
-      m.self_weights[static_cast<std::size_t>(i)] = W(i, i);
-      for (Eigen::Index j = 0; j < n; ++j)
-        if (j != i && W(i, j) > 0.0) m.edges.push_back({static_cast<int>(j), W(i, j)});
-    }
-    m.offsets.push_back(m.edges.size());
-    Topology topology(std::move(m), "matrix(" + std::to_string(n) + ")", true);
+    Topology topology = from_matrix_checked(W, true);
     topology.require_aperiodic();
     return topology;
   }
@@ -223,11 +194,48 @@ class Topology {
 
  private:
   friend class OnePeerExponential;
+  friend class TopologySchedule;
 
   struct SpectralCache {
     std::once_flag once;
     spectral::ExtremeEigenvalues value;
   };
+
+  /// from_matrix's entrywise, symmetry and row-sum checks; connectivity only when asked (a round
+  /// of a TopologySchedule may be disconnected), aperiodicity left to the caller.
+  static Topology from_matrix_checked(const Eigen::MatrixXd& W, bool require_connected) {
+    detail::require(W.rows() >= 1 && W.rows() == W.cols(),
+                    "mixing matrix must be square with at least one row (got " + std::to_string(W.rows()) +
+                        "x" + std::to_string(W.cols()) + ")");
+    const int n = static_cast<int>(W.rows());
+    auto entry = [&](Eigen::Index i, Eigen::Index j) {
+      return "mixing matrix entry W(" + std::to_string(i) + ", " + std::to_string(j) + ") = " +
+             detail::format_double(W(i, j));
+    };
+    for (Eigen::Index i = 0; i < n; ++i)
+      for (Eigen::Index j = 0; j < n; ++j) {
+        detail::require(std::isfinite(W(i, j)), entry(i, j) + " is not finite");
+        detail::require(W(i, j) >= 0.0, entry(i, j) + " is negative");
+      }
+    for (Eigen::Index i = 0; i < n; ++i)
+      for (Eigen::Index j = i + 1; j < n; ++j) {
+        const double a = W(i, j), b = W(j, i);
+        detail::require(std::abs(a - b) <= kSymmetryTolerance * std::max(a, b),
+                        "mixing matrix is not symmetric: " + entry(i, j) + " but W(" + std::to_string(j) +
+                            ", " + std::to_string(i) + ") = " + detail::format_double(b));
+      }
+    SparseMixing m;
+    m.offsets.reserve(static_cast<std::size_t>(n) + 1);
+    m.self_weights.resize(static_cast<std::size_t>(n));
+    for (Eigen::Index i = 0; i < n; ++i) {
+      m.offsets.push_back(m.edges.size());
+      m.self_weights[static_cast<std::size_t>(i)] = W(i, i);
+      for (Eigen::Index j = 0; j < n; ++j)
+        if (j != i && W(i, j) > 0.0) m.edges.push_back({static_cast<int>(j), W(i, j)});
+    }
+    m.offsets.push_back(m.edges.size());
+    return Topology(std::move(m), "matrix(" + std::to_string(n) + ")", require_connected);
+  }
 
   static Topology from_graph(int n, std::span<const std::pair<int, int>> edges, WeightRule rule,
                              std::string name_prefix, bool require_connected = true) {
