@@ -24,7 +24,9 @@
 // rank's messages are ever in flight and their buffers are recycled. collect() receives one
 // message per neighbour of that exchange whatever its size (MPI_Improbe + MPI_Get_count +
 // MPI_Mrecv), in any arrival order. MPI keeps messages between two ranks with one tag in order, so
-// tags modulo the window never mix exchanges up. The constructor checks, collectively, that every
+// tags modulo the window never mix exchanges up. post_to / collect_from (PeerTransport) send and
+// receive one neighbour's message with the same tags, for time-varying schedules (build the
+// transport on the schedule's union graph). The constructor checks, collectively, that every
 // rank holds the same topology (its fingerprint); the destructor waits, at most the timeout, for
 // its last sends — or not at all when an exception is unwinding the stack (the receivers may be
 // gone).
@@ -657,6 +659,31 @@ class MpiTransport {
         });
   }
 
+  /// Sends a copy of `message` to neighbour `peer` only (PeerTransport), without waiting.
+  /// @throws ConfigError when peer is not a neighbour in the transport's topology
+  void post_to(long round, int peer, std::span<const std::byte> message) {
+    (void)slot_of(peer);
+    std::vector<std::byte> bytes = sends_.buffer();
+    bytes.assign(message.begin(), message.end());
+    sends_.post(comm_, peer, tag(round), std::move(bytes));
+  }
+
+  /// Receives neighbour `peer`'s round-`round` message (PeerTransport); the span stays valid until
+  /// the next collect_from from that peer or the next collect.
+  /// @throws TransportError "rank r timed out after T s waiting for round t from neighbour (rank) j"
+  [[nodiscard]] std::span<const std::byte> collect_from(long round, int peer) {
+    const std::size_t k = slot_of(peer);
+    detail::poll_until(
+        options_,
+        [&] {
+          return detail::try_receive(comm_, peer, tag(round), received_[k]) < 0 ? detail::Poll::waiting
+                                                                                  : detail::Poll::done;
+        },
+        [&] { return "rank " + std::to_string(rank_); },
+        [&] { return "round " + std::to_string(round) + " from neighbour (rank) " + std::to_string(peer); });
+    return std::span<const std::byte>(received_[k]);
+  }
+
   /// Checks, collectively, that every rank's model has dimension d; ConfigError naming both extremes.
   /// @throws TransportError when a rank does not take part within the timeout
   void check_same_dimension(std::size_t d) const {
@@ -668,6 +695,13 @@ class MpiTransport {
 
  private:
   static int tag(long round) noexcept { return static_cast<int>(round % kTagWindow); }
+  /// The index of `peer` in this rank's neighbour list.
+  [[nodiscard]] std::size_t slot_of(int peer) const {
+    for (std::size_t k = 0; k < neighbors_.size(); ++k)
+      if (neighbors_[k] == peer) return k;
+    throw ConfigError("MpiTransport: rank " + std::to_string(peer) + " is not a neighbour of rank " +
+                      std::to_string(rank_));
+  }
 
   MPI_Comm comm_;
   MpiOptions options_;

@@ -4,6 +4,8 @@
 // optimizer and its transport may be destroyed in either order, what was sent still arrives
 // intact. require_same_settings names the first setting the ranks disagree on, on every rank, and
 // times out when a rank does not take part. (A rank stopped by SIGSTOP: stopped_rank.cpp.)
+// Per-peer delivery (post_to / collect_from) on a one-peer exponential schedule reaches only the
+// round's peer; a silent peer's timeout names rank, peer and round.
 // AsyVRSC-Distributed over MpiMasterWorkerChannel: 3 workers reach 1e-6 on the default portfolio
 // problem with the same x on every rank; 1 worker (a 2-rank communicator) reproduces VRSC bit for
 // bit; differing dimensions and a 1-rank communicator are ConfigErrors on every rank; silent peers
@@ -95,6 +97,51 @@ TEST_CASE("Ranks with different topologies or dimensions are refused on every ra
   MpiTransport transport(Topology::ring(4));
   REQUIRE_THROWS_WITH(transport.check_same_dimension(rank == 1 ? 11 : 10), Catch::Contains("different dimensions"));
   REQUIRE_NOTHROW(transport.check_same_dimension(10));
+}
+
+TEST_CASE("MpiTransport delivers per peer: only the round's peer of a one-peer exponential schedule", "[mpi][peer]") {
+  const auto schedule = TopologySchedule::one_peer_exponential(4);
+  MpiTransport transport(schedule.union_graph());
+  const int rank = transport.rank();
+  static_assert(PeerTransport<MpiTransport>);
+  REQUIRE(TransportRef(transport).delivers_per_peer());
+  for (long t = 0; t < 7; ++t) {
+    const int partner = schedule.at(t).neighbors(rank)[0].node;
+    REQUIRE(partner == (rank ^ (1 << (t % 2))));
+    const std::array<long, 3> sent{rank, partner, t};
+    transport.post_to(t, partner, std::as_bytes(std::span(sent)));
+    const auto got = transport.collect_from(t, partner);
+    REQUIRE(got.size() == sizeof sent);
+    std::array<long, 3> v{};
+    std::memcpy(v.data(), got.data(), sizeof v);
+    REQUIRE(v == std::array<long, 3>{partner, rank, t});
+  }
+  REQUIRE_THROWS_WITH(transport.post_to(0, rank ^ 3, std::span<const std::byte>{}), Catch::Contains("is not a neighbour"));
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+TEST_CASE("A silent peer's collect_from times out naming rank, peer and round", "[mpi][peer]") {
+  const auto schedule = TopologySchedule::one_peer_exponential(4);
+  MpiOptions quick;
+  quick.timeout = std::chrono::milliseconds(300);
+  MpiTransport transport(schedule.union_graph(), MPI_COMM_WORLD, quick);
+  const int rank = transport.rank();
+  const long rounds = rank == 2 ? 3 : 4;  // rank 2 goes silent after round 2; round 3 pairs it with 0
+  std::string error;
+  try {
+    for (long t = 0; t < rounds; ++t) {
+      const int partner = schedule.at(t).neighbors(rank)[0].node;
+      const std::array<long, 1> m{t};
+      transport.post_to(t, partner, std::as_bytes(std::span(m)));
+      (void)transport.collect_from(t, partner);
+    }
+  } catch (const TransportError& e) {
+    error = e.what();
+  }
+  if (rank == 0) CHECK_THAT(error, Catch::Contains("rank 0 timed out") && Catch::Contains("round 3 from neighbour (rank) 2"));
+  else CHECK(error.empty());
+  if (rank == 2) (void)transport.collect_from(3, 0);  // what rank 0 posted before timing out: leave nothing behind
+  MPI_Barrier(MPI_COMM_WORLD);
 }
 
 TEST_CASE("A rank that stops sending ends its neighbours' runs with an error naming rank and round", "[mpi]") {

@@ -5,6 +5,9 @@
 // which stays valid until the sender's next post. Collecting a message that was not posted yet is
 // a driving error (a node finished a round before all nodes began it) and throws.
 //
+// post_to / collect_from (PeerTransport) do the same one neighbour at a time, for time-varying
+// schedules: build the network on the schedule's union graph.
+//
 // Under a LinkModel each node keeps a virtual clock: the optimizer advances it by the time it
 // really computed; a message posted at time t over a link arrives at t + queueing + bytes/bandwidth
 // + latency (link_model.hpp); collecting moves the clock to the latest arrival. So communication
@@ -63,6 +66,30 @@ class SimulatedNetwork {
       }
     }
 
+    /// Sends `message` to neighbour `peer` only (PeerTransport); it stays readable until this
+    /// endpoint's next post_to to the same peer.
+    void post_to(long round, int peer, std::span<const std::byte> message) {
+      const std::size_t k = slot_of(peer);
+      PeerSlot& slot = peer_out_[k];
+      slot.round = round;
+      slot.message = message;
+      slot.arrival = links_[k].send(clock_, message.size(), network_->link_);
+    }
+
+    /// Neighbour `peer`'s round-`round` message to this node (PeerTransport).
+    /// @throws Error naming this node, the peer and the round when the peer has not posted it to us
+    [[nodiscard]] std::span<const std::byte> collect_from(long round, int peer) {
+      const std::size_t k = slot_of(peer);
+      const Endpoint& sender = network_->endpoints_[static_cast<std::size_t>(peer)];
+      const PeerSlot& slot = sender.peer_out_[static_cast<std::size_t>(slot_at_neighbor_[k])];
+      if (slot.round != round)
+        throw Error("decopt: SimulatedNetwork: node " + std::to_string(rank_) + " collects round " +
+                    std::to_string(round) + " from neighbour " + std::to_string(peer) +
+                    " but that neighbour has not posted it to this node; begin every node's round before finishing any");
+      clock_ = std::max(clock_, slot.arrival);
+      return slot.message;
+    }
+
     /// Adds `seconds` of measured computation to this node's virtual clock — or, under a
     /// LinkModel with declared_compute, the compute declared for this node since the last advance.
     void advance(double seconds) {
@@ -74,11 +101,27 @@ class SimulatedNetwork {
 
    private:
     friend class SimulatedNetwork;
+    struct PeerSlot {  // the last post_to to one neighbour
+      long round = -1;
+      std::span<const std::byte> message;
+      double arrival = 0;
+    };
+    /// The index of `peer` in this node's neighbour list.
+    /// @throws ConfigError when peer is not a neighbour in the network's topology
+    [[nodiscard]] std::size_t slot_of(int peer) const {
+      const auto neighbors = network_->topology_.neighbors(rank_);
+      for (std::size_t k = 0; k < neighbors.size(); ++k)
+        if (neighbors[k].node == peer) return k;
+      throw ConfigError("SimulatedNetwork: node " + std::to_string(peer) + " is not a neighbour of node " +
+                        std::to_string(rank_) + " in " + network_->topology_.name());
+    }
+
     SimulatedNetwork* network_ = nullptr;
     int rank_ = 0;
     double clock_ = 0;
     std::vector<LinkClock> links_;        // my outgoing links, in neighbour order
     std::vector<int> slot_at_neighbor_;  // my index in each neighbour's neighbour list
+    std::vector<PeerSlot> peer_out_;     // per-peer messages, in neighbour order
   };
 
   /// @throws ConfigError for an invalid link model, or a declared_compute sized for another node count
@@ -96,6 +139,7 @@ class SimulatedNetwork {
       e.network_ = this;
       e.rank_ = static_cast<int>(i);
       e.links_.resize(topology_.neighbors(e.rank_).size());
+      e.peer_out_.resize(e.links_.size());
       e.slot_at_neighbor_ = detail::reverse_neighbor_slots(topology_, e.rank_);
     }
   }

@@ -5,7 +5,8 @@
 // every neighbour has arrived — and, under a LinkModel, until its modelled arrival time has passed,
 // so latency and bandwidth become real delay. Every wait of a collect(), the modelled transfer
 // included, ends by `timeout` after it began: a neighbour that never sends, or a link model slower
-// than the timeout, is a TransportError naming the rank, the neighbour and the round. abort()
+// than the timeout, is a TransportError naming the rank, the neighbour and the round. post_to /
+// collect_from (PeerTransport) use the same channels one neighbour at a time. abort()
 // wakes every waiter; reset() makes an aborted network usable for a new run.
 #pragma once
 
@@ -90,15 +91,14 @@ class ThreadNetwork {
     void post(long round, std::span<const std::byte> message) {
       auto shared = std::make_shared<const std::vector<std::byte>>(message.begin(), message.end());
       const auto now = Clock::now();
-      for (std::size_t k = 0; k < slots_.size(); ++k) {
-        const auto arrival = network_->arrival_time(now, links_[k], message.size());
-        Mailbox& box = *network_->mailboxes_[static_cast<std::size_t>(slots_[k].neighbor)];
-        {
-          std::lock_guard lock(box.mutex);
-          box.from[static_cast<std::size_t>(slots_[k].slot_at_neighbor)].push_back({round, arrival, shared});
-        }
-        box.arrived.notify_all();
-      }
+      for (std::size_t k = 0; k < slots_.size(); ++k) deliver(k, round, now, shared);
+    }
+
+    /// Sends a copy of `message` to neighbour `peer` only (PeerTransport).
+    /// @throws ConfigError when peer is not a neighbour in the network's topology
+    void post_to(long round, int peer, std::span<const std::byte> message) {
+      deliver(slot_of(peer), round, Clock::now(),
+              std::make_shared<const std::vector<std::byte>>(message.begin(), message.end()));
     }
 
     /// Waits for round `round` from every neighbour, in neighbour order, for at most the network's
@@ -111,31 +111,19 @@ class ThreadNetwork {
       inbox.resize(slots_.size());
       const auto deadline = Clock::now() + network_->timeout_;
       std::unique_lock lock(box.mutex);
-      for (std::size_t k = 0; k < slots_.size(); ++k) {
-        auto& queue = box.from[k];
-        for (;;) {
-          if (network_->aborted_.load()) throw NetworkAborted(network_->abort_reason());
-          const auto now = Clock::now();
-          if (queue.empty()) {
-            if (now >= deadline) throw timed_out(round, k, "");
-            box.arrived.wait_until(lock, deadline);
-            continue;
-          }
-          if (queue.front().round != round)
-            throw TransportError("node " + std::to_string(rank_) + " expected round " + std::to_string(round) +
-                                 " from neighbour " + std::to_string(slots_[k].neighbor) + " but got round " +
-                                 std::to_string(queue.front().round));
-          const auto arrival = queue.front().arrival;
-          if (now >= arrival) break;
-          if (now >= deadline)
-            throw timed_out(round, k, ": its message is still in transit under the link model, due in " +
-                                          std::to_string(std::chrono::duration<double>(arrival - now).count()) + " s");
-          box.arrived.wait_until(lock, std::min(arrival, deadline));  // the modelled transfer
-        }
-        held_[k] = std::move(queue.front().bytes);
-        queue.pop_front();
-        inbox[k] = std::span<const std::byte>(*held_[k]);
-      }
+      for (std::size_t k = 0; k < slots_.size(); ++k) inbox[k] = take(lock, box, k, round, deadline);
+    }
+
+    /// Waits for neighbour `peer`'s round-`round` message (PeerTransport), for at most the
+    /// network's timeout; the span stays valid until the next collect_from from that peer.
+    /// @throws TransportError naming this rank, the peer and the round, as collect()
+    [[nodiscard]] std::span<const std::byte> collect_from(long round, int peer) {
+      const std::size_t k = slot_of(peer);
+      Mailbox& box = *network_->mailboxes_[static_cast<std::size_t>(rank_)];
+      held_.resize(slots_.size());
+      const auto deadline = Clock::now() + network_->timeout_;
+      std::unique_lock lock(box.mutex);
+      return take(lock, box, k, round, deadline);
     }
 
    private:
@@ -144,6 +132,54 @@ class ThreadNetwork {
       int neighbor;
       int slot_at_neighbor;  // my index in the neighbour's neighbour list
     };
+    /// Files `bytes` in neighbour slot k's mailbox, due at the link model's arrival time.
+    void deliver(std::size_t k, long round, Clock::time_point now, std::shared_ptr<const std::vector<std::byte>> bytes) {
+      const auto arrival = network_->arrival_time(now, links_[k], bytes->size());
+      Mailbox& box = *network_->mailboxes_[static_cast<std::size_t>(slots_[k].neighbor)];
+      {
+        std::lock_guard lock(box.mutex);
+        box.from[static_cast<std::size_t>(slots_[k].slot_at_neighbor)].push_back({round, arrival, std::move(bytes)});
+      }
+      box.arrived.notify_all();
+    }
+
+    /// Waits (holding `lock` on box) until slot k's next message, of round `round`, has arrived,
+    /// then keeps its bytes in held_[k] and returns them.
+    std::span<const std::byte> take(std::unique_lock<std::mutex>& lock, Mailbox& box, std::size_t k, long round,
+                                    Clock::time_point deadline) {
+      auto& queue = box.from[k];
+      for (;;) {
+        if (network_->aborted_.load()) throw NetworkAborted(network_->abort_reason());
+        const auto now = Clock::now();
+        if (queue.empty()) {
+          if (now >= deadline) throw timed_out(round, k, "");
+          box.arrived.wait_until(lock, deadline);
+          continue;
+        }
+        if (queue.front().round != round)
+          throw TransportError("node " + std::to_string(rank_) + " expected round " + std::to_string(round) +
+                               " from neighbour " + std::to_string(slots_[k].neighbor) + " but got round " +
+                               std::to_string(queue.front().round));
+        const auto arrival = queue.front().arrival;
+        if (now >= arrival) break;
+        if (now >= deadline)
+          throw timed_out(round, k, ": its message is still in transit under the link model, due in " +
+                                        std::to_string(std::chrono::duration<double>(arrival - now).count()) + " s");
+        box.arrived.wait_until(lock, std::min(arrival, deadline));  // the modelled transfer
+      }
+      held_[k] = std::move(queue.front().bytes);
+      queue.pop_front();
+      return std::span<const std::byte>(*held_[k]);
+    }
+
+    /// The index of `peer` among this node's neighbour slots.
+    /// @throws ConfigError when peer is not a neighbour in the network's topology
+    [[nodiscard]] std::size_t slot_of(int peer) const {
+      for (std::size_t k = 0; k < slots_.size(); ++k)
+        if (slots_[k].neighbor == peer) return k;
+      throw ConfigError("ThreadNetwork: node " + std::to_string(peer) + " is not a neighbour of node " +
+                        std::to_string(rank_) + " in " + network_->topology_.name());
+    }
     TransportError timed_out(long round, std::size_t slot, const std::string& detail) const {
       return TransportError("node " + std::to_string(rank_) + " timed out after " +
                             std::to_string(std::chrono::duration<double>(network_->timeout_).count()) +

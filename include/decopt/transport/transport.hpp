@@ -6,6 +6,9 @@
 // neighbours), then collects one message from each neighbour. Posting never waits for the
 // neighbours; collecting waits until every neighbour's message of that round has arrived.
 //
+// A PeerTransport also sends one peer at a time (post_to / collect_from): a time-varying schedule's
+// round reaches only that round's neighbours, and per-edge steps send each peer its own message.
+//
 // Determinism: inbox[k] is the message of topology.neighbors(rank)[k], whatever order the bytes
 // arrived in, so the optimizer sums neighbours in a fixed order and every transport gives the same
 // bits for the same seed.
@@ -15,8 +18,11 @@
 #include <cstddef>
 #include <optional>
 #include <span>
+#include <string>
 #include <type_traits>
 #include <vector>
+
+#include "decopt/core/error.hpp"
 
 namespace decopt {
 
@@ -61,6 +67,27 @@ concept NeighborListTransport = Transport<T> && requires(const T& t) {
 template <class T>
 concept VirtualClockTransport = Transport<T> && requires(T& t, double seconds) { t.advance(seconds); };
 
+/// A transport that delivers to one peer at a time, for time-varying topologies whose round talks
+/// to only some neighbours and for steps that send each peer its own message (per-edge error
+/// memory). `post_to(round, peer, msg)`: only `peer` (a neighbour of the transport's graph, the
+/// schedule's union graph) receives msg; the bytes stay valid and unchanged until the next
+/// post_to to the same peer. `collect_from(round, peer)`: waits for peer's round-`round` message
+/// and returns it, valid until the next collect_from from the same peer (or the next collect).
+/// Messages of one peer arrive in the order posted; those of other peers are not touched. A round
+/// uses either post/collect or post_to/collect_from, not both (they share the channels).
+template <class T>
+concept PeerTransport = Transport<T> && requires(T& t, long round, int peer, std::span<const std::byte> message) {
+  t.post_to(round, peer, message);
+  { t.collect_from(round, peer) } -> std::convertible_to<std::span<const std::byte>>;
+};
+
+/// What TransportRef throws when a per-peer call reaches a transport that has no per-peer delivery.
+[[noreturn]] inline void throw_not_per_peer(int rank) {
+  throw ConfigError("the transport of rank " + std::to_string(rank) +
+                    " does not deliver per peer (no post_to/collect_from): a time-varying schedule needs a "
+                    "PeerTransport (SimulatedNetwork, ThreadNetwork, MpiTransport)");
+}
+
 /// A non-owning, type-erased reference to a Transport. The optimizer calls its transport twice a
 /// round, so one indirect call there costs nothing, and the optimizer's type stays independent
 /// of the network it runs on (the same program picks sim, threads or MPI at run time).
@@ -83,7 +110,16 @@ class TransportRef {
         neighbor_ranks_([](void* o) -> std::optional<std::vector<int>> {
           if constexpr (NeighborListTransport<T>) return std::vector<int>(static_cast<T*>(o)->neighbor_ranks());
           else return (void)o, std::nullopt;
-        }) {}
+        }),
+        post_to_([](void* o, long r, int peer, std::span<const std::byte> m) {
+          if constexpr (PeerTransport<T>) static_cast<T*>(o)->post_to(r, peer, m);
+          else (void)r, (void)peer, (void)m, throw_not_per_peer(static_cast<int>(static_cast<T*>(o)->rank()));
+        }),
+        collect_from_([](void* o, long r, int peer) -> std::span<const std::byte> {
+          if constexpr (PeerTransport<T>) return static_cast<T*>(o)->collect_from(r, peer);
+          else (void)r, (void)peer, throw_not_per_peer(static_cast<int>(static_cast<T*>(o)->rank()));
+        }),
+        delivers_per_peer_(PeerTransport<T>) {}
 
   [[nodiscard]] int rank() const { return rank_(object_); }
   [[nodiscard]] int degree() const { return degree_(object_); }
@@ -96,6 +132,15 @@ class TransportRef {
   /// The neighbours' ranks in inbox order, or nullopt for a transport that cannot say
   /// (one that is not a NeighborListTransport).
   [[nodiscard]] std::optional<std::vector<int>> neighbor_ranks() const { return neighbor_ranks_(object_); }
+  /// Whether post_to / collect_from reach the transport (it is a PeerTransport); when false they
+  /// throw ConfigError.
+  [[nodiscard]] bool delivers_per_peer() const noexcept { return delivers_per_peer_; }
+  void post_to(long round, int peer, std::span<const std::byte> message) const {
+    post_to_(object_, round, peer, message);
+  }
+  [[nodiscard]] std::span<const std::byte> collect_from(long round, int peer) const {
+    return collect_from_(object_, round, peer);
+  }
 
  private:
   void* object_;
@@ -105,6 +150,9 @@ class TransportRef {
   void (*collect_)(void*, long, std::vector<std::span<const std::byte>>&);
   void (*advance_)(void*, double);
   std::optional<std::vector<int>> (*neighbor_ranks_)(void*);
+  void (*post_to_)(void*, long, int, std::span<const std::byte>);
+  std::span<const std::byte> (*collect_from_)(void*, long, int);
+  bool delivers_per_peer_;
 };
 
 }  // namespace decopt
