@@ -76,10 +76,24 @@ struct TrainConfig {
   /// The algorithms this run trains: the --compare list, or the one --algorithm.
   [[nodiscard]] std::vector<std::string> algorithms() const { return compare.empty() ? std::vector{algorithm} : compare; }
 
-  /// The coder `run_algorithm` runs with: --coder, else the algorithm's own — vsc for malcom, raw for
-  /// choco (fixed ⌈log2(2s+1)⌉-bit levels, CHOCO-SGD's accounting) and raw for dpsgd (float32
-  /// values: the identity compressor has no levels to code, and with Dense no positions).
+  /// The compression policy `run_algorithm` runs with: identity for dpsgd (it sends its values
+  /// uncompressed and refuses --compressor, run_experiment.cpp); for malcom and choco --compressor,
+  /// else dithered.
+  [[nodiscard]] std::string compressor_of(const std::string& run_algorithm) const {
+    if (run_algorithm == "dpsgd") return "identity";
+    return compressor.empty() ? "dithered" : compressor;
+  }
+
+  /// The coder `run_algorithm` really runs with. With a --compressor other than dithered (malcom and
+  /// choco) it is that compressor's own (run_other_compressor; --coder is refused there): vsc for
+  /// natural, topk, randtopk and sign, raw for randomk, powersgd, permk, fp16 and bf16. Otherwise
+  /// --coder, else the algorithm's own — vsc for malcom, raw for choco (fixed ⌈log2(2s+1)⌉-bit
+  /// levels, CHOCO-SGD's accounting) and raw for dpsgd (float32 values: the identity compressor has
+  /// no levels to code, and with Dense no positions).
   [[nodiscard]] std::string coder_of(const std::string& run_algorithm) const {
+    const std::string policy = compressor_of(run_algorithm);
+    if (policy != "identity" && policy != "dithered")
+      return policy == "natural" || policy == "topk" || policy == "randtopk" || policy == "sign" ? "vsc" : "raw";
     if (!coder.empty()) return coder;
     return run_algorithm == "malcom" ? "vsc" : "raw";
   }

@@ -82,7 +82,8 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
   o.precision(10);
   o << "{\"algorithm\":\"" << r.algorithm << "\",\"nodes\":" << r.nodes << ",\"topology\":\"" << r.topology
     << "\",\"rounds\":" << r.rounds << ",\"epochs\":" << last.epoch << ",\"step\":\"" << c.step << "\",\"transport\":\""
-    << c.transport << "\",\"partition\":\"" << c.partition << "\",\"coder\":\"" << r.coder
+    << c.transport << "\",\"partition\":\"" << c.partition << "\",\"compressor\":\""
+    << c.compressor_of(r.algorithm) << "\",\"coder\":\"" << r.coder
     << "\",\"test_accuracy\":" << last.test_accuracy
     << ",\"test_loss\":" << last.test_loss << ",\"total_bytes_sent\":" << last.bytes_sent
     << ",\"bits_per_param_per_round\":" << r.bits_per_param_per_round() << ",\"sparsity\":" << last.sparsity
