@@ -42,6 +42,10 @@ struct TrainConfig {
   int levels = 256;
   std::string norm = "l2";
   double lambda = 1e-4;
+  /// Malcom's support coding: a weight leaves the sent support after this many rounds at 0
+  /// (SupportCoded::set_patience; 1 = at its first zero).
+  int support_patience = 4;
+  std::string support_log;  ///< sim only: CSV per round of the support coding (zero fraction, changes, bits)
   double lr = examples::kDefaultLearningRate;
   double gamma = 0.5;  ///< consensus step (D-PSGD always uses 1)
   double momentum = 0.0;
@@ -165,6 +169,13 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
   app.add_option("--levels", c.levels, "quantization levels s per sign")->check(flags::integer(1, 32767));
   app.add_option("--norm", c.norm, "scale of the dithered quantizer: l2 or linf")->check(CLI::IsMember({"l2", "linf"}));
   app.add_option("--lambda", c.lambda, "l1 weight of Malcom-PSGD's proximal step")->check(flags::real(Interval::closed(0, 1e6)));
+  app.add_option("--support-patience", c.support_patience,
+                 "malcom: rounds a weight must stay 0 before it leaves the sent support (1 = at once; default 4: "
+                 "fewer changes of weights the prox zeroes and the next step revives)")
+      ->check(flags::integer(1, 65535));
+  app.add_option("--support-log", c.support_log,
+                 "malcom, sim only: write per round the zero fraction of the models, of the sent supports, the "
+                 "support changes and the bits per parameter to this CSV file");
   // The optimizer steps in float: the smallest normal float is the smallest rate that is not 0 (or
   // a denormal) there.
   app.add_option("--lr", c.lr, "learning rate")

@@ -28,6 +28,7 @@
 #include "fashion/partition.hpp"
 #include "train/checkpoint.hpp"
 #include "train/config.hpp"
+#include "train/support_log.hpp"
 
 namespace decopt::train {
 
@@ -103,6 +104,7 @@ struct RunResult {
   double seconds = 0;
   double wait_seconds = 0;  ///< summed over nodes
   double simulated_seconds = 0;  ///< sim transport: virtual time under the link model (compute + modelled communication)
+  double sent_sparsity = std::nan("");  ///< support coding: mean over nodes of the fraction off the sent support at the end
   double dp_noise = 0;      ///< σ used (0 without differential privacy)
   double dp_epsilon = 0;    ///< ε of each node's (ε, δ) guarantee for the whole run
 
@@ -221,6 +223,8 @@ inline void check_run(const TrainConfig& c) {
   check_checkpoint_flags(c);
   if (c.step_seconds > 0 && c.transport != "sim")
     throw ConfigError("--step-seconds sets the simulated clock: it needs --transport sim, not " + c.transport);
+  if (!c.support_log.empty() && c.transport != "sim")
+    throw ConfigError("--support-log reads every node's support coding each round: it needs --transport sim, not " + c.transport);
   c.dp.validate();
   examples::flags::require_memory(estimated_memory_bytes(c),
                                   "--nodes " + std::to_string(c.nodes) + " x --hidden " + std::to_string(c.hidden) + " (" +
@@ -409,8 +413,12 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
       if (c.step_seconds > 0) declared.charge(i, c.step_seconds);
       return workers[static_cast<std::size_t>(i)].gradient(data.train, x, g);
     };
+    SupportLog support_log(codes_support<Optimizer> ? c.support_log : std::string(), n, static_cast<std::size_t>(d), result);
+    std::uint64_t bytes_before = sim.total_bytes_sent();
     for (long t = resume(node_at); t < total_rounds; ++t) {
       const auto stats = sim.round(grad);
+      support_log.round(t + 1, sim.total_bytes_sent() - bytes_before, node_at);
+      bytes_before = sim.total_bytes_sent();
       if (std::isfinite(stats.mean_loss)) {
         loss_sum += stats.mean_loss;
         ++loss_count;
@@ -421,6 +429,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     }
     for (int i = 0; i < n; ++i) result.wait_seconds += sim.node(i).totals().wait_seconds;
     result.simulated_seconds = sim.virtual_time();
+    result.sent_sparsity = sent_sparsity(n, static_cast<std::size_t>(d), node_at);
   } else if (c.transport == "threads") {
     ThreadNetwork network(topology, c.link_model(), std::chrono::milliseconds(static_cast<long>(c.timeout_s * 1000)));
     std::vector<Optimizer> nodes;
@@ -452,6 +461,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
       if (progress) progress(t, total_rounds, row);
     }
     for (const auto& node : nodes) result.wait_seconds += node.totals().wait_seconds;
+    result.sent_sparsity = sent_sparsity(n, static_cast<std::size_t>(d), node_at);
   } else if (c.transport == "mpi") {
 #ifdef DECOPT_TRAIN_WITH_MPI
     // One node per MPI rank. Evaluations and the checksum are collective (each wait bounded by

@@ -59,6 +59,7 @@ inline std::vector<MpiSetting> run_settings(const TrainConfig& c) {
           {"--levels", std::to_string(c.levels)},
           {"--norm", c.norm},
           {"--lambda", number(c.lambda)},
+          {"--support-patience", std::to_string(c.support_patience)},
           {"--lr", number(c.lr)},
           {"--gamma", number(c.gamma)},
           {"--momentum", number(c.momentum)},

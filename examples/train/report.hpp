@@ -86,7 +86,9 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
     << c.compressor_of(r.algorithm) << "\",\"coder\":\"" << r.coder
     << "\",\"test_accuracy\":" << last.test_accuracy
     << ",\"test_loss\":" << last.test_loss << ",\"total_bytes_sent\":" << last.bytes_sent
-    << ",\"bits_per_param_per_round\":" << r.bits_per_param_per_round() << ",\"sparsity\":" << last.sparsity
+    << ",\"bits_per_param_per_round\":" << r.bits_per_param_per_round() << ",\"sparsity\":" << last.sparsity;
+  if (std::isfinite(r.sent_sparsity)) o << ",\"sent_sparsity\":" << r.sent_sparsity;
+  o
     << ",\"consensus_distance\":" << last.consensus_distance << ",\"parameters\":" << r.parameters
     << ",\"seconds\":" << r.seconds << ",\"wait_seconds\":" << r.wait_seconds
     << ",\"simulated_seconds\":" << r.simulated_seconds << ",\"evaluations\":" << r.rows.size()

@@ -62,10 +62,12 @@ RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, con
   // Malcom-PSGD or CHOCO-SGD (the same quantizer; ℓ1 prox or none) with the level coder Coder.
   auto quantized = [&]<class Step, class Coder>(Step, Coder) -> RunResult {
     using Pipeline = Compressor<Dense, DitheredQuantizer, Coder>;
-    if (algorithm == "malcom")  // over the model's support: the zeros of the l1 prox cost no bits
-      return detail::run_with<DecentralizedOptimizer<SupportCoded<Pipeline>, L1Prox, Step>>(
-          c, algorithm, data, options, SupportCoded<Pipeline>(Pipeline{Dense{}, quantizer, Coder{}}), L1Prox{c.lambda},
-          progress);
+    if (algorithm == "malcom") {  // over the model's support: the zeros of the l1 prox cost no bits
+      SupportCoded<Pipeline> support(Pipeline{Dense{}, quantizer, Coder{}});
+      support.set_patience(static_cast<unsigned>(c.support_patience));
+      return detail::run_with<DecentralizedOptimizer<SupportCoded<Pipeline>, L1Prox, Step>>(c, algorithm, data, options, support,
+                                                                                            L1Prox{c.lambda}, progress);
+    }
     return detail::run_with<DecentralizedOptimizer<Pipeline, NoProx, Step>>(c, algorithm, data, options,
                                                                              {Dense{}, quantizer, Coder{}}, NoProx{}, progress);
   };

@@ -105,6 +105,111 @@ TEST_CASE("SupportCoded: the receiver applies exactly the sender's change of x-h
   }
 }
 
+TEST_CASE("SupportCoded: a dense model sends no changes; a leave whose x-hat is already 0 carries no value",
+          "[optimizer][support]") {
+  constexpr std::size_t d = 500;
+  Link link(d);
+  decopt::Rng rng(13);
+  std::vector<float> x(d);
+  for (float& v : x) v = static_cast<float>(rng.normal());
+  // Every support starts full: the first dense message announces nothing.
+  auto message = link.send(x);
+  link.receiver.decode_add_from(0, message, 1.0f, link.acc);
+  CHECK(link.sender.last_encode().entered == 0);
+  CHECK(link.sender.last_encode().left == 0);
+  CHECK(link.sender.last_encode().live == d);
+  CHECK(link.sender.last_encode().zeros == 0);
+  // Fresh link: x-hat is 0 everywhere, so the first zeros leave for a flag bit each, no value.
+  Link fresh(d);
+  std::vector<float> sparse = x;
+  for (std::size_t k = 0; k < d; k += 5) sparse[k] = 0.0f;  // 100 zeros
+  message = fresh.send(sparse);
+  CHECK(fresh.sender.last_encode().left == 100);
+  CHECK(fresh.sender.last_encode().snap_values == 0);
+  CHECK(fresh.sender.last_encode().zeros == 100);
+  fresh.receiver.decode_add_from(0, message, 1.0f, fresh.acc);
+  REQUIRE(fresh.acc == fresh.xhat);
+  // Next round: every other of those comes back, and 50 other coordinates leave, each with its
+  // exact value unless the quantizer had left x-hat there at 0.
+  std::vector<float> moved = x;
+  for (std::size_t k = 0; k < d; k += 10) moved[k] = 0.0f;   // 50 of the old zeros stay
+  for (std::size_t k = 1; k < d; k += 10) moved[k] = 0.0f;   // 50 new zeros
+  std::size_t nonzero_xhat = 0;
+  for (std::size_t k = 1; k < d; k += 10) nonzero_xhat += fresh.xhat[k] != 0.0f;
+  REQUIRE(nonzero_xhat > 10);
+  message = fresh.send(moved);
+  CHECK(fresh.sender.last_encode().entered == 50);
+  CHECK(fresh.sender.last_encode().left == 50);
+  CHECK(fresh.sender.last_encode().snap_values == nonzero_xhat);
+  CHECK(fresh.sender.last_encode().live == d - 100);
+  fresh.receiver.decode_add_from(0, message, 1.0f, fresh.acc);
+  REQUIRE(fresh.acc == fresh.xhat);
+  for (std::size_t k = 0; k < d; ++k)
+    if (moved[k] == 0.0f) REQUIRE(fresh.xhat[k] == 0.0f);
+}
+
+TEST_CASE("SupportCoded: a change list that is malformed behind a valid checksum is a DecodeError",
+          "[optimizer][support]") {
+  constexpr std::size_t d = 64;
+  // [crc32c][varint |D|][varint b][Golomb(b) gaps], the crc over what follows it.
+  const auto forge = [](std::uint64_t count, std::uint64_t b, const std::vector<std::uint64_t>& gaps) {
+    std::vector<std::byte> m;
+    decopt::put_le<std::uint32_t>(m, 0);
+    decopt::put_varint(m, count);
+    decopt::put_varint(m, b);
+    if (b >= 1) {
+      decopt::BitWriter bits(m);
+      const decopt::codes::Golomb golomb(b);
+      for (auto g : gaps) golomb.write(bits, g);
+      bits.finish();
+    }
+    const std::uint32_t crc = decopt::crc32c(std::span<const std::byte>(m).subspan(4));
+    for (int i = 0; i < 4; ++i) m[static_cast<std::size_t>(i)] = static_cast<std::byte>(crc >> (8 * i));
+    return m;
+  };
+  Link link(d);
+  const auto before = link.acc;
+  const auto fails = [&](const std::vector<std::byte>& m, const char* why) {
+    REQUIRE_THROWS_WITH(link.receiver.decode_add_from(0, m, 1.0f, link.acc), Catch::Contains(why));
+  };
+  fails(forge(d + 1, 4, std::vector<std::uint64_t>(d + 1, 0)), "more than the message or the dimension holds");
+  fails(forge(1, 0, {}), "Golomb parameter out of range");
+  fails(forge(1, d + 1, {0}), "Golomb parameter out of range");
+  fails(forge(1, 8, {d}), "index out of range");            // the first index is d
+  fails(forge(2, 8, {d - 1, 0}), "index out of range");     // nothing can follow the last index
+  fails(forge(2, 1, {1, 200}), "unary code longer than allowed");
+  CHECK(link.acc == before);
+  CHECK(link.receiver.support().count() == d);  // unchanged: still full
+}
+
+TEST_CASE("SupportCoded with patience: a coordinate leaves after P rounds at 0, x-hat stays the receiver's bit for bit",
+          "[optimizer][support]") {
+  constexpr std::size_t d = 400;
+  Link link(d);
+  link.sender.set_patience(3);
+  CHECK_THROWS_AS(link.receiver.set_patience(0), decopt::ConfigError);
+  CHECK_THROWS_AS(link.receiver.set_patience(65536), decopt::ConfigError);
+  decopt::Rng rng(17);
+  std::vector<float> x(d);
+  for (float& v : x) v = static_cast<float>(rng.normal());
+  for (int round = 0; round < 12; ++round) {
+    // Coordinate 0 is 0 from round 2 on; coordinate 1 flickers (0 every other round) and never
+    // waits out the patience; the others churn randomly.
+    std::vector<float> now = x;
+    if (round >= 2) now[0] = 0.0f;
+    if (round % 2 == 1) now[1] = 0.0f;
+    for (std::size_t k = 2; k < d; ++k)
+      if (rng.uniform() < 0.3) now[k] = 0.0f;
+    const auto message = link.send(now);
+    link.receiver.decode_add_from(0, message, 1.0f, link.acc);
+    REQUIRE(link.acc == link.xhat);
+    CHECK(link.sender.support().test(0) == (round < 4));  // zero at rounds 2, 3, 4: leaves at the third
+    CHECK(link.sender.support().test(1));
+    for (std::size_t k = 0; k < d; ++k)
+      if (!link.sender.support().test(k)) REQUIRE(link.xhat[k] == 0.0f);
+  }
+}
+
 TEST_CASE("SupportCoded: a model that stays sparse costs its live values' bits, not a dense model's",
           "[optimizer][support]") {
   constexpr std::size_t d = 20000;
@@ -190,8 +295,10 @@ TEST_CASE("SupportCoded runs resume from checkpoints bit for bit; a foreign stat
   constexpr int nodes = 4, d = 60;
   const auto p = decopt::testing::make_problem(decopt::testing::SplitProblem::Loss::LeastSquares, nodes, 30, d, 2);
   using Opt = decopt::DecentralizedOptimizer<Coded, decopt::L1Prox>;
+  Coded patient(plain());
+  patient.set_patience(3);  // the counters of consecutive zero rounds are part of the state
   const typename decopt::Simulation<Opt>::Setup setup{.options = {.lr = 0.02, .consensus_step = 0.6, .seed = 8},
-                                                      .compressor = Coded(plain()), .prox = decopt::L1Prox{0.3}};
+                                                      .compressor = patient, .prox = decopt::L1Prox{0.3}};
   Network<Opt> straight(Topology::ring(nodes), d, setup), first(Topology::ring(nodes), d, setup),
       resumed(Topology::ring(nodes), d, setup);
   straight.rounds(p, 40, 1);

@@ -7,19 +7,35 @@
 // those coordinates (measured: 49% zeros, the same 1.88 bits/param/round as a dense model).
 // SupportCoded<Inner> keeps x̂ exactly 0 wherever x is, and tells the receivers which coordinates
 // those are, so that neither side spends a bit on them:
-//   S     the announced support: the coordinates with x_k ≠ 0 at the last encode; x̂_k = 0 off S
-//   D     = S Δ supp(x), the coordinates whose membership changed, in index order:
-//           k ∈ S, x_k = 0  (a snap)        q_k = −x̂_k exactly, so x̂_k becomes exactly 0
-//           k ∉ S, x_k ≠ 0  (an activation) k joins the live set
+//   S     the announced support, all coordinates at the start (x̂ = 0 satisfies x̂ = 0 off S for
+//         any S, so a dense model pays nothing to announce itself); x̂_k = 0 off S
+//   D     = S Δ S', the coordinates whose membership changed, in index order, where S' = supp(x)
+//           with patience P = 1 (below: S' keeps k ∈ S until x_k = 0 at P consecutive encodes):
+//           k ∈ S, x_k = 0  (a leave, a snap)  q_k = −x̂_k exactly, so x̂_k becomes exactly 0;
+//                           a flag bit says whether a value is sent: none when x̂_k is already 0
+//           k ∉ S, x_k ≠ 0  (an entry)         k joins the live set
 //   L     = supp(x): q_L = Inner(x_L − x̂_L) over the compact vector of the |L| live values
-//   message = [crc32c of the support part][varint |D|][|D| varint gaps][float32 −x̂_k per snap]
+//   message = [crc32c of the support part][varint |D|][varint b, if |D| > 0]
+//             [bits: |D| Golomb(b) codes of the index gaps (the first index, then gap − 1),
+//              one flag bit per leave; zero-padded to a byte][float32 −x̂_k per flagged leave]
 //             [Inner's message over |L| values; none when L is empty]
+// b is the optimal Golomb parameter for gaps of a geometric source with p = |D|/d (Golomb, "Run-
+// length encodings", IEEE T-IT 1966; Gallager & van Voorhis 1975), so a change costs about
+// log2(d/|D|) + 1.5 bits instead of a byte-aligned varint; b is sent, so receivers need no
+// floating point to agree on it.
 // Receivers keep each neighbour's S (a bit per coordinate per neighbour, d/8 bytes each), apply D,
 // add w·q_k for the snaps and decode Inner's message into the live coordinates. A round costs the
-// changes (a varint each, 32 bits more per snap) plus Inner's bits over |L| values: with a zero
-// fraction z, about (1 − z) of the dense bits once the support has settled. The snap is exact
-// (x̂_k + (−x̂_k) = 0 in IEEE arithmetic), so x̂ is the same number on the sender and in every
-// receiver's s, and s = Σ_j w_ij x̂_j holds as for any compressor.
+// changes plus Inner's bits over |L| values: with a zero fraction z, about (1 − z) of the dense
+// bits once the support has settled. The snap is exact (x̂_k + (−x̂_k) = 0 in IEEE arithmetic),
+// so x̂ is the same number on the sender and in every receiver's s, and s = Σ_j w_ij x̂_j holds as
+// for any compressor.
+//
+// Patience P (set_patience): a coordinate leaves S only after x_k = 0 at P consecutive encodes;
+// until then it stays live and Inner codes x_k − x̂_k = −x̂_k like any other value. With P = 1 a
+// coordinate leaves at its first zero; a larger P stops the churn of coordinates the prox zeroes
+// and the next gradient step revives (each round trip costs two changes and a float32), at the
+// price of coding a few zeros. Only the sender decides, and the receivers learn it from D, so x̂
+// is still the same number everywhere; the per-coordinate counters are part of save_state.
 //
 // Layer-wise scales (set_scale_blocks) are remapped to the compact vector at every encode (each
 // block keeps its own norm over its live values). Matrix blocks do not survive compaction:
@@ -36,7 +52,9 @@
 #include <vector>
 
 #include "decopt/compress/hooks.hpp"
+#include "decopt/core/bit_stream.hpp"
 #include "decopt/core/bytes.hpp"
+#include "decopt/core/codes.hpp"
 #include "decopt/core/crc32c.hpp"
 #include "decopt/core/error.hpp"
 #include "decopt/core/rng.hpp"
@@ -49,6 +67,13 @@ class Bitmap {
  public:
   Bitmap() = default;
   explicit Bitmap(std::size_t n) : words_((n + 63) / 64, 0) {}
+  /// n bits, all set.
+  static Bitmap full(std::size_t n) {
+    Bitmap b(n);
+    for (auto& w : b.words_) w = ~std::uint64_t{0};
+    if (n % 64 != 0) b.words_.back() = (std::uint64_t{1} << (n % 64)) - 1;
+    return b;
+  }
   [[nodiscard]] bool test(std::size_t k) const noexcept { return (words_[k >> 6] >> (k & 63)) & 1; }
   void flip(std::size_t k) noexcept { words_[k >> 6] ^= std::uint64_t{1} << (k & 63); }
   [[nodiscard]] std::size_t count() const noexcept {
@@ -86,16 +111,35 @@ class SupportCoded {
   SupportCoded() = default;
   explicit SupportCoded(Inner inner) : inner_(std::move(inner)) {}
 
+  /// What the last encode_model sent (coordinates counted over the whole vector).
+  struct EncodeCounts {
+    std::size_t entered = 0;      ///< coordinates that joined the support
+    std::size_t left = 0;         ///< coordinates that left it (snaps)
+    std::size_t snap_values = 0;  ///< leaves that carried a value (x̂_k was not already 0)
+    std::size_t zeros = 0;        ///< coordinates with x_k = 0
+    std::size_t live = 0;         ///< |S| after the encode: the values Inner coded
+  };
+
   static std::string name() { return "Support(" + Inner::name() + ")"; }
   [[nodiscard]] const Inner& inner() const noexcept { return inner_; }
 
-  /// Sizes the support of this node and of each neighbour (every x̂ starts at 0: empty supports).
+  /// Sizes the support of this node and of each neighbour; every support starts full (every x̂
+  /// starts at 0, which is 0 off any support), so a dense model sends no changes.
   void bind_neighbors(std::size_t neighbors, std::size_t d) {
     d_ = d;
-    support_ = detail::Bitmap(d);
-    neighbor_support_.assign(neighbors, detail::Bitmap(d));
+    support_ = detail::Bitmap::full(d);
+    neighbor_support_.assign(neighbors, detail::Bitmap::full(d));
+    zero_rounds_.assign(d, 0);
   }
   void bind_node(int rank, int nodes, std::uint64_t seed) { hooks::bind_node(inner_, rank, nodes, seed); }
+
+  /// A coordinate leaves the support after `rounds` consecutive encodes with x_k = 0 (default 1).
+  /// @throws ConfigError unless 1 ≤ rounds ≤ 65535
+  void set_patience(unsigned rounds) {
+    detail::require(rounds >= 1 && rounds <= 65535, "SupportCoded: patience must be in [1, 65535] rounds");
+    patience_ = static_cast<std::uint16_t>(rounds);
+  }
+  [[nodiscard]] unsigned patience() const noexcept { return patience_; }
 
   /// Layer-wise scales, in coordinates of the whole vector (remapped to the live values per encode).
   void set_scale_blocks(std::span<const ScaleBlock> blocks)
@@ -113,27 +157,48 @@ class SupportCoded {
                     "SupportCoded::encode_model: sizes differ from the bound dimension (bind_neighbors)");
     changes_.clear();
     snaps_.clear();
+    flags_.clear();
     live_.clear();
     compact_.clear();
+    last_ = {};
     for (std::size_t k = 0; k < d_; ++k) {
       const bool announced = support_.test(k);
       const bool nonzero = x[k] != 0.0f;
-      if (announced != nonzero) {
+      last_.zeros += !nonzero;
+      std::uint16_t& waited = zero_rounds_[k];
+      waited = nonzero ? 0 : static_cast<std::uint16_t>(std::min<unsigned>(waited + 1u, 65535u));
+      const bool member = announced ? (nonzero || waited < patience_) : nonzero;
+      if (announced != member) {
         changes_.push_back(k);
-        if (announced) snaps_.push_back(-xhat[k]);
+        if (announced) {
+          flags_.push_back(xhat[k] != 0.0f);
+          if (flags_.back()) snaps_.push_back(-xhat[k]);
+        }
       }
-      if (nonzero) {
+      if (member) {
         live_.push_back(k);
         compact_.push_back(x[k] - xhat[k]);
       }
     }
+    last_.left = flags_.size();
+    last_.entered = changes_.size() - flags_.size();
+    last_.snap_values = snaps_.size();
+    last_.live = live_.size();
     const std::size_t start = out.size();
     put_le<std::uint32_t>(out, 0);  // the support part's crc32c, filled in below
     put_varint(out, changes_.size());
-    std::size_t previous = 0;
-    for (std::size_t k : changes_) {
-      put_varint(out, k - previous);  // the first gap is the index itself; then gaps ≥ 1
-      previous = k;
+    if (!changes_.empty()) {
+      const std::uint64_t b = codes::optimal_golomb_parameter(static_cast<double>(changes_.size()) / static_cast<double>(d_));
+      put_varint(out, std::min<std::uint64_t>(b, d_));
+      const codes::Golomb golomb(std::min<std::uint64_t>(b, d_));
+      BitWriter bits(out);
+      std::size_t next = 0;  // the smallest index the next change can have
+      for (std::size_t k : changes_) {
+        golomb.write(bits, k - next);
+        next = k + 1;
+      }
+      for (bool f : flags_) bits.write_bit(f);
+      bits.finish();
     }
     for (float v : snaps_) put_le<float>(out, v);
     const std::uint32_t crc = crc32c(std::span<const std::byte>(out).subspan(start + 4));
@@ -144,9 +209,9 @@ class SupportCoded {
       inner_.encode(std::span<const float>(compact_), rng, out, std::span<float>(compact_q_));
     }
     std::fill(q.begin(), q.end(), 0.0f);
-    std::size_t snap = 0;
+    std::size_t leave = 0, snap = 0;
     for (std::size_t k : changes_) {
-      if (support_.test(k)) q[k] = snaps_[snap++];
+      if (support_.test(k) && flags_[leave++]) q[k] = snaps_[snap++];
       support_.flip(k);
     }
     for (std::size_t j = 0; j < live_.size(); ++j) q[live_[j]] = compact_q_[j];
@@ -164,18 +229,32 @@ class SupportCoded {
     ByteReader in(message);
     const auto crc = in.get_le<std::uint32_t>();
     const std::uint64_t count = in.get_varint();
-    detail::require_decodable(count <= in.remaining() && count <= d_, "support changes: more than the message or the dimension holds");
+    detail::require_decodable(count <= 8 * in.remaining() && count <= d_,
+                              "support changes: more than the message or the dimension holds");
     changes_.clear();
+    flags_.clear();
     std::size_t snaps = 0;
-    std::uint64_t index = 0;
-    for (std::uint64_t c = 0; c < count; ++c) {
-      const std::uint64_t gap = in.get_varint();
-      detail::require_decodable(c == 0 || gap >= 1, "support changes: indices not strictly increasing");
-      detail::require_decodable(gap < d_ - index, "support change: index out of range");  // index < d_: no overflow
-      index += gap;  // the first gap is the index itself
-      changes_.push_back(static_cast<std::size_t>(index));
-      if (support.test(static_cast<std::size_t>(index))) ++snaps;
+    if (count > 0) {
+      const std::uint64_t b = in.get_varint();
+      detail::require_decodable(b >= 1 && b <= d_, "support changes: Golomb parameter out of range");
+      const codes::Golomb golomb(b);
+      BitReader bits(in.rest());
+      std::uint64_t next = 0;  // the smallest index the next change can have
+      for (std::uint64_t c = 0; c < count; ++c) {
+        detail::require_decodable(next < d_, "support change: index out of range");
+        const std::uint64_t gap = golomb.read(bits, (d_ - next) / b);
+        detail::require_decodable(gap < d_ - next, "support change: index out of range");  // no overflow
+        changes_.push_back(static_cast<std::size_t>(next + gap));
+        next += gap + 1;
+      }
+      for (std::size_t k : changes_)
+        if (support.test(k)) {
+          flags_.push_back(bits.read(1) != 0);
+          snaps += flags_.back();
+        }
+      in.skip(bits.byte_position());
     }
+    const std::size_t left = flags_.size();
     detail::require_decodable(in.remaining() >= snaps * sizeof(float), "support changes: snap values truncated");
     snaps_.resize(snaps);
     for (float& v : snaps_) {
@@ -183,15 +262,15 @@ class SupportCoded {
       detail::require_decodable(std::isfinite(v), "support changes: a snap value is not finite");
     }
     detail::require_decodable(crc32c(message.subspan(4, in.position() - 4)) == crc, "support part: checksum mismatch");
-    const std::size_t live = support.count() + (changes_.size() - snaps) - snaps;
+    const std::size_t live = support.count() + (changes_.size() - left) - left;
     compact_q_.assign(live, 0.0f);
     if (live > 0)
       inner_.decode_add(in.rest(), weight, std::span<float>(compact_q_));
     else
       detail::require_decodable(in.remaining() == 0, "message carries values but the model has no support");
-    std::size_t snap = 0;
+    std::size_t leave = 0, snap = 0;
     for (std::size_t k : changes_) {
-      if (support.test(k)) acc[k] += weight * snaps_[snap++];
+      if (support.test(k) && flags_[leave++]) acc[k] += weight * snaps_[snap++];
       support.flip(k);
     }
     std::size_t j = 0;
@@ -216,12 +295,15 @@ class SupportCoded {
     }
   }
 
-  /// The support of this node and of each neighbour, then Inner's state if it has one.
+  /// The support of this node and of each neighbour, the patience and its per-coordinate
+  /// counters, then Inner's state if it has one.
   void save_state(std::vector<std::byte>& out) const {
     put_le<std::uint64_t>(out, d_);
     put_le<std::uint64_t>(out, neighbor_support_.size());
     put_words(out, support_);
     for (const auto& s : neighbor_support_) put_words(out, s);
+    put_le<std::uint16_t>(out, patience_);
+    for (std::uint16_t w : zero_rounds_) put_le<std::uint16_t>(out, w);
     hooks::save_state(inner_, out);
   }
   /// Reads what save_state wrote; changes nothing when it throws.
@@ -237,15 +319,23 @@ class SupportCoded {
     std::vector<detail::Bitmap> neighbor(neighbor_support_.size(), detail::Bitmap(d_));
     get_words(in, support);
     for (auto& s : neighbor) get_words(in, s);
+    const auto patience = in.get_le<std::uint16_t>();
+    detail::require(patience == patience_, "checkpoint's support coding has patience " + std::to_string(patience) +
+                                               ", this node " + std::to_string(patience_));
+    std::vector<std::uint16_t> zero_rounds(d_);
+    for (std::uint16_t& w : zero_rounds) w = in.get_le<std::uint16_t>();
     Inner inner = inner_;
     hooks::load_state(inner, in);
     support_ = std::move(support);
     neighbor_support_ = std::move(neighbor);
+    zero_rounds_ = std::move(zero_rounds);
     inner_ = std::move(inner);
   }
 
   /// This node's announced support (the coordinates its neighbours consider live).
   [[nodiscard]] const detail::Bitmap& support() const noexcept { return support_; }
+  /// What the last encode_model sent.
+  [[nodiscard]] const EncodeCounts& last_encode() const noexcept { return last_; }
 
  private:
   static void put_words(std::vector<std::byte>& out, const detail::Bitmap& b) {
@@ -276,9 +366,13 @@ class SupportCoded {
   std::size_t d_ = 0;
   detail::Bitmap support_;
   std::vector<detail::Bitmap> neighbor_support_;
+  std::uint16_t patience_ = 1;
+  std::vector<std::uint16_t> zero_rounds_;  // consecutive encodes with x_k = 0, saturating
   std::vector<ScaleBlock> scale_blocks_;
   // scratch, reused every round
+  EncodeCounts last_;
   std::vector<std::size_t> changes_, live_;
+  std::vector<bool> flags_;
   std::vector<float> snaps_, compact_, compact_q_;
   std::vector<ScaleBlock> compact_blocks_;
 };
