@@ -191,3 +191,30 @@ TEST_CASE("HalfFloat: 16 bits a value, q the rounded v, and its errors", "[compr
   REQUIRE_NOTHROW(bf16.encode(big, rng, out, q));
   REQUIRE(q[3] == 70144.0f);  // 70000 to bfloat16's 8 significant bits: 1.0001001b·2^16
 }
+
+// RawCoder's width is ⌈log2(2s+1)⌉ with s the largest code; 2.0 is code 0x4000 in both formats, so
+// inputs in (−2, 2) travel in 15 bits a value and one |v| ≥ 2 makes every value 16 bits.
+TEST_CASE("HalfFloat with RawCoder: 15 bits a value below 2, 16 once one |v| >= 2", "[compress][half][bits]") {
+  const std::size_t d = 8192;
+  auto v = gaussian(d, 5);
+  for (float& x : v) x = std::clamp(x, -1.9f, 1.9f);  // rounds below 2 in both formats
+  for (const HalfFormat f : formats) {
+    REQUIRE(detail::half::value(f, 0x4000u) == 2.0f);
+    REQUIRE(RawCoder::level_bits(0x3FFF) == 15);
+    REQUIRE(RawCoder::level_bits(0x4000) == 16);
+    Compressor<Dense, HalfFloat, RawCoder> c({}, HalfFloat{f, HalfRounding::NearestEven});
+    Rng rng(1);
+    std::vector<float> q(d);
+    std::vector<std::byte> below, above;
+    c.encode(v, rng, below, q);
+    REQUIRE(std::ranges::all_of(q, [](float x) { return std::fabs(x) < 2.0f; }));
+    auto w = v;
+    w[100] = f == HalfFormat::Float16 ? -2.0f : 2.5f;
+    c.encode(w, rng, above, q);
+    // the same header and parameters; the payload is 15·d bits, then 16·d bits
+    REQUIRE(above.size() - below.size() == d / 8);
+    const std::size_t overhead = below.size() - 15 * d / 8;
+    REQUIRE(overhead < 32);
+    REQUIRE(above.size() == 16 * d / 8 + overhead);
+  }
+}

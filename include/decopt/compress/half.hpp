@@ -3,10 +3,11 @@
 //
 // A half-precision value is a sign and a 15-bit magnitude code whose order is the values' order,
 // so it travels as the signed integer level ℓ = ±code with the reconstruction table
-// table[code] = the format's value: every coder carries it (RawCoder in 16 bits a value), and
+// table[code] = the format's value: every coder carries it (RawCoder in at most 16 bits a value), and
 // decode_add is the level path, exact bit for bit. The sparsifier's scale is applied before
 // rounding (q = round(v·scale)), so the table is the format's values alone. The largest code in
-// the message is its level count s, which bounds the receiver's table and its overflow check.
+// the message is its level count s, which bounds the receiver's table and its overflow check;
+// with RawCoder it also sets the width: 15 bits a value while every |q| < 2, 16 once one |q| ≥ 2.
 //
 // Rounding works on the float32 bits (no F16C/AVX-512-BF16 dependence, the same bits on every
 // target): to nearest even, or stochastically — the magnitude bits below the format's precision
@@ -125,6 +126,11 @@ struct HalfFloat {
       const float v = detail::half::value(format, c);
       out[i] = negative ? -v : v;  // the receiver's weight·(−table[c]) with weight 1
     }
+    // The level count is the largest code, so RawCoder's width ⌈log2(2s+1)⌉ = bit_width(2s) follows
+    // the data: 2.0 is code 0x4000 in both formats (float16 exponent field 16, bfloat16 the top half
+    // of 0x40000000), so while every |q| < 2 the largest code is below 0x4000 and the levels take 15
+    // bits each ("fp16/bf16 at 15 bits per element" on inputs in (−2, 2)); once one |q| ≥ 2, 16 bits
+    // (tests/compress/test_half.cpp, "15 bits below 2").
     blk.s = largest_code == 0 ? 1 : static_cast<int>(largest_code);
     blk.flags = options_byte();
     blk.sigma = 0.0f;
