@@ -1,10 +1,11 @@
 // decopt/optimizer/optimizer.hpp — aggregate: the optimizer, its step policies, the lockstep
-// simulation driver and the named configurations.
+// simulation driver, the named configurations and the per-edge copies of time-varying schedules.
 #pragma once
 
 #include "decopt/optimizer/concepts.hpp"
 #include "decopt/optimizer/configurations.hpp"
 #include "decopt/optimizer/decentralized_optimizer.hpp"
+#include "decopt/optimizer/edge_copies.hpp"
 #include "decopt/optimizer/options.hpp"
 #include "decopt/optimizer/simulation.hpp"
 #include "decopt/optimizer/steps.hpp"
