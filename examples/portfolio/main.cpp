@@ -13,7 +13,7 @@
 // flags; only rank 0 prints (progress, the summary, --csv, --plot, the JSON line).
 //
 // Progress goes to stderr, one line per epoch. With --json the last line of stdout is one JSON
-// object: solver, transport, threads (threads or workers), assets, periods, epochs, converged,
+// object: solver, transport, threads (threads or workers), coordinates_per_step, assets, periods, epochs, converged,
 // suboptimality (relative to the exact optimum, (f − f*)/|f*|), objective, optimal_value, seconds,
 // updates, dropped_updates, max_staleness.
 #include <CLI/CLI.hpp>
@@ -107,6 +107,7 @@ int main(int argc, char** argv) {
   options.tolerance = 1e-6;
   Eigen::Index inner_steps = 0;
   int max_staleness = AsyVrscDistributedOptions{}.max_staleness;
+  Eigen::Index coordinates_per_step = 0;
   std::string csv_path;
   std::string plot_path;
   bool json = false;
@@ -148,6 +149,10 @@ int main(int argc, char** argv) {
   app.add_option("--batch-b", options.batch_b, "|B|, inner-Jacobian samples per step")->check(flags::integer(1, 1 << 30));
   app.add_option("--tolerance", options.tolerance, "stop at this relative suboptimality (0: run all epochs)")
       ->check(flags::real(Interval::closed(0, 1e6)));
+  auto* coordinates_flag =
+      app.add_option("--coordinates-per-step", coordinates_per_step,
+                     "asyvrsc-shared: coordinates each inner step writes (0 = all; 1 = the coordinate-update model)")
+          ->check(flags::integer(0, 1 << 30));
   app.add_option("--max-staleness", max_staleness, "asyvrsc-distributed: staleness bound tau")
       ->check(flags::integer(0, 1 << 30));
   app.add_option("--csv", csv_path, "write per-epoch epoch,seconds,suboptimality to FILE");
@@ -188,6 +193,8 @@ int main(int argc, char** argv) {
     solver = solvers.at(solver_flag);
     if (over_mpi && solver != Solver::Distributed)
       throw decopt::ConfigError("--transport mpi works with --solver asyvrsc-distributed only");
+    if (coordinates_flag->count() > 0 && solver != Solver::Shared)
+      throw decopt::ConfigError("--coordinates-per-step works with --solver asyvrsc-shared only");
     problem_options.seed = seed;
     options.seed = seed;
     options.inner_steps = inner_steps_flag->count() > 0 ? inner_steps : problem_options.periods;
@@ -224,6 +231,7 @@ int main(int argc, char** argv) {
         AsyVrscSharedOptions o;
         static_cast<VrscOptions&>(o) = options;
         o.threads = used_threads = threads;
+        o.coordinates_per_step = coordinates_per_step;
         result = AsyVRSCShared(o).optimize(problem, x, problem.optimal_value());
         break;
       }
@@ -252,7 +260,7 @@ int main(int argc, char** argv) {
     }
     std::ostringstream line;
     line << "{\"solver\":\"" << solver_name(solver) << "\",\"transport\":\"" << (over_mpi ? "mpi" : "threads")
-         << "\",\"threads\":" << used_threads
+         << "\",\"threads\":" << used_threads << ",\"coordinates_per_step\":" << coordinates_per_step
          << ",\"assets\":" << problem.dimension() << ",\"periods\":" << problem.outer_count()
          << ",\"epochs\":" << result.epochs << ",\"converged\":" << (result.converged ? "true" : "false")
          << ",\"suboptimality\":" << json_number(result.suboptimality)

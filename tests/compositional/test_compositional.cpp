@@ -297,6 +297,52 @@ TEST_CASE("AsyVRSCShared with 2 threads converges to 1e-6 on the default problem
   CHECK((problem.objective(x) - problem.optimal_value()) / std::abs(problem.optimal_value()) <= 1e-6);
 }
 
+TEST_CASE("AsyVRSCShared with coordinates_per_step = b writes b coordinates per inner step and converges",
+          "[compositional][shared]") {
+  const auto problem = small_problem();  // d = 20
+  const Eigen::Index d = problem.dimension();
+  auto changed_after = [&](Eigen::Index block, Eigen::Index inner_steps) {
+    AsyVrscSharedOptions o;
+    o.threads = 1;
+    o.epochs = 1;
+    o.inner_steps = inner_steps;
+    o.step_size = 1e-3;
+    o.coordinates_per_step = block;
+    Vector x = Vector::Zero(d);
+    (void)AsyVRSCShared(o).optimize(problem, x, problem.optimal_value());
+    return (x.array() != 0.0).count();
+  };
+  // From x = 0 the estimate v is nonzero in every coordinate, so what changed is what was written.
+  CHECK(changed_after(0, 1) == d);
+  CHECK(changed_after(1, 1) == 1);
+  CHECK(changed_after(3, 1) == 3);
+  CHECK(changed_after(1, 4) <= 4);
+  CHECK(changed_after(d, 1) == d);
+
+  // One coordinate per estimate still converges (the analysed model), given d times the steps.
+  AsyVrscSharedOptions o;
+  o.threads = 2;
+  o.step_size = 1e-3;
+  o.inner_steps = 200 * d;
+  o.epochs = 40;
+  o.coordinates_per_step = 1;
+  o.tolerance = 1e-4;
+  Vector x = Vector::Zero(d);
+  const auto r = AsyVRSCShared(o).optimize(problem, x, problem.optimal_value());
+  INFO("epochs " << r.epochs << ", suboptimality " << r.suboptimality);
+  CHECK(r.converged);
+  CHECK(r.suboptimality <= 1e-4);
+
+  // One thread: the same seed gives the same bits.
+  o.threads = 1;
+  o.epochs = 3;
+  o.tolerance = 0;
+  Vector a = Vector::Zero(d), b = Vector::Zero(d);
+  (void)AsyVRSCShared(o).optimize(problem, a, problem.optimal_value());
+  (void)AsyVRSCShared(o).optimize(problem, b, problem.optimal_value());
+  CHECK(a == b);
+}
+
 TEST_CASE("AsyVRSCDistributed with one worker reproduces VRSC exactly", "[compositional][distributed]") {
   const auto problem = small_problem();
   const VrscOptions o = testing::short_vrsc_options();
@@ -350,6 +396,17 @@ TEST_CASE("Bad sizes and options throw ConfigError naming the parameter", "[comp
     o.step_size = -1.0;
     return AsyVRSCShared(o);
   }, "step_size");
+  throws_naming([] {
+    AsyVrscSharedOptions o;
+    o.coordinates_per_step = -1;
+    return AsyVRSCShared(o);
+  }, "coordinates_per_step");
+  throws_naming([] {
+    AsyVrscSharedOptions o;
+    o.coordinates_per_step = 6;  // d = 5 below
+    Vector x = Vector::Zero(5);
+    return AsyVRSCShared(o).optimize(small_problem(5, 20), x);
+  }, "coordinates_per_step");
   throws_naming([] {
     AsyVrscDistributedOptions o;
     o.workers = 0;

@@ -10,8 +10,20 @@
 //        x̂ = relaxed atomic loads of x, coordinate by coordinate (an inconsistent read: other
 //            threads' updates may be partially visible — the "inconsistent read" model of AsyVRSC);
 //        v = estimator at x̂;
-//        x_k += −η v_k  by a relaxed atomic fetch_add per coordinate (no update is lost);
+//        x_k += −η v_k  by a relaxed atomic fetch_add, for every coordinate k (the default), or —
+//            with coordinates_per_step = b — for the b consecutive coordinates (cyclically)
+//            from one drawn uniformly: the coordinate-update model of the lock-free analyses with
+//            inconsistent reads (Liu & Wright, "Asynchronous Stochastic Coordinate Descent:
+//            Parallelism and Convergence Properties", SIAM J. Optim. 2015; Lian, Huang, Li & Liu,
+//            "Asynchronous Parallel Stochastic Gradient for Nonconvex Optimization", NeurIPS 2015),
+//            whose linear speed-up holds while the delay is bounded by a power of the dimension —
+//            the condition AsyVRSC-Shared's abstract states. No update is lost either way;
 //   3. a barrier, whose completion copies x into x̃ for the next snapshot.
+//
+// Which coordinates the paper's inner step writes could not be read here (its pseudo-code was not
+// retrievable from this project's sources; the abstract's speed-up condition points to coordinate
+// updates), so both are offered: b = 1 is the analysed model, b = 0 the Hogwild!-style full write,
+// which makes d times the progress per estimate (README, "Reproducing the papers", compares them).
 //
 // x is the user's buffer, accessed through std::atomic_ref<double> during the inner phase and
 // plainly between barriers (which order all accesses). With threads = 1 the run is deterministic
@@ -42,6 +54,10 @@ namespace decopt::compositional {
 /// Options of AsyVRSCShared: the VRSC options plus the thread count.
 struct AsyVrscSharedOptions : VrscOptions {
   int threads = 2;  ///< threads running inner steps on the shared x (≥ 1)
+  /// Coordinates an inner step writes: 0 = all d (default); b in [1, d] = b consecutive ones
+  /// (cyclically) from a uniformly drawn start, from a stream of their own (seed, epoch, thread),
+  /// so the sample stream is the same as with b = 0.
+  Eigen::Index coordinates_per_step = 0;
 };
 
 /// Lock-free shared-memory AsyVRSC. Options are validated by the constructor.
@@ -54,6 +70,9 @@ class AsyVRSCShared {
     detail::validate(options_);
     decopt::detail::require(options_.threads >= 1,
                             "asyvrsc-shared: threads must be >= 1, got " + std::to_string(options_.threads));
+    decopt::detail::require(options_.coordinates_per_step >= 0,
+                            "asyvrsc-shared: coordinates_per_step must be >= 0 (0 = all), got " +
+                                std::to_string(options_.coordinates_per_step));
   }
 
   /// Minimises `problem` from x, updating x in place with `threads` threads (the caller's thread
@@ -89,6 +108,9 @@ class AsyVRSCShared {
     const Eigen::Index p = problem.inner_dimension();
     const Eigen::Index m = problem.inner_count();
     double* const shared_x = x.data();
+    const Eigen::Index block = options_.coordinates_per_step == 0 ? d : options_.coordinates_per_step;
+    decopt::detail::require(block <= d, "asyvrsc-shared: coordinates_per_step must be <= the dimension " +
+                                            std::to_string(d) + ", got " + std::to_string(block));
 
     VrscEstimator<P> estimator(problem);
     std::vector<typename VrscEstimator<P>::Workspace> workspaces;
@@ -161,14 +183,19 @@ class AsyVRSCShared {
         try {
           if (!failed.load(std::memory_order_relaxed)) {
             Rng rng = VrscEstimator<P>::sample_stream(options_.seed, epoch, t);
+            Rng coordinate_rng = coordinate_stream(epoch, t);
             const Eigen::Index steps = slice(options_.inner_steps, t + 1) - slice(options_.inner_steps, t);
             for (Eigen::Index s = 0; s < steps; ++s) {
               for (Eigen::Index k = 0; k < d; ++k)
                 w.x_local(k) = std::atomic_ref<double>(shared_x[k]).load(std::memory_order_relaxed);
               estimator.sample_and_estimate(w.x_local, rng, w, w.v);
-              for (Eigen::Index k = 0; k < d; ++k)
+              const Eigen::Index first =
+                  block == d ? 0 : static_cast<Eigen::Index>(coordinate_rng.below(static_cast<std::uint64_t>(d)));
+              for (Eigen::Index j = 0; j < block; ++j) {
+                const Eigen::Index k = first + j < d ? first + j : first + j - d;
                 std::atomic_ref<double>(shared_x[k])
                     .fetch_add(-(options_.step_size * w.v(k)), std::memory_order_relaxed);
+              }
             }
           }
         } catch (...) {
@@ -193,6 +220,12 @@ class AsyVRSCShared {
     }  // joins
     if (error) std::rethrow_exception(error);
     return monitor.result();
+  }
+
+  /// The stream that draws each inner step's first coordinate (coordinates_per_step > 0).
+  [[nodiscard]] Rng coordinate_stream(int epoch, int thread) const noexcept {
+    return Rng::derive(options_.seed, {0x636f6f72ULL /* "coor" */, static_cast<std::uint64_t>(epoch),
+                                       static_cast<std::uint64_t>(thread)});
   }
 
   AsyVrscSharedOptions options_;
