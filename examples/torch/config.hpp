@@ -49,10 +49,11 @@ inline constexpr double kDefaultAdamLearningRate = 1e-3;
 inline constexpr double kDefaultMomentum = 0.9;
 
 /// decopt-train's flags that mean the same here (every other one of its flags is removed).
-inline constexpr std::array<std::string_view, 37> kSharedFlags{
+inline constexpr std::array<std::string_view, 39> kSharedFlags{
     "--help",         "--algorithm",    "--compare",      "--step",           "--local-steps", "--nodes",
     "--topology",     "--erdos-renyi-p", "--epochs",      "--rounds",         "--seed",        "--transport",
-    "--partition",    "--levels",       "--norm",         "--lambda",         "--lr",          "--gamma",
+    "--partition",    "--levels",       "--norm",         "--bucket",         "--lambda",      "--support-patience",
+    "--lr",           "--gamma",
     "--momentum",     "--batch",        "--eval-every",   "--evals",          "--eval-samples", "--target-accuracy",
     "--coder",        "--train-samples", "--data",        "--csv",            "--plot",        "--checkpoint",
     "--checkpoint-every", "--resume",   "--latency-ms",   "--bandwidth-mbps", "--timeout",     "--json",
@@ -84,7 +85,7 @@ inline void add_flags(CLI::App& app, TorchTrainConfig& c) {
 /// decopt-train's 20 times per run: evaluating every node's CNN on the 10 000 test images costs
 /// about a tenth of an epoch of training on one core.
 /// @throws ConfigError for --momentum with a local update that has none, --layerwise with dpsgd
-///   only, or --checkpoint/--resume with --compare or mpi (train::check_checkpoint_flags)
+///   only or with --bucket, or --checkpoint/--resume with --compare or mpi (train::check_checkpoint_flags)
 /// @throws CLI::ValidationError for --coder elias/vsc with dpsgd (train::check_coder)
 inline void resolve(TorchTrainConfig& c, const CLI::App& app) {
   const bool lr_given = app.get_option("--lr")->count() > 0;
@@ -100,6 +101,9 @@ inline void resolve(TorchTrainConfig& c, const CLI::App& app) {
   const auto algorithms = c.train.algorithms();
   if (c.layerwise && std::none_of(algorithms.begin(), algorithms.end(), [](const std::string& a) { return a != "dpsgd"; }))
     throw ConfigError("--layerwise sets the quantizer's scales: it needs --algorithm malcom or choco (dpsgd sends floats)");
+  if (c.layerwise && c.train.bucket > 0)
+    throw ConfigError("--bucket gives every " + std::to_string(c.train.bucket) +
+                      " values their own scale and --layerwise every weight tensor: choose one");
 }
 
 }  // namespace decopt::torch_example

@@ -452,9 +452,10 @@ inline Options run_options(const TorchTrainConfig& c) {
   return options;
 }
 
-/// The quantizer of --levels and --norm.
+/// The quantizer of --levels, --norm and --bucket.
 inline DitheredQuantizer quantizer_of(const TorchTrainConfig& c) {
-  return DitheredQuantizer{c.train.levels, c.train.norm == "l2" ? Norm::L2 : Norm::Linf};
+  return DitheredQuantizer{c.train.levels, c.train.norm == "l2" ? Norm::L2 : Norm::Linf, false,
+                           static_cast<std::size_t>(c.train.bucket)};
 }
 
 /// Calls `run(local)` with --local's decopt policy: SGD, HeavyBall{μ}, Nesterov{μ}, Adam, AdamW
@@ -481,12 +482,15 @@ inline TorchRunResult run_experiment(const TorchTrainConfig& c, const std::strin
     return detail::run_nodes(c, algorithm, data, detail::factory_of(o, parts), progress);
   };
   // Malcom-PSGD (ℓ1 of weight --lambda, on the weights: the layout says so) or CHOCO-SGD (no
-  // prox), both with the quantizer of --levels and --norm and the level coder Coder.
+  // prox), both with the quantizer of --levels, --norm and --bucket and the level coder Coder;
+  // Malcom's support keeps a weight until the prox left it at 0 for --support-patience rounds.
   auto quantized = [&]<class Step, class Local, class Coder>(Step, Local local, Coder level_coder) -> TorchRunResult {
     const Compressor<Dense, DitheredQuantizer, Coder> compressor{Dense{}, quantizer_of(c), level_coder};
-    if (algorithm == "malcom")
-      return run(options, detail::Parts<MalcomCnn<Coder, Step, Local>>{
-                              SupportCoded<Compressor<Dense, DitheredQuantizer, Coder>>(compressor), L1Prox{c.train.lambda}, local});
+    if (algorithm == "malcom") {
+      SupportCoded<Compressor<Dense, DitheredQuantizer, Coder>> support(compressor);
+      support.set_patience(static_cast<unsigned>(c.train.support_patience));
+      return run(options, detail::Parts<MalcomCnn<Coder, Step, Local>>{support, L1Prox{c.train.lambda}, local});
+    }
     return run(options, detail::Parts<ChocoCnn<Coder, Step, Local>>{compressor, NoProx{}, local});
   };
   auto dispatch = [&]<class Step, class Local>(Step step, Local local) -> TorchRunResult {
