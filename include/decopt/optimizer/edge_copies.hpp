@@ -51,7 +51,7 @@ template <class C>
 class EdgeCopies {
   static_assert(!ModelAwareCompressor<C>,
                 "EdgeCopies: a ModelAwareCompressor (SupportCoded) keeps its state per neighbour of one public copy "
-                "x̂, not per edge copy; over edge copies use its plain pipeline (a Compressor<S, Q, Coder>)");
+                "x̂, not per edge copy; over edge copies use its plain pipeline (a Compressor<S, Q, Coder>; Malcom-PSGD over a schedule: ScheduledMalcomPSGD)");
   static_assert(ModelAwareCompressor<C> || ResidualCompressor<C>,
                 "EdgeCopies: C must be a ResidualCompressor (encode / decode_add)");
 
