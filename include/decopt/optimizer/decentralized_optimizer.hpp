@@ -610,16 +610,28 @@ class DecentralizedOptimizer {
 
   /// Changes the local step size (for schedules); validated like Options::lr.
   void set_learning_rate(double lr) {
-    Options o = options_;
-    o.lr = lr;
-    o.validate();
-    options_ = o;
+    update_options([lr](Options& o) { o.lr = lr; });
+  }
+  /// Changes the prox step size (Options::prox_step) from the next round on: the ℓ1 prox shrinks
+  /// by step·λ, so a schedule of λ is a schedule of this step (decopt-train --lambda-warmup,
+  /// --lambda-ramp); validated like Options::prox_step.
+  void set_prox_step(double step) {
+    update_options([step](Options& o) { o.prox_step = step; });
   }
 
  private:
   using Clock = std::chrono::steady_clock;
   static double seconds_since(Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
+  }
+
+  /// Applies `change` to a copy of the options and keeps it if it validates (strong guarantee).
+  template <class Change>
+  void update_options(Change&& change) {
+    Options o = options_;
+    change(o);
+    o.validate();
+    options_ = o;
   }
 
   /// Gives every own_scale segment of the layout a quantizer norm of its own.
