@@ -33,7 +33,8 @@ inline std::string run_identity(const TrainConfig& c, const std::string& algorit
   o.precision(17);
   o << "algorithm=" << algorithm << " coder=" << c.coder_of(algorithm) << " step=" << c.step << " nodes=" << c.nodes << " topology=" << c.topology
     << " p=" << c.erdos_renyi_p << " seed=" << c.seed << " partition=" << c.partition << " levels=" << c.levels
-    << " norm=" << c.norm << " lambda=" << c.lambda << " support_patience=" << c.support_patience << " lr=" << c.lr << " gamma=" << c.gamma
+    << " norm=" << c.norm << " lambda=" << c.lambda << " support_patience=" << c.support_patience
+    << " support_levels=" << c.support_levels << " lambda_warmup=" << c.lambda_warmup << " lambda_ramp=" << c.lambda_ramp << " lr=" << c.lr << " gamma=" << c.gamma
     << " momentum=" << c.momentum << " batch=" << c.batch << " hidden=" << c.hidden << " local_steps=" << c.local_steps
     << " train_samples=" << c.train_samples << " compressor=" << c.compressor << " ratio=" << c.ratio << " rank=" << c.rank
     << " bucket=" << c.bucket;

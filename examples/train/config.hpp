@@ -45,6 +45,12 @@ struct TrainConfig {
   /// Malcom's support coding: a weight leaves the sent support after this many rounds at 0
   /// (SupportCoded::set_patience; 1 = at its first zero).
   int support_patience = 4;
+  /// Malcom's support coding: "live" scales the quantizer's levels to the live weights, s·√(|L|/d)
+  /// (SupportCoded::set_level_scaling), "fixed" keeps s.
+  std::string support_levels = "live";
+  /// The l1 schedule, in epochs: λ = 0 for the first lambda_warmup, then rising linearly to
+  /// --lambda over lambda_ramp (0: at once). Applied as the prox step (lambda_factor).
+  double lambda_warmup = 0, lambda_ramp = 0;
   std::string support_log;  ///< sim only: CSV per round of the support coding (zero fraction, changes, bits)
   double lr = examples::kDefaultLearningRate;
   double gamma = 0.5;  ///< consensus step (D-PSGD always uses 1)
@@ -173,6 +179,15 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
                  "malcom: rounds a weight must stay 0 before it leaves the sent support (1 = at once; default 4: "
                  "fewer changes of weights the prox zeroes and the next step revives)")
       ->check(flags::integer(1, 65535));
+  app.add_option("--support-levels", c.support_levels,
+                 "malcom: live (default) scales the quantizer's levels to the weights still sent, s*sqrt(live/d), so a "
+                 "sparse model's live weights cost what a dense model's do; fixed keeps s")
+      ->check(CLI::IsMember({"live", "fixed"}));
+  app.add_option("--lambda-warmup", c.lambda_warmup, "malcom: epochs of training with lambda = 0 before the l1 prox starts")
+      ->check(flags::real(Interval::closed(0, 1e6)));
+  app.add_option("--lambda-ramp", c.lambda_ramp,
+                 "malcom: epochs over which lambda rises linearly from 0 to --lambda after the warm-up (0: at once)")
+      ->check(flags::real(Interval::closed(0, 1e6)));
   app.add_option("--support-log", c.support_log,
                  "malcom, sim only: write per round the zero fraction of the models, of the sent supports, the "
                  "support changes and the bits per parameter to this CSV file");

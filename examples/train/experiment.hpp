@@ -105,6 +105,9 @@ struct RunResult {
   double wait_seconds = 0;  ///< summed over nodes
   double simulated_seconds = 0;  ///< sim transport: virtual time under the link model (compute + modelled communication)
   double sent_sparsity = std::nan("");  ///< support coding: mean over nodes of the fraction off the sent support at the end
+  /// sim transport: max over nodes and coordinates of |s − Σ_j w_ij x̂_j| at the end, s recomputed from
+  /// every node's x̂ (Simulation::neighbor_sum_error): rounding only when x̂ is the same on every node
+  double neighbor_sum_error = std::nan("");
   double dp_noise = 0;      ///< σ used (0 without differential privacy)
   double dp_epsilon = 0;    ///< ε of each node's (ε, δ) guarantee for the whole run
 
@@ -157,6 +160,15 @@ inline std::vector<float> average_model(const std::vector<std::vector<float>>& m
 /// was the batch count, which made --epochs E pass over the data τ·E times under local steps).
 inline long rounds_per_epoch(long batches_per_epoch, int local_steps) {
   return (batches_per_epoch + local_steps - 1) / local_steps;
+}
+
+/// The l1 schedule's factor of --lambda in round `round` (0-based), at epoch e = round / rounds per
+/// epoch: 0 while e < --lambda-warmup W, (e − W) / R while W ≤ e < W + R (R = --lambda-ramp), then 1.
+inline double lambda_factor(const TrainConfig& c, long round, long rounds_per_epoch) {
+  const double epoch = static_cast<double>(round) / static_cast<double>(rounds_per_epoch);
+  if (epoch < c.lambda_warmup) return 0.0;
+  if (c.lambda_ramp <= 0 || epoch >= c.lambda_warmup + c.lambda_ramp) return 1.0;
+  return (epoch - c.lambda_warmup) / c.lambda_ramp;
 }
 
 /// The rounds of the run: --rounds, else --epochs × rounds per epoch, rounded up.
@@ -359,6 +371,12 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     result.rows.push_back(row);
     return &result.rows.back();
   };
+  // --lambda-warmup / --lambda-ramp: round t's prox step is lr·lambda_factor, a shrinkage of
+  // lambda_factor·lr·λ (without them the optimizer's own, lr: the same bits as before).
+  const bool lambda_scheduled = c.lambda_warmup > 0 || c.lambda_ramp > 0;
+  auto schedule_lambda = [&](auto& node, long round) {
+    if (lambda_scheduled) node.set_prox_step(node.options().lr * lambda_factor(c, round, rounds_per_epoch));
+  };
   auto next_eval = [&](long round) { return std::min(total_rounds, (round / eval_every + 1) * eval_every); };
   // Rounds at which to stop: evaluations, checkpoints and the end.
   auto next_stop = [&](long round) {
@@ -416,6 +434,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     SupportLog support_log(codes_support<Optimizer> ? c.support_log : std::string(), n, static_cast<std::size_t>(d), result);
     std::uint64_t bytes_before = sim.total_bytes_sent();
     for (long t = resume(node_at); t < total_rounds; ++t) {
+      for (int i = 0; i < n; ++i) schedule_lambda(sim.node(i), t);
       const auto stats = sim.round(grad);
       support_log.round(t + 1, sim.total_bytes_sent() - bytes_before, node_at);
       bytes_before = sim.total_bytes_sent();
@@ -429,6 +448,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     }
     for (int i = 0; i < n; ++i) result.wait_seconds += sim.node(i).totals().wait_seconds;
     result.simulated_seconds = sim.virtual_time();
+    result.neighbor_sum_error = sim.neighbor_sum_error();
     result.sent_sparsity = sent_sparsity(n, static_cast<std::size_t>(d), node_at);
   } else if (c.transport == "threads") {
     ThreadNetwork network(topology, c.link_model(), std::chrono::milliseconds(static_cast<long>(c.timeout_s * 1000)));
@@ -448,8 +468,10 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
         auto& node = nodes[static_cast<std::size_t>(r)];
         auto& worker = workers[static_cast<std::size_t>(r)];
         double sum = 0;
-        for (long s = t; s < segment_end; ++s)
+        for (long s = t; s < segment_end; ++s) {
+          schedule_lambda(node, s);
           sum += node.step([&](std::span<const float> x, std::span<float> g) { return worker.gradient(data.train, x, g); }).loss;
+        }
         node_loss[static_cast<std::size_t>(r)] = sum;
       });
       for (double l : node_loss) loss_sum += l / n;
@@ -501,6 +523,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
       return &result.rows.back();
     };
     for (long t = 0; t < total_rounds; ++t) {
+      schedule_lambda(node, t);
       const double loss =
           node.step([&](std::span<const float> x, std::span<float> g) { return worker.gradient(data.train, x, g); }).loss;
       if (std::isfinite(loss)) {

@@ -88,6 +88,7 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
     << ",\"test_loss\":" << last.test_loss << ",\"total_bytes_sent\":" << last.bytes_sent
     << ",\"bits_per_param_per_round\":" << r.bits_per_param_per_round() << ",\"sparsity\":" << last.sparsity;
   if (std::isfinite(r.sent_sparsity)) o << ",\"sent_sparsity\":" << r.sent_sparsity;
+  if (std::isfinite(r.neighbor_sum_error)) o << ",\"neighbor_sum_error\":" << r.neighbor_sum_error;
   o
     << ",\"consensus_distance\":" << last.consensus_distance << ",\"parameters\":" << r.parameters
     << ",\"seconds\":" << r.seconds << ",\"wait_seconds\":" << r.wait_seconds

@@ -65,6 +65,7 @@ RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, con
     if (algorithm == "malcom") {  // over the model's support: the zeros of the l1 prox cost no bits
       SupportCoded<Pipeline> support(Pipeline{Dense{}, quantizer, Coder{}});
       support.set_patience(static_cast<unsigned>(c.support_patience));
+      support.set_level_scaling(c.support_levels == "live");
       return detail::run_with<DecentralizedOptimizer<SupportCoded<Pipeline>, L1Prox, Step>>(c, algorithm, data, options, support,
                                                                                             L1Prox{c.lambda}, progress);
     }

@@ -103,6 +103,11 @@ TEST_CASE("Corrupted, truncated or foreign checkpoints are refused, never loaded
     auto bad = good;
     bad[4] = std::byte{9};
     CHECK_THROWS_WITH(node.load_state(bad), Catch::Contains("version 9"));
+    // Version 3 wrote SupportCoded's state without its patience and zero-round counters: a file of
+    // it is refused naming both versions, not misread.
+    bad[4] = std::byte{3};
+    CHECK_THROWS_WITH(node.load_state(bad), Catch::Contains("version 3") && Catch::Contains("reads 4"));
+    CHECK(checkpoint::kVersion == 4);
   }
   SECTION("another node, dimension, topology or pipeline") {
     CHECK_THROWS_WITH(node.load_state(states[2]), Catch::Contains("node 2"));

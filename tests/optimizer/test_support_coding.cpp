@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <decopt/decopt.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -72,19 +73,6 @@ struct Network {
     for (const auto& m : models)
       for (float v : m) zeros += v == 0.0f, ++all;
     return static_cast<double>(zeros) / static_cast<double>(all);
-  }
-  /// max_k |s_k − Σ_j w_ij x̂_jk| over every node, s recomputed from every node's x̂.
-  [[nodiscard]] double neighbor_sum_error() const {
-    double worst = 0;
-    for (int i = 0; i < static_cast<int>(models.size()); ++i) {
-      const auto& node = sim.node(i);
-      for (std::size_t k = 0; k < models[0].size(); ++k) {
-        double s = node.self_weight() * node.public_copy()[k];
-        for (const auto& e : node.neighbors()) s += e.weight * sim.node(e.node).public_copy()[k];
-        worst = std::max(worst, std::abs(s - node.neighbor_sum()[k]));
-      }
-    }
-    return worst;
   }
 };
 
@@ -281,7 +269,7 @@ TEST_CASE("Proximal SGD with SupportCoded: bits fall with the zero fraction, s s
   CHECK(zeros > 0.5);
   CHECK(sparse_bytes <= (1 - 0.8 * zeros) * dense_bytes);  // issue 15's target
   CHECK(sparse_bytes < 0.8 * plain_bytes);                 // the plain compressor pays for x-hat's noise
-  CHECK(sparse.neighbor_sum_error() < 1e-5);
+  CHECK(sparse.sim.neighbor_sum_error() < 1e-5);
   // Coding the support changes the bits, not where the run goes.
   double diff = 0, norm = 0;
   for (std::size_t k = 0; k < static_cast<std::size_t>(d); ++k) {
@@ -317,4 +305,67 @@ TEST_CASE("SupportCoded runs resume from checkpoints bit for bit; a foreign stat
   std::vector<std::byte> record;
   other.sim.node(0).save_state(record);
   CHECK_THROWS_AS(resumed.sim.node(0).load_state(record), decopt::ConfigError);
+}
+
+TEST_CASE("SupportCoded scales the quantizer's levels to the live values: s*sqrt(|L|/d), decoded bit for bit, unbiased",
+          "[optimizer][support]") {
+  constexpr std::size_t d = 4000;
+  const Plain malcom(decopt::Dense{}, decopt::DitheredQuantizer{256, decopt::Norm::L2}, decopt::VectorSourceCoder{});
+  Link link(d, malcom);
+  decopt::Rng models(23);
+  for (const double zeros : {0.0, 0.5, 0.9, 0.99}) {
+    CAPTURE(zeros);
+    const auto x = sparse_model(models, d, zeros);
+    const auto message = link.send(x);
+    link.receiver.decode_add_from(0, message, 1.0f, link.acc);
+    REQUIRE(link.acc == link.xhat);  // the receiver used the sender's levels
+    const auto& e = link.sender.last_encode();
+    const double expected = std::max(1.0, std::round(256 * std::sqrt(static_cast<double>(e.live) / d)));
+    CHECK(e.levels == static_cast<int>(expected));
+    CHECK(link.sender.live_levels(e.live) == e.levels);
+  }
+  CHECK(link.sender.live_levels(d) == 256);  // a dense model keeps s
+  CHECK(link.sender.live_levels(1) == 4);    // 256 / sqrt(4000) = 4.05
+  // Off, or with buckets, natural levels or the l-infinity scale, s stays.
+  Coded fixed(malcom);
+  fixed.bind_neighbors(1, d);
+  fixed.set_level_scaling(false);
+  CHECK(fixed.live_levels(d / 4) == 256);
+  for (const auto& q : {decopt::DitheredQuantizer{256, decopt::Norm::Linf}, decopt::DitheredQuantizer{256, decopt::Norm::L2, true},
+                        decopt::DitheredQuantizer{256, decopt::Norm::L2, false, 512}}) {
+    Coded other(Plain(decopt::Dense{}, q, decopt::VectorSourceCoder{}));
+    other.bind_neighbors(1, d);
+    CHECK(other.live_levels(d / 4) == 256);
+  }
+  // A receiver that does not scale refuses a scaled message (the levels are in the message).
+  Link mismatch(d, malcom);
+  mismatch.receiver.set_level_scaling(false);
+  const auto sparse = mismatch.send(sparse_model(models, d, 0.75));
+  CHECK_THROWS_WITH(mismatch.receiver.decode_add_from(0, sparse, 1.0f, mismatch.acc), Catch::Contains("levels"));
+}
+
+TEST_CASE("SupportCoded with scaled levels is unbiased: the mean of q over seeds is the residual", "[optimizer][support]") {
+  constexpr std::size_t d = 400;
+  decopt::Rng models(29);
+  std::vector<float> x(d, 0.0f);
+  for (std::size_t k = 0; k < d; k += 10) x[k] = static_cast<float>(models.normal());  // 40 live: 256*sqrt(0.1) = 81 levels
+  std::vector<double> mean(d, 0.0);
+  constexpr int trials = 4000;
+  std::vector<float> zero(d, 0.0f), q(d);
+  for (int t = 0; t < trials; ++t) {
+    Coded sender(Plain(decopt::Dense{}, decopt::DitheredQuantizer{256, decopt::Norm::L2}, decopt::VectorSourceCoder{}));
+    sender.bind_neighbors(1, d);
+    decopt::Rng rng(static_cast<std::uint64_t>(1000 + t));
+    std::vector<std::byte> message;
+    sender.encode_model(x, zero, rng, message, q);
+    REQUIRE(sender.last_encode().levels == 81);
+    for (std::size_t k = 0; k < d; ++k) mean[k] += q[k] / trials;
+  }
+  double norm = 0;
+  for (float v : x) norm += static_cast<double>(v) * v;
+  const double step = std::sqrt(norm) / 81;  // one level: the spread of a single draw is below it
+  for (std::size_t k = 0; k < d; ++k) {
+    CAPTURE(k, x[k], mean[k]);
+    REQUIRE(std::abs(mean[k] - x[k]) < 5 * step / std::sqrt(trials));
+  }
 }

@@ -267,3 +267,28 @@ TEST_CASE("Rounds per epoch count rounds of --local-steps batches; --step-second
   const std::vector<std::vector<float>> models{{1.0f, 2.0f, -4.0f}, {3.0f, 5.0f, 4.0f}};
   CHECK(average_model(models) == std::vector<float>{2.0f, 3.5f, 0.0f});
 }
+
+TEST_CASE("The l1 schedule: lambda 0 during --lambda-warmup, a linear ramp over --lambda-ramp, then --lambda; "
+          "--support-levels live|fixed",
+          "[train][flags]") {
+  const TrainConfig none = parse("");
+  CHECK(none.lambda_warmup == 0);
+  CHECK(none.lambda_ramp == 0);
+  CHECK(none.support_levels == "live");
+  CHECK(lambda_factor(none, 0, 100) == 1.0);
+  const TrainConfig c = parse("--lambda-warmup 2 --lambda-ramp 4");
+  CHECK(lambda_factor(c, 0, 100) == 0.0);
+  CHECK(lambda_factor(c, 199, 100) == 0.0);
+  CHECK(lambda_factor(c, 200, 100) == 0.0);
+  CHECK(lambda_factor(c, 300, 100) == Approx(0.25));
+  CHECK(lambda_factor(c, 500, 100) == Approx(0.75));
+  CHECK(lambda_factor(c, 600, 100) == 1.0);
+  CHECK(lambda_factor(c, 10'000, 100) == 1.0);
+  const TrainConfig step = parse("--lambda-warmup 1.5");  // no ramp: lambda at once after the warm-up
+  CHECK(lambda_factor(step, 149, 100) == 0.0);
+  CHECK(lambda_factor(step, 150, 100) == 1.0);
+  CHECK_THAT(parse_error("--lambda-ramp -1"), Catch::StartsWith("--lambda-ramp: -1 is not in [0, "));
+  CHECK_THAT(parse_error("--lambda-warmup nan"), Catch::Contains("--lambda-warmup"));
+  CHECK(parse("--support-levels fixed").support_levels == "fixed");
+  CHECK(parse_error("--support-levels some") != "(accepted)");
+}

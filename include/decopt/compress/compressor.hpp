@@ -103,6 +103,16 @@ class Compressor {
     }
   }
 
+  /// Sets the quantizer's level count s (SupportCoded scales it to the live values; the message
+  /// carries s and a decoder checks it against its own, so both sides must set the same).
+  /// @throws ConfigError outside [1, Q::max_levels]
+  void set_levels(int s)
+    requires requires(Q& q) { q.levels = 1; Q::max_levels; }
+  {
+    detail::require(s >= 1 && s <= Q::max_levels, "Compressor::set_levels: levels must be in [1, " + std::to_string(Q::max_levels) + "]");
+    quantizer_.levels = s;
+  }
+
   /// "Sparsifier+Quantizer+Coder", e.g. "TopK+Dithered+VSC".
   static std::string name() { return S::name() + "+" + Q::name() + "+" + C::name(); }
 

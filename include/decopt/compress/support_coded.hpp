@@ -37,6 +37,28 @@
 // price of coding a few zeros. Only the sender decides, and the receivers learn it from D, so x̂
 // is still the same number everywhere; the per-coordinate counters are part of save_state.
 //
+// Levels over the live values (set_level_scaling, on by default). Inner's ℓ2 scale σ = ‖v_L‖₂ is
+// the norm of the |L| live values only, so a value's typical level s·|v_k|/σ ≈ s/√|L| grows as the
+// support shrinks: with the same s each live value would cost about ½·log2(d/|L|) bits more than
+// in a dense model (and be quantized finer than in one). So the sender and every receiver give
+// Inner's quantizer
+//     s_L = max(1, round(s · √(|L|/d)))
+// levels: a live value's typical level is s_L/√|L| ≈ s/√d, the dense model's, and so are its bits.
+// Why this is safe:
+//   unbiased   E Q(v) = v holds for every level count s_L ≥ 1 (stochastic rounding between two
+//              adjacent levels), so SupportCoded stays unbiased;
+//   variance   the dithered quantizer's bound min(|L|/s_L², √|L|/s_L)·‖v_L‖₂² is, with s_L² ≈ s²|L|/d,
+//              (d/s²)·‖v_L‖₂² in its first form: the bound of the dense model at s levels, for the
+//              live part of the residual (the rest is exact: snaps and zeros);
+//   identical  s_L is a function of the integers s, |L|, d by the same double operations (IEEE 754
+//              division and sqrt are correctly rounded; lround) on every node. The receiver knows
+//              |L| before it decodes Inner's message (its copy of S after applying D), and Inner's
+//              message carries s_L, which the receiver's Inner checks against its own — so both
+//              decode the same levels and x̂ is the same number everywhere, as without scaling.
+// Only where one σ covers the message: Inner with an ℓ2 norm, uniform levels, no buckets and no
+// scale blocks (a bucket or block has its own σ over its own live values, natural levels are
+// exponents, an ℓ∞ σ hardly depends on |L|); otherwise s_L = s. A dense model (|L| = d) keeps s.
+//
 // Layer-wise scales (set_scale_blocks) are remapped to the compact vector at every encode (each
 // block keeps its own norm over its live values). Matrix blocks do not survive compaction:
 // SupportCoded has no set_matrix_blocks (low-rank compressors compress dense matrices).
@@ -45,12 +67,14 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "decopt/compress/dithered_quantizer.hpp"
 #include "decopt/compress/hooks.hpp"
 #include "decopt/core/bit_stream.hpp"
 #include "decopt/core/bytes.hpp"
@@ -62,6 +86,18 @@
 namespace decopt {
 
 namespace detail {
+/// An Inner whose quantizer's level count SupportCoded can scale to the live values
+/// (Compressor<S, DitheredQuantizer, C>).
+template <class C>
+concept ScalableLevels = requires(C& c, const C& cc) {
+  c.set_levels(1);
+  { cc.quantizer().levels } -> std::convertible_to<int>;
+  { cc.quantizer().norm == Norm::L2 } -> std::convertible_to<bool>;
+  { cc.quantizer().natural } -> std::convertible_to<bool>;
+  { cc.quantizer().bucket } -> std::convertible_to<std::size_t>;
+  cc.quantizer().scale_blocks.empty();
+};
+
 /// One bit per coordinate.
 class Bitmap {
  public:
@@ -118,6 +154,7 @@ class SupportCoded {
     std::size_t snap_values = 0;  ///< leaves that carried a value (x̂_k was not already 0)
     std::size_t zeros = 0;        ///< coordinates with x_k = 0
     std::size_t live = 0;         ///< |S| after the encode: the values Inner coded
+    int levels = 0;               ///< Inner's quantizer levels s_L (0: Inner has no level count)
   };
 
   static std::string name() { return "Support(" + Inner::name() + ")"; }
@@ -140,6 +177,27 @@ class SupportCoded {
     patience_ = static_cast<std::uint16_t>(rounds);
   }
   [[nodiscard]] unsigned patience() const noexcept { return patience_; }
+
+  /// Scale Inner's quantizer levels to the live values, s_L = s·√(|L|/d) (header comment; default
+  /// on). Sender and receivers must agree: a receiver refuses levels other than its own.
+  void set_level_scaling(bool on) noexcept { scale_levels_ = on; }
+  [[nodiscard]] bool level_scaling() const noexcept { return scale_levels_; }
+
+  /// Inner's quantizer levels for `live` live values out of the bound d: s_L = max(1, round(s·√(live/d)))
+  /// with level scaling and one ℓ2 σ of uniform levels per message, s otherwise; 0 when Inner has
+  /// no level count.
+  [[nodiscard]] int live_levels(std::size_t live) const {
+    if constexpr (detail::ScalableLevels<Inner>) {
+      const auto& q = inner_.quantizer();
+      if (!scale_levels_ || q.norm != Norm::L2 || q.natural || q.bucket != 0 || !q.scale_blocks.empty() ||
+          !scale_blocks_.empty() || live >= d_)
+        return base_levels_;
+      const double scaled = static_cast<double>(base_levels_) * std::sqrt(static_cast<double>(live) / static_cast<double>(d_));
+      return static_cast<int>(std::max(1L, std::lround(scaled)));
+    } else {
+      return 0;
+    }
+  }
 
   /// Layer-wise scales, in coordinates of the whole vector (remapped to the live values per encode).
   void set_scale_blocks(std::span<const ScaleBlock> blocks)
@@ -184,6 +242,7 @@ class SupportCoded {
     last_.entered = changes_.size() - flags_.size();
     last_.snap_values = snaps_.size();
     last_.live = live_.size();
+    last_.levels = live_levels(live_.size());
     const std::size_t start = out.size();
     put_le<std::uint32_t>(out, 0);  // the support part's crc32c, filled in below
     put_varint(out, changes_.size());
@@ -206,6 +265,7 @@ class SupportCoded {
     compact_q_.assign(live_.size(), 0.0f);
     if (!live_.empty()) {
       remap_scale_blocks();
+      use_levels(live_.size());
       inner_.encode(std::span<const float>(compact_), rng, out, std::span<float>(compact_q_));
     }
     std::fill(q.begin(), q.end(), 0.0f);
@@ -264,10 +324,12 @@ class SupportCoded {
     detail::require_decodable(crc32c(message.subspan(4, in.position() - 4)) == crc, "support part: checksum mismatch");
     const std::size_t live = support.count() + (changes_.size() - left) - left;
     compact_q_.assign(live, 0.0f);
-    if (live > 0)
+    if (live > 0) {
+      use_levels(live);
       inner_.decode_add(in.rest(), weight, std::span<float>(compact_q_));
-    else
+    } else {
       detail::require_decodable(in.remaining() == 0, "message carries values but the model has no support");
+    }
     std::size_t leave = 0, snap = 0;
     for (std::size_t k : changes_) {
       if (support.test(k) && flags_[leave++]) acc[k] += weight * snaps_[snap++];
@@ -347,6 +409,18 @@ class SupportCoded {
       detail::require_decodable((b.words().back() >> (d_ % 64)) == 0, "checkpoint's support has bits past the dimension");
   }
 
+  /// Gives Inner's quantizer the levels for `live` values (live_levels).
+  void use_levels(std::size_t live) {
+    if constexpr (detail::ScalableLevels<Inner>) inner_.set_levels(live_levels(live));
+  }
+  static int levels_of(const Inner& inner) {
+    if constexpr (detail::ScalableLevels<Inner>) {
+      return inner.quantizer().levels;
+    } else {
+      return 0;
+    }
+  }
+
   /// Each layer-wise scale block, restricted to the live values, in compact coordinates.
   void remap_scale_blocks() {
     if constexpr (hooks::has_scale_blocks<Inner>) {
@@ -363,6 +437,8 @@ class SupportCoded {
   }
 
   Inner inner_;
+  int base_levels_ = levels_of(inner_);  // s, Inner's levels as configured
+  bool scale_levels_ = true;
   std::size_t d_ = 0;
   detail::Bitmap support_;
   std::vector<detail::Bitmap> neighbor_support_;

@@ -24,7 +24,9 @@
 namespace decopt::checkpoint {
 
 inline constexpr std::uint32_t kMagic = 0x54504344;  // "DCPT" little-endian
-inline constexpr std::uint32_t kVersion = 3;  // 2: local-update state and parameter layout after x, x̂, s; 3: compressor state
+// 2: local-update state and parameter layout after x, x̂, s; 3: compressor state; 4: SupportCoded's
+// patience and per-coordinate zero-round counters in its compressor state
+inline constexpr std::uint32_t kVersion = 4;
 inline constexpr std::size_t kHeaderBytes = 24;
 
 inline constexpr std::uint64_t kFnvOffsetBasis = 0xcbf29ce484222325ULL;

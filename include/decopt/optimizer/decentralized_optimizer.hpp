@@ -639,10 +639,13 @@ class DecentralizedOptimizer {
 
   /// Changes the local step size (for schedules); validated like Options::lr.
   void set_learning_rate(double lr) {
-    Options o = options_;
-    o.lr = lr;
-    o.validate();
-    options_ = o;
+    update_options([lr](Options& o) { o.lr = lr; });
+  }
+  /// Changes the prox step size (Options::prox_step) from the next round on: the ℓ1 prox shrinks
+  /// by step·λ, so a schedule of λ is a schedule of this step (decopt-train --lambda-warmup,
+  /// --lambda-ramp); validated like Options::prox_step.
+  void set_prox_step(double step) {
+    update_options([step](Options& o) { o.prox_step = step; });
   }
 
  private:
@@ -673,6 +676,15 @@ class DecentralizedOptimizer {
   void account_mixing(double seconds) {
     transport_.advance(seconds);
     current_.compute_seconds += seconds;
+  }
+
+  /// Applies `change` to a copy of the options and keeps it if it validates (strong guarantee).
+  template <class Change>
+  void update_options(Change&& change) {
+    Options o = options_;
+    change(o);
+    o.validate();
+    options_ = o;
   }
 
   /// Gives every own_scale segment of the layout a quantizer norm of its own.

@@ -202,6 +202,25 @@ class Simulation {
   /// (1/n) Σ_i ‖x_i − x̄‖².
   [[nodiscard]] double consensus_distance() const { return decopt::consensus_distance(buffers_); }
 
+  /// max over nodes i and coordinates k of |s_ik − (w_ii x̂_ik + Σ_j w_ij x̂_jk)|: each node's
+  /// incremental s against s recomputed from scratch, in double, from every node's own x̂. Float
+  /// rounding of the increments only, when every receiver applied exactly the change of x̂ its
+  /// sender made (x̂ the same number on every node); the size of a lost or misapplied message
+  /// otherwise.
+  [[nodiscard]] double neighbor_sum_error() const {
+    double worst = 0;
+    for (const auto& node : nodes_) {
+      const auto s = node.neighbor_sum();
+      const auto own = node.public_copy();
+      for (std::size_t k = 0; k < s.size(); ++k) {
+        double exact = node.self_weight() * own[k];
+        for (const auto& e : node.neighbors()) exact += e.weight * nodes_[static_cast<std::size_t>(e.node)].public_copy()[k];
+        worst = std::max(worst, std::abs(exact - static_cast<double>(s[k])));
+      }
+    }
+    return worst;
+  }
+
   /// x̄ = (1/n) Σ_i x_i.
   [[nodiscard]] std::vector<double> average_model() const {
     std::vector<double> mean(buffers_.empty() ? 0 : buffers_[0].size(), 0.0);
