@@ -264,3 +264,49 @@ TEST_CASE("EliasCoder: extreme gaps and levels decode exactly; every truncation 
     REQUIRE_THROWS_AS(coder.decode_positions(prefix, pos_shape, [](std::size_t) {}), DecodeError);
   }
 }
+
+TEST_CASE("GolombRunTable decodes the runs read_golomb decodes; TopK-like positions round-trip and refuse truncation",
+          "[compress][vsc]") {
+  Rng rng(31);
+  for (const std::uint64_t b : {1u, 2u, 3u, 5u, 69u, 100u, 1000u, 4095u}) {
+    CAPTURE(b);
+    const detail::GolombCode g(b);
+    REQUIRE(detail::GolombRunTable::useful(g));
+    const detail::GolombRunTable table(g);
+    std::vector<std::uint64_t> runs(3000);
+    for (auto& r : runs) r = rng.below(rng.below(8) == 0 ? 40 * b + 50 : 3 * b);  // some longer than the window
+    detail::WordWriter w;
+    for (const auto r : runs) g.write(w, r);
+    std::vector<std::byte> bytes;
+    w.append_to(bytes);
+    detail::BitCursor by_table(bytes.data(), bytes.size()), by_bits(bytes.data(), bytes.size());
+    for (const auto r : runs) {
+      REQUIRE(table.read(by_table, g, 1u << 30) == r);
+      REQUIRE(by_bits.read_golomb(g, 1u << 30) == r);
+    }
+    REQUIRE(by_table.position() == by_bits.position());
+    REQUIRE_FALSE(by_table.overrun());
+  }
+  // 1% of 300 000 positions (the table path), with a few long gaps, through the coder
+  const std::size_t n = 300000;
+  std::vector<std::uint32_t> positions;
+  for (std::uint32_t p = 0; p < n; p += 1 + static_cast<std::uint32_t>(rng.below(positions.size() % 500 == 7 ? 20000 : 200)))
+    positions.push_back(p);
+  VectorSourceCoder coder;
+  detail::CodeShape shape;
+  shape.n = n;
+  shape.k = positions.size();
+  shape.positions = positions;
+  REQUIRE(shape.k >= detail::GolombRunTable::min_codewords);
+  std::vector<std::byte> bytes;
+  coder.encode_positions(shape, bytes);
+  std::vector<std::uint32_t> got;
+  REQUIRE(coder.decode_positions(bytes, shape, [&](std::size_t p) { got.push_back(static_cast<std::uint32_t>(p)); }) == bytes.size());
+  REQUIRE(got == positions);
+  for (std::size_t cut = 0; cut < bytes.size(); cut += 1 + cut / 16) {
+    CAPTURE(cut);
+    const std::span<const std::byte> prefix(bytes.data(), cut);
+    std::size_t emitted = 0;
+    REQUIRE_THROWS_AS(coder.decode_positions(prefix, shape, [&](std::size_t p) { REQUIRE(p < n); ++emitted; }), DecodeError);
+  }
+}
