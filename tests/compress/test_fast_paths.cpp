@@ -1,7 +1,7 @@
 // Tests for the O(k) sparse paths and the faster coders of issue 16: RandomK's unordered Floyd
 // subset (uniform, distinct, its per-thread marks left clear), the three-argument encode and its
 // reconstruction(), RandomK's check of only the values it sends, Sign's lane-wise |v| sum, and the
-// window-at-a-time Elias decoder (exact on extreme gaps and levels, every truncation refused).
+// window-at-a-time Elias decoder, RawCoder's word-at-a-time packing (exact on extreme gaps and levels, every truncation refused).
 #include <catch2/catch.hpp>
 
 #include <decopt/compress/compress.hpp>
@@ -134,24 +134,92 @@ TEST_CASE("RandomK checks only the values it sends; the rest of v is never read"
   }
 }
 
-TEST_CASE("Sign: the lane-wise |v| sum matches a serial one and flags non-finite input", "[compress][sign]") {
+TEST_CASE("Sign: the one-pass |v| sum is the fixed lane order's, bit for bit, with the signs; flags non-finite input",
+          "[compress][sign]") {
   for (const std::size_t n : {std::size_t{1}, std::size_t{15}, std::size_t{16}, std::size_t{17}, std::size_t{1000}, std::size_t{100003}}) {
     CAPTURE(n);
-    const auto v = gaussian(n, n, 3.0);
+    auto v = gaussian(n, n, 3.0);
+    if (n > 3) v[3] = 0.0f, v[n - 1] = -0.0f;
+    // the reference order written out: lane j sums i ≡ j (mod 16) in index order, then the tree
+    double part[16] = {};
+    for (std::size_t i = 0; i < n; ++i) part[i % 16] += std::fabs(static_cast<double>(v[i]));
+    for (std::size_t width = 8; width > 0; width /= 2)
+      for (std::size_t j = 0; j < width; ++j) part[j] += part[j + width];
+    std::vector<std::int16_t> levels(n, 7);
+    const double sum = Sign::abs_sum_and_signs(v, levels.data());
+    std::uint64_t got, want;
+    std::memcpy(&got, &sum, 8);
+    std::memcpy(&want, &part[0], 8);
+    REQUIRE(got == want);
     long double serial = 0.0L;
     for (const float x : v) serial += std::fabs(static_cast<long double>(x));
-    const double sum = Sign::abs_sum(v);
     REQUIRE(std::fabs(static_cast<long double>(sum) - serial) <= 1e-13L * serial);
+    for (std::size_t i = 0; i < n; ++i) REQUIRE(levels[i] == (v[i] > 0.0f ? 1 : v[i] < 0.0f ? -1 : 0));
     for (const std::size_t at : {std::size_t{0}, n / 2, n - 1}) {  // head, body and tail lanes
       auto w = v;
       w[at] = std::numeric_limits<float>::quiet_NaN();
-      REQUIRE_FALSE(std::isfinite(Sign::abs_sum(w)));
+      REQUIRE_FALSE(std::isfinite(Sign::abs_sum_and_signs(w, levels.data())));
       w[at] = -std::numeric_limits<float>::infinity();
-      REQUIRE_FALSE(std::isfinite(Sign::abs_sum(w)));
+      REQUIRE_FALSE(std::isfinite(Sign::abs_sum_and_signs(w, levels.data())));
     }
   }
   std::vector<float> largest(1 << 12, std::numeric_limits<float>::max());  // finite floats cannot overflow the sum
-  REQUIRE(std::isfinite(Sign::abs_sum(largest)));
+  std::vector<std::int16_t> levels(largest.size());
+  REQUIRE(std::isfinite(Sign::abs_sum_and_signs(largest, levels.data())));
+}
+
+TEST_CASE("Sign: q is written from the levels with the decoder's values, streamed or not", "[compress][sign]") {
+  // 2^22 floats is where q goes past the caches with non-temporal stores
+  for (const std::size_t n : {std::size_t{1000}, (std::size_t{1} << 22) + 5}) {
+    CAPTURE(n);
+    auto v = gaussian(n, 9 + n);
+    v[1] = 0.0f;
+    Compressor<Dense, Sign, RawCoder> c;
+    Rng rng(3);
+    std::vector<float> q(n, 5.0f), acc(n, 0.0f);
+    std::vector<std::byte> msg;
+    c.encode(v, rng, msg, q);
+    c.decode_add(msg, 1.0f, acc);
+    for (std::size_t i = 0; i < n; ++i)
+      if (!same_bits(q[i], acc[i])) FAIL("q and the decoded message differ at " << i);
+    REQUIRE(same_bits(q[1], 0.0f));
+  }
+}
+
+TEST_CASE("pack_fixed writes BitWriter's bits at every width and offset; FixedFields reads them back",
+          "[compress][raw]") {
+  Rng rng(21);
+  for (int width = 1; width <= 16; ++width) {
+    const int bias = 1 << (width - 1);  // levels in [−bias, bias − 1], values in [0, 2^width)
+    for (const std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{63}, std::size_t{64}, std::size_t{65}, std::size_t{1000}}) {
+      for (const int offset : {0, 1, 7, 31, 63, 64, 100}) {
+        CAPTURE(width, n, offset);
+        std::vector<std::int16_t> levels(n);
+        for (auto& l : levels) l = static_cast<std::int16_t>(static_cast<int>(rng.below(std::uint64_t{1} << width)) - bias);
+        std::vector<std::byte> want, got;
+        const std::uint64_t lead = rng.next();
+        {
+          BitWriter w(want);
+          w.write(lead, offset > 64 ? 64 : offset);
+          if (offset > 64) w.write(lead >> 3, offset - 64);
+          for (const auto l : levels) w.write(static_cast<std::uint64_t>(l + bias), width);
+          w.finish();
+        }
+        {
+          BitWriter w(got);
+          w.write(lead, offset > 64 ? 64 : offset);
+          if (offset > 64) w.write(lead >> 3, offset - 64);
+          w.write_words(n * static_cast<std::uint64_t>(width), [&](std::uint64_t& acc, int& filled, std::byte* dst) {
+            detail::pack_fixed(levels, bias, width, acc, filled, dst);
+          });
+          w.finish();
+        }
+        REQUIRE(got == want);
+        const detail::FixedFields fields(got, static_cast<std::uint64_t>(offset), width);
+        for (std::size_t j = 0; j < n; ++j) REQUIRE(static_cast<int>(fields[j]) - bias == levels[j]);
+      }
+    }
+  }
 }
 
 TEST_CASE("EliasCoder: extreme gaps and levels decode exactly; every truncation is refused", "[compress][elias]") {
@@ -194,5 +262,51 @@ TEST_CASE("EliasCoder: extreme gaps and levels decode exactly; every truncation 
   for (std::size_t cut = 0; cut < pos_bytes.size(); ++cut) {
     const std::span<const std::byte> prefix(pos_bytes.data(), cut);
     REQUIRE_THROWS_AS(coder.decode_positions(prefix, pos_shape, [](std::size_t) {}), DecodeError);
+  }
+}
+
+TEST_CASE("GolombRunTable decodes the runs read_golomb decodes; TopK-like positions round-trip and refuse truncation",
+          "[compress][vsc]") {
+  Rng rng(31);
+  for (const std::uint64_t b : {1u, 2u, 3u, 5u, 69u, 100u, 1000u, 4095u}) {
+    CAPTURE(b);
+    const detail::GolombCode g(b);
+    REQUIRE(detail::GolombRunTable::useful(g));
+    const detail::GolombRunTable table(g);
+    std::vector<std::uint64_t> runs(3000);
+    for (auto& r : runs) r = rng.below(rng.below(8) == 0 ? 40 * b + 50 : 3 * b);  // some longer than the window
+    detail::WordWriter w;
+    for (const auto r : runs) g.write(w, r);
+    std::vector<std::byte> bytes;
+    w.append_to(bytes);
+    detail::BitCursor by_table(bytes.data(), bytes.size()), by_bits(bytes.data(), bytes.size());
+    for (const auto r : runs) {
+      REQUIRE(table.read(by_table, g, 1u << 30) == r);
+      REQUIRE(by_bits.read_golomb(g, 1u << 30) == r);
+    }
+    REQUIRE(by_table.position() == by_bits.position());
+    REQUIRE_FALSE(by_table.overrun());
+  }
+  // 1% of 300 000 positions (the table path), with a few long gaps, through the coder
+  const std::size_t n = 300000;
+  std::vector<std::uint32_t> positions;
+  for (std::uint32_t p = 0; p < n; p += 1 + static_cast<std::uint32_t>(rng.below(positions.size() % 500 == 7 ? 20000 : 200)))
+    positions.push_back(p);
+  VectorSourceCoder coder;
+  detail::CodeShape shape;
+  shape.n = n;
+  shape.k = positions.size();
+  shape.positions = positions;
+  REQUIRE(shape.k >= detail::GolombRunTable::min_codewords);
+  std::vector<std::byte> bytes;
+  coder.encode_positions(shape, bytes);
+  std::vector<std::uint32_t> got;
+  REQUIRE(coder.decode_positions(bytes, shape, [&](std::size_t p) { got.push_back(static_cast<std::uint32_t>(p)); }) == bytes.size());
+  REQUIRE(got == positions);
+  for (std::size_t cut = 0; cut < bytes.size(); cut += 1 + cut / 16) {
+    CAPTURE(cut);
+    const std::span<const std::byte> prefix(bytes.data(), cut);
+    std::size_t emitted = 0;
+    REQUIRE_THROWS_AS(coder.decode_positions(prefix, shape, [&](std::size_t p) { REQUIRE(p < n); ++emitted; }), DecodeError);
   }
 }

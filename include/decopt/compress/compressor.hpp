@@ -202,7 +202,7 @@ class Compressor {
     std::span<float> recon = dense;
     if (!sel_.all) {
       gathered_.resize(sel_.k);
-      for (std::size_t j = 0; j < sel_.k; ++j) gathered_[j] = v[sel_.indices[j]];
+      gather(v.data(), sel_.indices.data(), sel_.k, gathered_.data());
       if constexpr (sent_values_checked) {
         detail::require(decopt::all_finite(std::span<const float>(gathered_)), detail::non_finite_input);
       }
@@ -305,7 +305,10 @@ class Compressor {
     const float max_abs = std::bit_cast<float>(max_bits);
     if (max_bits >= 0x7f800000u || !std::isfinite(max_abs * weight)) throw DecodeError("message holds or yields a non-finite value");
     if (sparse_positions) {
-      for (std::size_t j = 0; j < count; ++j) a[sparse_positions[j]] += weight * load_float(values + 4 * j);
+      for (std::size_t j = 0; j < count; ++j) {
+        if (j + prefetch_distance < count) __builtin_prefetch(a + sparse_positions[j + prefetch_distance], 1);
+        a[sparse_positions[j]] += weight * load_float(values + 4 * j);
+      }
     } else {
       for (std::size_t j = 0; j < count; ++j) a[j] += weight * load_float(values + 4 * j);
     }
@@ -381,6 +384,15 @@ class Compressor {
     }
     return shape;
   }
+  // out[j] = v[index[j]]: scattered reads (RandomK's draw order, or a sparse selection spread over
+  // a v larger than the caches), each prefetched a few ahead so that they overlap
+  static void gather(const float* v, const std::uint32_t* index, std::size_t k, float* out) noexcept {
+    for (std::size_t j = 0; j < k; ++j) {
+      if (j + prefetch_distance < k) __builtin_prefetch(v + index[j + prefetch_distance]);
+      out[j] = v[index[j]];
+    }
+  }
+  static constexpr std::size_t prefetch_distance = 16;
   static std::uint32_t load_bits(const std::byte* p) noexcept {
     std::uint32_t bits;
     std::memcpy(&bits, p, 4);

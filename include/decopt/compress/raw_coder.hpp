@@ -1,6 +1,7 @@
 // decopt/compress/raw_coder.hpp — fixed-width packing (the coder CHOCO-SGD ships).
 //
-// Levels: ⌈log2(2s+1)⌉ bits each, storing ℓ + s. Float values: 32 bits each (written by the
+// Levels: ⌈log2(2s+1)⌉ bits each, storing ℓ + s, packed and read a word at a time
+// (detail::pack_fixed). Float values: 32 bits each (written by the
 // Compressor after the position section). Positions of a sparse selection: one flag bit, then
 // either a bitmap of n bits or k indices of ⌈log2 n⌉ bits, whichever is smaller. Every size is
 // known from the header, so a truncated message is rejected before anything is decoded.
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "decopt/compress/detail/pack_fixed.hpp"
 #include "decopt/compress/detail/pipeline.hpp"
 #include "decopt/compress/message.hpp"
 #include "decopt/core/bit_stream.hpp"
@@ -33,7 +35,9 @@ struct RawCoder {
     BitWriter w(out);
     if (shape.explicit_positions) write_positions(w, shape.n, shape.positions);
     const int width = level_bits(s);
-    for (const std::int16_t l : levels) w.write(static_cast<std::uint64_t>(l + s), width);
+    w.write_words(levels.size() * static_cast<std::uint64_t>(width), [&](std::uint64_t& acc, int& filled, std::byte* dst) {
+      detail::pack_fixed(levels, s, width, acc, filled, dst);
+    });
     w.finish();
   }
 
@@ -45,12 +49,12 @@ struct RawCoder {
     const std::uint64_t pos_bits = shape.explicit_positions ? positions_bits(head, shape.n, shape.k) : 0;
     const std::uint64_t total = pos_bits + static_cast<std::uint64_t>(count) * static_cast<std::uint64_t>(width);
     if (total > bytes.size() * std::uint64_t{8}) throw DecodeError("Raw: message truncated");
-    BitReader values(bytes);
-    skip(values, pos_bits);
+    const detail::FixedFields values(bytes, pos_bits, width);
+    std::size_t next = 0;
     const auto max_x = static_cast<std::uint64_t>(2 * s);
     bool bad = false;
     auto emit = [&](std::size_t pos) {
-      const std::uint64_t x = values.read(width);
+      const std::uint64_t x = values[next++];
       bad |= x > max_x;
       const int l = static_cast<int>(x > max_x ? max_x : x) - s;
       if (l != 0) sink(pos, l);
@@ -114,14 +118,6 @@ struct RawCoder {
   static std::uint64_t positions_bits(BitReader& r, std::size_t n, std::size_t k) {
     const bool bitmap = r.read_bit();
     return 1 + (bitmap ? static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(k) * static_cast<std::uint64_t>(index_bits(n)));
-  }
-
-  static void skip(BitReader& r, std::uint64_t nbits) {
-    while (nbits > 0) {
-      const int chunk = nbits > 56 ? 56 : static_cast<int>(nbits);
-      (void)r.read(chunk);
-      nbits -= static_cast<std::uint64_t>(chunk);
-    }
   }
 
   // Calls f(pos) for the k positions in ascending order; false if they are not k valid ones.

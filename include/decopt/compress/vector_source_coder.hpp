@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "decopt/compress/detail/fast_bits.hpp"
+#include "decopt/compress/detail/golomb_run_table.hpp"
 #include "decopt/compress/detail/pipeline.hpp"
 #include "decopt/compress/detail/positions.hpp"
 #include "decopt/compress/detail/word_bits.hpp"
@@ -759,11 +760,23 @@ class VectorSourceCoder {
       // the cursor and the position as locals, so that they stay in registers while the sink stores
       detail::BitCursor cursor = cursors[0];
       std::uint64_t pos = rel[0];
-      for (std::uint64_t t = 0; t < total && !bad; ++t) {
-        sink(static_cast<std::size_t>(pos), rk.symbol);
-        if (t + 1 == rk.count) break;
-        pos += (rk.implied ? 0 : cursor.read_golomb(rk.golomb, max_quotient[0])) + 1;
-        bad |= pos >= rk.remaining || cursor.overrun();
+      if (!rk.implied && rk.count >= detail::GolombRunTable::min_codewords && detail::GolombRunTable::useful(rk.golomb)) {
+        // TopK-like positions: a codeword per table lookup; a run past the end stops the loop, and
+        // a stream read past its end is flagged once after it (the cursor supplies zero bits)
+        const detail::GolombRunTable table(rk.golomb);
+        for (std::uint64_t t = 0; t < total && !bad; ++t) {
+          sink(static_cast<std::size_t>(pos), rk.symbol);
+          if (t + 1 == rk.count) break;
+          pos += table.read(cursor, rk.golomb, max_quotient[0]) + 1;
+          bad |= pos >= rk.remaining;
+        }
+      } else {
+        for (std::uint64_t t = 0; t < total && !bad; ++t) {
+          sink(static_cast<std::size_t>(pos), rk.symbol);
+          if (t + 1 == rk.count) break;
+          pos += (rk.implied ? 0 : cursor.read_golomb(rk.golomb, max_quotient[0])) + 1;
+          bad |= pos >= rk.remaining || cursor.overrun();
+        }
       }
       cursors[0] = cursor;
     } else {

@@ -51,6 +51,18 @@ class BitWriter {
     write(std::uint64_t{1} << n, static_cast<int>(n) + 1);
   }
 
+  /// Appends `nbits` bits produced by pack(buffer, filled, dst): it is handed the pending bits
+  /// (`filled` < 64 of them in `buffer`) and room at dst for exactly the (filled + nbits)/64
+  /// whole little-endian words they complete; it writes those and leaves the remaining bits
+  /// pending in buffer and filled (detail::pack_fixed is such a packer).
+  template <class Pack>
+  void write_words(std::uint64_t nbits, Pack&& pack) {
+    const auto words = static_cast<std::size_t>((static_cast<std::uint64_t>(filled_) + nbits) / 64);
+    const std::size_t at = out_.size();
+    out_.resize(at + 8 * words);
+    pack(buffer_, filled_, out_.data() + at);
+  }
+
   /// Total bits written by this writer so far.
   [[nodiscard]] std::uint64_t bit_count() const noexcept {
     return (out_.size() - start_bytes_) * 8 + static_cast<std::uint64_t>(filled_);
