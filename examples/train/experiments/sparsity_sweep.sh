@@ -15,7 +15,9 @@ TRAIN=${1:-build/release/examples/train/decopt-train}
 OUT=${2:-examples/train/results/sparsity}
 JOBS=${JOBS:-2}
 RUNS=${RUNS:-"lambda0|--lambda 0
+l3e-4|--lambda 3e-4
 l1e-3|--lambda 1e-3
+l2e-3|--lambda 2e-3
 l3e-3|--lambda 3e-3
 l1e-2|--lambda 1e-2
 l3e-3_w5r3|--lambda 3e-3 --lambda-warmup 5 --lambda-ramp 3
