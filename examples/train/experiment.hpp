@@ -109,6 +109,7 @@ struct RunResult {
   double seconds = 0;
   double wait_seconds = 0;  ///< summed over nodes
   double simulated_seconds = 0;  ///< sim transport: virtual time under the link model (compute + modelled communication)
+  double average_model_accuracy = std::nan("");  ///< test accuracy of (1/n) Σ_i x_i on the whole test set at the end
   double sent_sparsity = std::nan("");  ///< support coding: mean over nodes of the fraction off the sent support at the end
   double dp_noise = 0;      ///< σ used (0 without differential privacy)
   double dp_epsilon = 0;    ///< ε of each node's (ε, δ) guarantee for the whole run
@@ -571,6 +572,10 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     throw ConfigError("transport '" + c.transport + "' is not available in this build of decopt-train");
   }
   result.rounds = total_rounds;
+  // The deployed model x̄ = (1/n) Σ_i x_i, beside the nodes' mean (under MPI rank 0 has every model).
+  result.average_model_accuracy =
+      mlp.evaluate(std::span<const float>(average_model(models)), data.test.images, std::span<const std::uint8_t>(data.test.labels))
+          .accuracy;
   result.model_checksum = model_checksum(models);
   result.seconds = elapsed();
   return result;

@@ -89,7 +89,9 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
   // On a schedule malcom runs its plain pipeline (no SupportCoded over per-edge copies): say so.
   if (r.algorithm == "malcom" && r.schedule != "static") o << ",\"support_coding\":" << (r.support_coding ? "true" : "false");
   o << ",\"test_accuracy\":" << last.test_accuracy
-    << ",\"test_loss\":" << last.test_loss << ",\"total_bytes_sent\":" << last.bytes_sent
+    << ",\"test_loss\":" << last.test_loss;
+  if (std::isfinite(r.average_model_accuracy)) o << ",\"average_model_accuracy\":" << r.average_model_accuracy;
+  o << ",\"total_bytes_sent\":" << last.bytes_sent
     << ",\"bits_per_param_per_round\":" << r.bits_per_param_per_round() << ",\"sparsity\":" << last.sparsity;
   if (std::isfinite(r.sent_sparsity)) o << ",\"sent_sparsity\":" << r.sent_sparsity;
   o

@@ -308,4 +308,8 @@ TEST_CASE("--schedule: messages and bits per parameter count the round's neighbo
   s.link_count = 8;
   CHECK(s.messages_sent() == 56);
   CHECK(json_summary(c, s).find("support_coding") == std::string::npos);
+  // The average model's accuracy beside the nodes' mean, when the run measured it.
+  CHECK(json_summary(c, s).find("average_model_accuracy") == std::string::npos);
+  s.average_model_accuracy = 0.25;
+  CHECK_THAT(json_summary(c, s), Catch::Contains(",\"test_loss\":0,\"average_model_accuracy\":0.25,\"total_bytes_sent\":"));
 }
