@@ -9,10 +9,16 @@
 //   ChocoSGD   — Koloskova, Stich & Jaggi, ICML 2019: the same quantizer, fixed-width packing, no prox.
 //   DPSGD      — Lian et al., NeurIPS 2017: the identity compressor with γ = 1 (exact gossip:
 //                x ← W(x − η g)); any other consensus step is refused at construction.
+//
+// Over a TopologySchedule (time-varying gossip, decopt/optimizer/edge_exchange.hpp), the same three
+// with ScheduledSyncStep: ScheduledMalcomPSGD runs Malcom-PSGD's plain pipeline (dithered 256
+// levels, ℓ2 scale, VSC, ℓ1 prox) without SupportCoded, whose per-neighbour support state does not
+// fit per-edge copies (a compile-time error there); ScheduledChocoSGD and ScheduledDPSGD as above.
 #pragma once
 
 #include "decopt/compress/compress.hpp"
 #include "decopt/optimizer/decentralized_optimizer.hpp"
+#include "decopt/optimizer/edge_exchange.hpp"
 #include "decopt/prox/prox.hpp"
 
 namespace decopt {
@@ -26,6 +32,14 @@ struct MalcomCompressor : SupportCoded<Compressor<Dense, DitheredQuantizer, Vect
   MalcomCompressor(const Pipeline& pipeline) : SupportCoded(pipeline) {}  // NOLINT: a configured pipeline converts
   MalcomCompressor(Dense sparsifier, DitheredQuantizer quantizer, VectorSourceCoder coder)
       : MalcomCompressor(Pipeline(sparsifier, quantizer, coder)) {}
+};
+
+/// Malcom-PSGD's pipeline without SupportCoded, for per-edge copies: Dense + DitheredQuantizer (256
+/// levels, ℓ2 scale by default) + VectorSourceCoder.
+struct MalcomPipeline : MalcomCompressor::Pipeline {
+  using Base = MalcomCompressor::Pipeline;
+  MalcomPipeline() : Base(Dense{}, DitheredQuantizer{MalcomCompressor::default_levels, Norm::L2}, VectorSourceCoder{}) {}
+  MalcomPipeline(const Base& pipeline) : Base(pipeline) {}  // NOLINT: a configured pipeline converts
 };
 
 /// Malcom-PSGD's regulariser: ℓ1 with λ = 1e-4 by default (L1Prox{λ} for another).
@@ -54,6 +68,15 @@ using ChocoSGD = DecentralizedOptimizer<Compressor<Dense, DitheredQuantizer, Raw
 
 template <class Step = SyncStep, class Local = SGD>
 using DPSGD = DecentralizedOptimizer<ExactGossipCompressor, NoProx, Step, Local>;
+
+template <class Step = ScheduledSyncStep, class Local = SGD>
+using ScheduledMalcomPSGD = DecentralizedOptimizer<MalcomPipeline, MalcomL1Prox, Step, Local>;
+
+template <class Step = ScheduledSyncStep, class Local = SGD>
+using ScheduledChocoSGD = ChocoSGD<Step, Local>;
+
+template <class Step = ScheduledSyncStep, class Local = SGD>
+using ScheduledDPSGD = DPSGD<Step, Local>;
 
 /// D-PSGD's options: the given ones with γ = 1 (exact averaging needs the full consensus step).
 inline Options dpsgd_options(Options options) {

@@ -41,6 +41,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <concepts>
 #include <cmath>
 #include <cstddef>
 #include <exception>
@@ -65,6 +66,7 @@
 #include "decopt/parameters/layout.hpp"
 #include "decopt/parameters/segmented_prox.hpp"
 #include "decopt/prox/prox.hpp"
+#include "decopt/topology/schedule.hpp"
 #include "decopt/topology/topology.hpp"
 #include "decopt/transport/transport.hpp"
 
@@ -176,6 +178,7 @@ class DecentralizedOptimizer {
     require_same_neighbors(transport);
     self_weight_ = topology.self_weight(rank_);
     topology_fingerprint_ = topology.fingerprint();
+    graph_name_ = topology.name();
     const std::size_t d = params.size();
     if constexpr (Step::keeps_public_copy) {
       public_copy_.assign(d, 0.0f);
@@ -201,10 +204,13 @@ class DecentralizedOptimizer {
    * norms; padding is kept at zero), segments with SegmentOptions::own_scale get a quantizer norm
    * of their own, and checkpoints record the layout and refuse another one.
    * @param layout  the tensors of `params` (layout.size() == params.size()); copied
+   * @param topology a Topology, or a TopologySchedule (as the schedule constructor)
    * @throws ConfigError as above; for a buffer of another size than the layout's; when a segment
    *         asks for own_scale and the compressor cannot scale blocks of its own (set_scale_blocks)
    */
-  DecentralizedOptimizer(std::span<float> params, const ParameterLayout& layout, const Topology& topology,
+  template <class Graph>
+    requires std::same_as<Graph, Topology> || std::same_as<Graph, TopologySchedule>
+  DecentralizedOptimizer(std::span<float> params, const ParameterLayout& layout, const Graph& topology,
                          TransportRef transport, Options options = {}, Compressor compressor = {}, Prox prox = {},
                          Local local = {})
       : DecentralizedOptimizer(params, topology, transport, options, std::move(compressor), std::move(prox),
@@ -225,6 +231,33 @@ class DecentralizedOptimizer {
                          Compressor compressor = {}, Prox prox = {}, Local local = {})
       : DecentralizedOptimizer(detail::contiguous_span(params), topology, transport, options,
                                std::move(compressor), std::move(prox), std::move(local)) {}
+
+  /**
+   * Over a TopologySchedule: round t mixes with W(t) (decopt/topology/schedule.hpp). Needs a step
+   * whose exchange follows a schedule (ScheduledSyncStep, ScheduledOverlappedStep:
+   * decopt/optimizer/edge_exchange.hpp). A static schedule (period 1) runs exactly the round over
+   * its one Topology; a time-varying one keeps per-edge copies (2·d·deg∪ floats) instead of x̂ and
+   * s, sends only to the round's peers and needs no resynchronisation. Checkpoints record the
+   * schedule's fingerprint and refuse another schedule.
+   * @param transport built on schedule.transport_graph(); a time-varying schedule needs per-peer
+   *                  delivery (SimulatedNetwork, ThreadNetwork, MpiTransport)
+   * @throws ConfigError as the Topology constructor, and for a transport without per-peer delivery
+   */
+  DecentralizedOptimizer(std::span<float> params, const TopologySchedule& schedule, TransportRef transport,
+                         Options options = {}, Compressor compressor = {}, Prox prox = {}, Local local = {})
+      : DecentralizedOptimizer(params, schedule.transport_graph(), transport, options, std::move(compressor),
+                               std::move(prox), std::move(local)) {
+    static_assert(!std::is_same_v<exchange_state_t<Step, Compressor>, detail::NoExchangeState>,
+                  "decopt: this step mixes with one fixed W; over a TopologySchedule use ScheduledSyncStep or "
+                  "ScheduledOverlappedStep (decopt/optimizer/edge_exchange.hpp)");
+    exchange_state_.bind(schedule, rank_, dimension(), transport);
+    topology_fingerprint_ = schedule.fingerprint();
+    graph_name_ = schedule.name();
+    if (exchange_state_.time_varying()) {  // the edge copies replace x̂ and s
+      public_copy_ = {};
+      neighbor_sum_ = {};
+    }
+  }
 
   DecentralizedOptimizer(const DecentralizedOptimizer&) = delete;
   DecentralizedOptimizer& operator=(const DecentralizedOptimizer&) = delete;
@@ -338,8 +371,7 @@ class DecentralizedOptimizer {
 
   /// q = C(x − x̂) (a ModelAwareCompressor: from x and x̂); x̂ += q; s += w_ii q; post the message.
   void compress_and_post() {
-    if (!decopt::all_finite(std::span<const float>(x_)))
-      throw NonFiniteError("model of node " + std::to_string(rank_) + " at round " + std::to_string(round_));
+    require_finite_model();
     auto& scratch = detail::RoundScratch::for_this_thread(dimension());
     const std::span<float> residual(scratch.gradient.data(), dimension());
     const std::span<float> q(scratch.reconstruction.data(), dimension());
@@ -350,11 +382,9 @@ class DecentralizedOptimizer {
       public_copy_[k] += q[k];
       neighbor_sum_[k] += w_self * q[k];
     }
-    transport_.advance(seconds_since(phase_start_));  // compute before the post
-    phase_start_ = Clock::now();
+    advance_clock_to_post();
     transport_.post(exchange_, message);
-    current_.message_bytes = message.size();
-    current_.bytes_sent = message.size() * neighbors_.size();
+    count_broadcast(message.size());
   }
 
   /// s += Σ_j w_ij q_j (in neighbour order, for determinism); x += γ(s − x̂).
@@ -372,24 +402,19 @@ class DecentralizedOptimizer {
     detail::settle_round(compressor_, std::span<float>(neighbor_sum_));
     const float gamma = static_cast<float>(options_.consensus_step);
     for (std::size_t k = 0; k < x_.size(); ++k) x_[k] += gamma * (neighbor_sum_[k] - public_copy_[k]);
-    const double mixing = seconds_since(start);
-    transport_.advance(mixing);
-    current_.compute_seconds += mixing;
+    account_mixing(seconds_since(start));
   }
 
   /// DirectGossipStep: q = C(x); post. (No public copy: the compression error is not remembered.)
   void compress_model_and_post() {
-    if (!decopt::all_finite(std::span<const float>(x_)))
-      throw NonFiniteError("model of node " + std::to_string(rank_) + " at round " + std::to_string(round_));
+    require_finite_model();
     auto& scratch = detail::RoundScratch::for_this_thread(dimension());
     const std::span<float> q(scratch.reconstruction.data(), dimension());
     auto& message = next_message_buffer();
     compressor_.encode(std::span<const float>(x_), rng_, message, q);
-    transport_.advance(seconds_since(phase_start_));
-    phase_start_ = Clock::now();
+    advance_clock_to_post();
     transport_.post(exchange_, message);
-    current_.message_bytes = message.size();
-    current_.bytes_sent = message.size() * neighbors_.size();
+    count_broadcast(message.size());
   }
 
   /// DirectGossipStep: x = (1 − γ(1 − w_ii)) x + γ Σ_j w_ij q_j.
@@ -408,9 +433,7 @@ class DecentralizedOptimizer {
     const float gamma = static_cast<float>(options_.consensus_step);
     const float keep = 1.0f - gamma * (1.0f - static_cast<float>(self_weight_));
     for (std::size_t k = 0; k < x_.size(); ++k) x_[k] = keep * x_[k] + gamma * mixed[k];
-    const double mixing = seconds_since(start);
-    transport_.advance(mixing);
-    current_.compute_seconds += mixing;
+    account_mixing(seconds_since(start));
   }
 
   // ---- resynchronisation of s (every Options::resync_every rounds) ----
@@ -421,7 +444,7 @@ class DecentralizedOptimizer {
 
   /// True after the round that completes a resynchronisation period, until finish_resync().
   [[nodiscard]] bool resync_due() const noexcept {
-    return Step::keeps_public_copy && options_.resync_every > 0 && round_ > 0 && round_ % options_.resync_every == 0 && last_resync_ != round_;
+    return !public_copy_.empty() && options_.resync_every > 0 && round_ > 0 && round_ % options_.resync_every == 0 && last_resync_ != round_;
   }
 
   /// Posts x̂ uncompressed to every neighbour. An exception from the transport poisons the node.
@@ -523,6 +546,7 @@ class DecentralizedOptimizer {
     put_le<std::uint8_t>(out, layout_ ? 1 : 0);
     if (layout_) layout_->save(out);
     hooks::save_state(compressor_, out);
+    exchange_state_.save(out);
     checkpoint::end_record(out, start);
   }
 
@@ -549,7 +573,9 @@ class DecentralizedOptimizer {
     detail::require(rank == rank_, "checkpoint is of node " + std::to_string(rank) + ", this optimizer is node " +
                                        std::to_string(rank_));
     const auto fingerprint = in.get_le<std::uint64_t>();
-    detail::require(fingerprint == topology_fingerprint_, "checkpoint was written on another topology (fingerprint differs)");
+    detail::require(fingerprint == topology_fingerprint_,
+                    "checkpoint was written on another topology or schedule (fingerprint " + hex64(fingerprint) +
+                        ") than this optimizer's " + graph_name_ + " (fingerprint " + hex64(topology_fingerprint_) + ")");
     const std::string pipeline = checkpoint::get_string(in);
     detail::require(pipeline == pipeline_name(),
                     "checkpoint was written by pipeline " + pipeline + ", this optimizer runs " + pipeline_name());
@@ -580,6 +606,8 @@ class DecentralizedOptimizer {
     std::optional<Compressor> compressor;  // a copy only when there is a state to load into it
     if constexpr (StatefulCompressor<Compressor>) compressor.emplace(compressor_);
     hooks::load_state(compressor ? *compressor : compressor_, in);
+    auto exchange_state = exchange_state_;
+    exchange_state.load(in);
     detail::require_decodable(in.remaining() == 0, "checkpoint record has trailing bytes");
     detail::require_decodable(decopt::all_finite(std::span<const float>(x)) && decopt::all_finite(std::span<const float>(xhat)) &&
                                   decopt::all_finite(std::span<const float>(s)),
@@ -597,6 +625,7 @@ class DecentralizedOptimizer {
     local_ = std::move(local);
     options_momentum_ = std::move(momentum);
     if (compressor) compressor_ = std::move(*compressor);
+    exchange_state_ = std::move(exchange_state);
     failure_.clear();
     return consumed;
   }
@@ -617,9 +646,33 @@ class DecentralizedOptimizer {
   }
 
  private:
+  friend struct EdgeCopyExchange;  // the per-edge exchange of a TopologySchedule (edge_exchange.hpp)
+
   using Clock = std::chrono::steady_clock;
   static double seconds_since(Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
+  }
+
+  /// @throws NonFiniteError when the model to be sent holds a NaN or an infinity
+  void require_finite_model() const {
+    if (!decopt::all_finite(std::span<const float>(x_)))
+      throw NonFiniteError("model of node " + std::to_string(rank_) + " at round " + std::to_string(round_));
+  }
+  /// Before a post: the compute since the phase started moves the virtual clock.
+  void advance_clock_to_post() {
+    transport_.advance(seconds_since(phase_start_));
+    phase_start_ = Clock::now();
+  }
+  /// One message of `bytes` posted to every neighbour.
+  void count_broadcast(std::size_t bytes) {
+    current_.message_bytes = bytes;
+    current_.bytes_sent = bytes * neighbors_.size();
+    current_.messages_sent = static_cast<long>(neighbors_.size());
+  }
+  /// `seconds` of decoding and mixing after the wait: compute time, and the virtual clock.
+  void account_mixing(double seconds) {
+    transport_.advance(seconds);
+    current_.compute_seconds += seconds;
   }
 
   /// Gives every own_scale segment of the layout a quantizer norm of its own.
@@ -649,6 +702,13 @@ class DecentralizedOptimizer {
         blocks.push_back({segment.offset, rows, segment.size / rows});
       }
     return blocks;
+  }
+
+  static std::string hex64(std::uint64_t v) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string text = "0x";
+    for (int shift = 60; shift >= 0; shift -= 4) text += digits[(v >> shift) & 0xF];
+    return text;
   }
 
   /// Reads the heavy-ball state of Options::momentum, if the record has one, into `momentum`.
@@ -817,6 +877,8 @@ class DecentralizedOptimizer {
   std::vector<Edge> neighbors_;
   double self_weight_ = 1;
   std::uint64_t topology_fingerprint_ = 0;
+  std::string graph_name_;           // the topology's or schedule's name, for error messages
+  exchange_state_t<Step, Compressor> exchange_state_;  // a scheduled step's edge copies (edge_exchange.hpp)
   std::vector<float> public_copy_;   // x̂
   std::vector<float> neighbor_sum_;  // s
   typename Local::State local_;      // the local update's buffers (m, v …) and hyperparameters

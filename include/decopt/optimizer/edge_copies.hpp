@@ -35,8 +35,11 @@
 #include <string>
 #include <vector>
 
+#include "decopt/core/bytes.hpp"
 #include "decopt/core/error.hpp"
+#include "decopt/core/finite.hpp"
 #include "decopt/core/rng.hpp"
+#include "decopt/optimizer/checkpoint.hpp"
 #include "decopt/optimizer/residual_coding.hpp"
 #include "decopt/topology/topology.hpp"
 
@@ -108,6 +111,26 @@ class EdgeCopies {
       for (std::size_t k = 0; k < d_; ++k) mixing_[k] += w * (in[k] - mine[k]);
     }
     for (std::size_t k = 0; k < d_; ++k) x[k] += gamma * mixing_[k];
+  }
+
+  /// Appends the copies for a checkpoint: x̂_{i→j} then x̂_{j→i}, slot-major, length-prefixed.
+  void save(std::vector<std::byte>& out) const {
+    checkpoint::put_floats(out, sent_);
+    checkpoint::put_floats(out, received_);
+  }
+
+  /// Reads what save() wrote (read into temporaries: a failure changes nothing).
+  /// @throws ConfigError for copies of another size (another union graph or dimension);
+  ///         DecodeError for a truncated record or non-finite values
+  void load(ByteReader& in) {
+    std::vector<float> sent(sent_.size()), received(received_.size());
+    checkpoint::get_floats(in, sent, "edge copies x̂_{i→j}");
+    checkpoint::get_floats(in, received, "edge copies x̂_{j→i}");
+    detail::require_decodable(decopt::all_finite(std::span<const float>(sent)) &&
+                                  decopt::all_finite(std::span<const float>(received)),
+                              "checkpoint holds non-finite edge copies");
+    sent_ = std::move(sent);
+    received_ = std::move(received);
   }
 
  private:

@@ -6,6 +6,7 @@
 #include "decopt/optimizer/configurations.hpp"
 #include "decopt/optimizer/decentralized_optimizer.hpp"
 #include "decopt/optimizer/edge_copies.hpp"
+#include "decopt/optimizer/edge_exchange.hpp"
 #include "decopt/optimizer/options.hpp"
 #include "decopt/optimizer/simulation.hpp"
 #include "decopt/optimizer/steps.hpp"

@@ -95,9 +95,10 @@ struct LoadOptions {
 /// What one round of one node did.
 struct RoundStats {
   long round = 0;                    ///< index of the round just finished (0-based)
-  std::uint64_t bytes_sent = 0;      ///< message bytes × number of neighbours
+  std::uint64_t bytes_sent = 0;      ///< bytes of every message posted (message bytes × neighbours)
   std::uint64_t bytes_received = 0;  ///< sum of the neighbours' message sizes
-  std::uint64_t message_bytes = 0;   ///< size of this node's one message
+  std::uint64_t message_bytes = 0;   ///< size of this node's message (the largest, when each peer gets its own)
+  long messages_sent = 0;            ///< messages this node posted: one per neighbour of the round
   double wait_seconds = 0;           ///< time blocked in the transport waiting for neighbours
   double compute_seconds = 0;        ///< time in gradients, local steps, coding and consensus
   double loss = std::nan("");        ///< mean of the gradient callback's returned losses, if it returns one

@@ -30,6 +30,7 @@
 #include "decopt/optimizer/lr_schedule.hpp"
 #include "decopt/optimizer/options.hpp"
 #include "decopt/parameters/layout.hpp"
+#include "decopt/topology/schedule.hpp"
 #include "decopt/transport/simulated_network.hpp"
 
 namespace decopt {
@@ -119,26 +120,13 @@ class Simulation {
 
   /// @throws ConfigError for buffers that do not match the topology or the layout, or threads < 1
   Simulation(const Topology& topology, std::vector<std::span<float>> buffers, Setup setup)
-      : network_(std::make_unique<SimulatedNetwork>(topology, setup.link)), buffers_(std::move(buffers)) {
-    detail::require(static_cast<int>(buffers_.size()) == topology.size(),
-                    "Simulation: " + std::to_string(buffers_.size()) + " parameter buffers for " +
-                        std::to_string(topology.size()) + " nodes");
-    for (std::size_t i = 0; i < buffers_.size(); ++i)
-      detail::require(buffers_[i].size() == buffers_[0].size(),
-                      "Simulation: buffer of node " + std::to_string(i) + " has " + std::to_string(buffers_[i].size()) +
-                          " parameters, node 0 has " + std::to_string(buffers_[0].size()));
-    nodes_.reserve(buffers_.size());
-    for (std::size_t i = 0; i < buffers_.size(); ++i) {
-      auto& endpoint = network_->endpoint(static_cast<int>(i));
-      if (setup.layout)
-        nodes_.emplace_back(buffers_[i], *setup.layout, topology, endpoint, setup.options, setup.compressor, setup.prox,
-                            setup.local);
-      else
-        nodes_.emplace_back(buffers_[i], topology, endpoint, setup.options, setup.compressor, setup.prox, setup.local);
-    }
-    node_stats_.resize(nodes_.size());
-    set_threads(setup.threads);
-  }
+      : Simulation(topology, topology, std::move(buffers), std::move(setup)) {}
+
+  /// Over a TopologySchedule (time-varying gossip; Optimizer's step must follow a schedule,
+  /// ScheduledSyncStep or ScheduledOverlappedStep): the network is built on schedule.transport_graph().
+  /// @throws ConfigError as above
+  Simulation(const TopologySchedule& schedule, std::vector<std::span<float>> buffers, Setup setup)
+      : Simulation(schedule.transport_graph(), schedule, std::move(buffers), std::move(setup)) {}
 
   /// Sets every node's local step size (validated like Options::lr). Call between rounds.
   /// @throws ConfigError for an lr Options::validate refuses (no node is changed)
@@ -231,6 +219,30 @@ class Simulation {
   }
 
  private:
+  /// The nodes built over `graph` (a Topology or a TopologySchedule), on a network over `topology`.
+  template <class Graph>
+  Simulation(const Topology& topology, const Graph& graph, std::vector<std::span<float>> buffers, Setup setup)
+      : network_(std::make_unique<SimulatedNetwork>(topology, setup.link)), buffers_(std::move(buffers)) {
+    detail::require(static_cast<int>(buffers_.size()) == topology.size(),
+                    "Simulation: " + std::to_string(buffers_.size()) + " parameter buffers for " +
+                        std::to_string(topology.size()) + " nodes");
+    for (std::size_t i = 0; i < buffers_.size(); ++i)
+      detail::require(buffers_[i].size() == buffers_[0].size(),
+                      "Simulation: buffer of node " + std::to_string(i) + " has " + std::to_string(buffers_[i].size()) +
+                          " parameters, node 0 has " + std::to_string(buffers_[0].size()));
+    nodes_.reserve(buffers_.size());
+    for (std::size_t i = 0; i < buffers_.size(); ++i) {
+      auto& endpoint = network_->endpoint(static_cast<int>(i));
+      if (setup.layout)
+        nodes_.emplace_back(buffers_[i], *setup.layout, graph, endpoint, setup.options, setup.compressor, setup.prox,
+                            setup.local);
+      else
+        nodes_.emplace_back(buffers_[i], graph, endpoint, setup.options, setup.compressor, setup.prox, setup.local);
+    }
+    node_stats_.resize(nodes_.size());
+    set_threads(setup.threads);
+  }
+
   /// Sets every node's lr to the schedule's value for `round`.
   /// @throws ConfigError naming the round when the schedule yields an lr Options::validate refuses
   void apply_schedule(long round) {

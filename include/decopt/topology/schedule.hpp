@@ -125,6 +125,13 @@ class TopologySchedule {
   /// The union graph: every edge that appears in some round, with Metropolis–Hastings weights
   /// (connected; its neighbour lists are the node's potential peers).
   [[nodiscard]] const Topology& union_graph() const noexcept { return union_; }
+  /// The graph a network (SimulatedNetwork, ThreadNetwork, MPI) for this schedule is built on,
+  /// and whose neighbour order the optimizer's messages follow: W itself for a static schedule
+  /// (period 1; the optimizer then keeps one public copy, exactly today's gossip), else the union
+  /// graph (its edges are the potential peers; the optimizer keeps a copy per edge).
+  [[nodiscard]] const Topology& transport_graph() const noexcept {
+    return rounds_.size() == 1 ? rounds_.front() : union_;
+  }
   /// "fixed(ring(8))", "one_peer_exponential(16)", "random_matchings(8, period=4, seed=1)", …
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   /// A 64-bit hash of the period and of every round's Topology::fingerprint(), in order (the name
