@@ -30,6 +30,10 @@ struct TrainConfig {
   int local_steps = 1;
   int nodes = 8;
   std::string topology = "ring";
+  /// static (W = --topology every round) | one-peer-exp | random-matchings: a TopologySchedule,
+  /// gossip over per-edge copies with the round's neighbours only (ScheduledSyncStep)
+  std::string schedule = "static";
+  int schedule_period = 0;  ///< random-matchings: matchings per period (0 = 2·⌈log2 n⌉, at least 2)
   double erdos_renyi_p = 0.5;
   double epochs = 2;
   long rounds = 0;  ///< when > 0, overrides epochs
@@ -51,6 +55,7 @@ struct TrainConfig {
   /// The l1 schedule, in epochs: λ = 0 for the first lambda_warmup, then rising linearly to
   /// --lambda over lambda_ramp (0: at once). Applied as the prox step (lambda_factor).
   double lambda_warmup = 0, lambda_ramp = 0;
+  bool support_patience_given = false;  ///< --support-patience was on the command line (a schedule refuses it)
   std::string support_log;  ///< sim only: CSV per round of the support coding (zero fraction, changes, bits)
   double lr = examples::kDefaultLearningRate;
   double gamma = 0.5;  ///< consensus step (D-PSGD always uses 1)
@@ -123,6 +128,9 @@ struct TrainConfig {
   }
 };
 
+/// Whether the run follows a time-varying TopologySchedule (--schedule other than static).
+[[nodiscard]] inline bool time_varying(const TrainConfig& c) { return c.schedule != "static"; }
+
 /// Most rounds one run may have (--rounds, or --epochs × rounds per epoch): far beyond any real
 /// run, and small enough that every count derived from it (rounds × local steps, evaluation rows)
 /// fits its integer type.
@@ -160,6 +168,15 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
   app.add_option("--nodes", c.nodes, "number of nodes")->check(flags::integer(1, 4096));
   app.add_option("--topology", c.topology, "ring|torus|complete|star|hypercube|exponential|erdos-renyi")
       ->check(CLI::IsMember({"ring", "torus", "complete", "star", "hypercube", "exponential", "erdos-renyi"}));
+  app.add_option("--schedule", c.schedule,
+                 "static (--topology every round), one-peer-exp (one-peer exponential graph: one neighbour per round, "
+                 "power-of-two --nodes), random-matchings (seeded random matchings, --schedule-period of them): "
+                 "time-varying gossip over per-edge copies with --step sync; malcom then runs its plain pipeline "
+                 "(dithered + vsc + l1 prox, no support coding)")
+      ->check(CLI::IsMember({"static", "one-peer-exp", "random-matchings"}));
+  app.add_option("--schedule-period", c.schedule_period,
+                 "random-matchings: matchings per period (0 = 2 ceil(log2 n), at least 2)")
+      ->check(flags::integer(0, 1 << 20));
   app.add_option("--erdos-renyi-p", c.erdos_renyi_p, "edge probability of the erdos-renyi topology")
       ->check(flags::real(Interval::above(0, 1)));
   auto* epochs = app.add_option("--epochs", c.epochs, "passes over each node's share of the data")
@@ -282,6 +299,53 @@ inline Topology make_topology(const TrainConfig& c) {
     return Topology::torus(rows, n / rows);
   }
   throw ConfigError("unknown topology '" + c.topology + "'");
+}
+
+/// Matchings per period of --schedule random-matchings: --schedule-period, else 2·⌈log2 n⌉ (at
+/// least 2), which is jointly connected for every seed tried and leaves n − 1 ≤ period·⌊n/2⌋.
+inline int matchings_period(const TrainConfig& c) {
+  if (c.schedule_period > 0) return c.schedule_period;
+  int log2n = 0;
+  while ((1 << log2n) < c.nodes) ++log2n;
+  return std::max(2, 2 * log2n);
+}
+
+/// The --schedule on --nodes nodes: fixed(--topology), one-peer exponential or seeded random
+/// matchings (decopt/topology/schedule.hpp).
+/// @throws ConfigError for a node count the schedule does not fit, --schedule-period without
+///         random-matchings, or a schedule with flags it cannot run with (check_schedule)
+inline TopologySchedule make_schedule(const TrainConfig& c) {
+  detail::require(c.schedule_period == 0 || c.schedule == "random-matchings",
+                  "--schedule-period applies to --schedule random-matchings, not " + c.schedule);
+  if (c.schedule == "static") return TopologySchedule::fixed(make_topology(c));
+  if (c.schedule == "one-peer-exp") {
+    const int n = c.nodes;
+    detail::require(n >= 2 && (n & (n - 1)) == 0,
+                    "--schedule one-peer-exp needs a power-of-two node count >= 2, got --nodes " + std::to_string(n));
+    return TopologySchedule::one_peer_exponential(n);
+  }
+  if (c.schedule == "random-matchings") return TopologySchedule::random_matchings(c.nodes, matchings_period(c), c.seed);
+  throw ConfigError("unknown schedule '" + c.schedule + "'");
+}
+
+/// Refuses what a time-varying schedule cannot run with: SupportCoded keeps its support state per
+/// neighbour of one public copy, which per-edge copies do not have (malcom runs its plain
+/// pipeline instead, and the JSON says so: "support_coding":false), so --support-log and
+/// --support-patience mean nothing; and, to keep decopt-train's compile time (and CI's) in bounds,
+/// only --step sync, the algorithm's own coder and the dithered compressor are built for schedules.
+/// @throws ConfigError naming the flag
+inline void check_schedule(const TrainConfig& c) {
+  (void)make_schedule(c);
+  if (!time_varying(c)) return;
+  const std::string with = "--schedule " + c.schedule;
+  detail::require(c.step == "sync", with + " runs with --step sync only, not " + c.step + " (compile time; see --help)");
+  detail::require(c.compressor.empty() || c.compressor == "dithered",
+                  with + " runs with the dithered compressor only, not --compressor " + c.compressor);
+  detail::require(c.coder.empty(), with + " runs with each algorithm's own coder (vsc for malcom, raw for choco and dpsgd); "
+                                          "leave --coder out");
+  detail::require(c.support_log.empty() && !c.support_patience_given,
+                  with + ": malcom runs its plain pipeline over per-edge copies (no support coding: SupportCoded keeps "
+                         "its state per neighbour of one public copy), so --support-log and --support-patience do not apply");
 }
 
 }  // namespace decopt::train

@@ -98,12 +98,18 @@ struct RunResult {
   int nodes = 0;
   long rounds = 0;
   std::size_t parameters = 0;
-  std::uint64_t link_count = 0;  ///< Σ_i deg_i: messages sent per round
+  std::uint64_t link_count = 0;  ///< Σ_i deg_i: messages sent per round on a static graph
+  /// A time-varying schedule: the messages all nodes post in round t are
+  /// links_per_round[t mod period] = Σ_i |N_t(i)| (n on one-peer exponential); empty: link_count
+  std::vector<std::uint64_t> links_per_round;
+  std::string schedule = "static";  ///< --schedule
+  bool support_coding = false;      ///< malcom over SupportCoded (false: its plain pipeline, on a schedule)
   std::vector<EvalRow> rows;
   std::uint64_t model_checksum = 0;
   double seconds = 0;
   double wait_seconds = 0;  ///< summed over nodes
   double simulated_seconds = 0;  ///< sim transport: virtual time under the link model (compute + modelled communication)
+  double average_model_accuracy = std::nan("");  ///< test accuracy of (1/n) Σ_i x_i on the whole test set at the end
   double sent_sparsity = std::nan("");  ///< support coding: mean over nodes of the fraction off the sent support at the end
   /// sim transport: max over nodes and coordinates of |s − Σ_j w_ij x̂_j| at the end, s recomputed from
   /// every node's x̂ (Simulation::neighbor_sum_error): rounding only when x̂ is the same on every node
@@ -112,24 +118,38 @@ struct RunResult {
   double dp_epsilon = 0;    ///< ε of each node's (ε, δ) guarantee for the whole run
 
   [[nodiscard]] const EvalRow& last() const { return rows.back(); }
-  /// Bits per parameter per link per round: 8·bytes / (rounds · Σ_i deg_i · d) — the size of one
-  /// message in bits per parameter (32 for uncompressed float32).
-  [[nodiscard]] double bits_per_param_per_round() const { return bits_per_link_param(last().bytes_sent, rounds); }
+  /// Messages posted by all nodes in rounds [first, end): Σ_t links_per_round[t mod period].
+  [[nodiscard]] std::uint64_t messages_between(long first, long end) const {
+    if (end <= first) return 0;
+    if (links_per_round.empty()) return link_count * static_cast<std::uint64_t>(end - first);
+    const auto period = static_cast<long>(links_per_round.size());
+    std::uint64_t per_period = 0;
+    for (std::uint64_t links : links_per_round) per_period += links;
+    std::uint64_t total = per_period * static_cast<std::uint64_t>((end - first) / period);
+    for (long t = first + (end - first) / period * period; t < end; ++t) total += links_per_round[static_cast<std::size_t>(t % period)];
+    return total;
+  }
+  /// Every message of the run (JSON messages_sent).
+  [[nodiscard]] std::uint64_t messages_sent() const { return messages_between(0, rounds); }
+  /// Bits per parameter per message: 8·bytes / (messages · d), messages = Σ_t Σ_i |N_t(i)| (on a
+  /// static graph rounds · Σ_i deg_i) — the size of one message in bits per parameter (32 for
+  /// uncompressed float32).
+  [[nodiscard]] double bits_per_param_per_round() const { return bits_per_link_param(last().bytes_sent, 0, rounds); }
   /// Bits per parameter per link per round between evaluation `i` − 1 (or the start) and `i`:
   /// the message size over that stretch of the run, as bits_per_param_per_round is over all of it.
   [[nodiscard]] double interval_bits_per_param(std::size_t i) const {
     const EvalRow& row = rows.at(i);
     const long first_round = i == 0 ? 0 : rows[i - 1].round;
     const std::uint64_t first_bytes = i == 0 ? 0 : rows[i - 1].bytes_sent;
-    return bits_per_link_param(row.bytes_sent - first_bytes, row.round - first_round);
+    return bits_per_link_param(row.bytes_sent - first_bytes, first_round, row.round);
   }
-  /// 8·bytes / (rounds · Σ_i deg_i · d); 0 when nothing can have been sent (no rounds, or one node
-  /// with no links).
-  [[nodiscard]] double bits_per_link_param(std::uint64_t bytes, long over_rounds) const {
-    return over_rounds <= 0 || link_count == 0 || parameters == 0
+  /// 8·bytes / (messages of rounds [first, end) · d); 0 when nothing can have been sent (no
+  /// rounds, or one node with no links).
+  [[nodiscard]] double bits_per_link_param(std::uint64_t bytes, long first, long end) const {
+    const std::uint64_t messages = messages_between(first, end);
+    return messages == 0 || parameters == 0
                ? 0.0
-               : 8.0 * static_cast<double>(bytes) /
-                     (static_cast<double>(over_rounds) * static_cast<double>(link_count) * static_cast<double>(parameters));
+               : 8.0 * static_cast<double>(bytes) / (static_cast<double>(messages) * static_cast<double>(parameters));
   }
   /// The first evaluation at which the mean test accuracy is at least `accuracy`, or null.
   [[nodiscard]] const EvalRow* first_reaching(double accuracy) const {
@@ -232,6 +252,7 @@ inline double estimated_memory_bytes(const TrainConfig& c) {
 /// std::bad_alloc minutes later).
 inline void check_run(const TrainConfig& c) {
   (void)make_topology(c);
+  check_schedule(c);
   check_checkpoint_flags(c);
   if (c.step_seconds > 0 && c.transport != "sim")
     throw ConfigError("--step-seconds sets the simulated clock: it needs --transport sim, not " + c.transport);
@@ -283,6 +304,11 @@ inline ParameterLayout mlp_layout(const examples::Mlp& mlp) {
   return layout;
 }
 
+/// Whether `Optimizer` gossips over a TopologySchedule (--schedule other than static).
+template <class Optimizer>
+inline constexpr bool follows_schedule =
+    std::is_same_v<typename Optimizer::Step, ScheduledSyncStep> || std::is_same_v<typename Optimizer::Step, ScheduledOverlappedStep>;
+
 /// Trains with `Optimizer`; over the MLP's ParameterLayout (the layout constructor) when
 /// `with_layout` (compressors that need the shapes: PowerSGD).
 template <class Optimizer>
@@ -292,7 +318,18 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const Topology topology = make_topology(c);
-  const int n = topology.size();
+  // A scheduled step gossips over --schedule; its network is built on the schedule's transport
+  // graph (the union of its rounds), its nodes over the schedule itself.
+  std::optional<TopologySchedule> schedule;
+  if constexpr (follows_schedule<Optimizer>) schedule.emplace(make_schedule(c));
+  const Topology& network_graph = schedule ? schedule->transport_graph() : topology;
+  const auto& graph = [&]() -> const auto& {
+    if constexpr (follows_schedule<Optimizer>)
+      return *schedule;
+    else
+      return topology;
+  }();
+  const int n = network_graph.size();
   const examples::Mlp mlp(data.train.features(), c.hidden, 10);
   const std::size_t d = mlp.parameter_count();
   const std::optional<ParameterLayout> layout = with_layout ? std::optional(mlp_layout(mlp)) : std::nullopt;
@@ -330,12 +367,30 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   }
   result.algorithm = algorithm;
   result.coder = c.coder_of(algorithm);
-  result.topology = topology.name();
+  result.topology = schedule ? schedule->name() : topology.name();
+  result.schedule = c.schedule;
+  result.support_coding = codes_support<Optimizer>;
   result.nodes = n;
   result.parameters = d;
   for (int i = 0; i < n; ++i) result.link_count += topology.neighbors(i).size();
+  if (schedule) {
+    result.link_count = 0;
+    for (int k = 0; k < schedule->period(); ++k) {
+      std::uint64_t links = 0;
+      for (int i = 0; i < n; ++i) links += schedule->at(k).neighbors(i).size();
+      result.links_per_round.push_back(links);
+    }
+  }
 
   std::vector<std::span<float>> spans(models.begin(), models.end());
+  // A node's optimizer over `graph` (and the MLP's layout, when asked for: not over a schedule,
+  // whose compressors need no layout).
+  decopt::detail::require(!(schedule && layout), "--schedule does not run compressors that need the model's layout");
+  auto make_node = [&](std::span<float> x, TransportRef endpoint) -> Optimizer {
+    if constexpr (!follows_schedule<Optimizer>)
+      if (layout) return Optimizer(x, *layout, graph, endpoint, options, compressor, prox);
+    return Optimizer(x, graph, endpoint, options, compressor, prox);
+  };
   double loss_sum = 0;
   long loss_count = 0;
   double seconds_before = 0;  // run time before a resume
@@ -424,7 +479,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     DeclaredCompute declared(n);  // --step-seconds: the clock counts gradient evaluations, not measured time
     LinkModel link = c.link_model();
     if (c.step_seconds > 0) link.declared_compute = &declared;
-    Simulation<Optimizer> sim(topology, spans,
+    Simulation<Optimizer> sim(graph, spans,
                               {.options = options, .compressor = compressor, .prox = prox, .link = link, .layout = layout});
     auto node_at = [&](int i) -> Optimizer& { return sim.node(i); };
     auto grad = [&](int i, std::span<const float> x, std::span<float> g) {
@@ -451,15 +506,10 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     result.neighbor_sum_error = sim.neighbor_sum_error();
     result.sent_sparsity = sent_sparsity(n, static_cast<std::size_t>(d), node_at);
   } else if (c.transport == "threads") {
-    ThreadNetwork network(topology, c.link_model(), std::chrono::milliseconds(static_cast<long>(c.timeout_s * 1000)));
+    ThreadNetwork network(network_graph, c.link_model(), std::chrono::milliseconds(static_cast<long>(c.timeout_s * 1000)));
     std::vector<Optimizer> nodes;
     nodes.reserve(static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i) {
-      if (layout)
-        nodes.emplace_back(spans[static_cast<std::size_t>(i)], *layout, topology, network.endpoint(i), options, compressor, prox);
-      else
-        nodes.emplace_back(spans[static_cast<std::size_t>(i)], topology, network.endpoint(i), options, compressor, prox);
-    }
+    for (int i = 0; i < n; ++i) nodes.push_back(make_node(spans[static_cast<std::size_t>(i)], network.endpoint(i)));
     auto node_at = [&](int i) -> Optimizer& { return nodes[static_cast<std::size_t>(i)]; };
     std::vector<double> node_loss(static_cast<std::size_t>(n), 0.0);
     for (long t = resume(node_at); t < total_rounds;) {
@@ -490,12 +540,11 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     // --timeout); rank 0 reports.
     decopt::detail::require(c.checkpoint.empty() && c.resume.empty(), "--checkpoint/--resume are not supported with --transport mpi");
     const MpiOptions mpi = mpi_options(c);
-    MpiTransport transport(topology, MPI_COMM_WORLD, mpi);
+    MpiTransport transport(network_graph, MPI_COMM_WORLD, mpi);
     const int me = transport.rank();
     transport.check_same_dimension(d);
     auto& mine = models[static_cast<std::size_t>(me)];
-    Optimizer node = layout ? Optimizer(std::span<float>(mine), *layout, topology, transport, options, compressor, prox)
-                            : Optimizer(std::span<float>(mine), topology, transport, options, compressor, prox);
+    Optimizer node = make_node(std::span<float>(mine), transport);
     auto& worker = workers[static_cast<std::size_t>(me)];
     auto sum_all = [&](double v) { return mpi_sum(std::vector<double>{v}, MPI_COMM_WORLD, mpi, "the other ranks' evaluation")[0]; };
     auto evaluate_mpi = [&](long round) {
@@ -546,6 +595,10 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     throw ConfigError("transport '" + c.transport + "' is not available in this build of decopt-train");
   }
   result.rounds = total_rounds;
+  // The deployed model x̄ = (1/n) Σ_i x_i, beside the nodes' mean (under MPI rank 0 has every model).
+  result.average_model_accuracy =
+      mlp.evaluate(std::span<const float>(average_model(models)), data.test.images, std::span<const std::uint8_t>(data.test.labels))
+          .accuracy;
   result.model_checksum = model_checksum(models);
   result.seconds = elapsed();
   return result;
@@ -554,8 +607,8 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
 }  // namespace detail
 
 /// Runs `algorithm` (malcom | choco | dpsgd) with the config's step policy, coder
-/// (TrainConfig::coder_of) and --compressor. Defined in train/run_experiment.cpp, compiled once
-/// into the library decopt_train_runs: it instantiates every optimizer decopt-train can run (23
+/// (TrainConfig::coder_of), --compressor and --schedule. Defined in train/run_experiment.cpp, compiled once
+/// into the library decopt_train_runs: it instantiates every optimizer decopt-train can run (26
 /// types, each with the whole driver of run_with), which the program and the tests used to
 /// compile again in each file that called it.
 /// @throws ConfigError for an unknown algorithm, coder or compressor, or a combination that does

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   add_flags(app, config);
   try {
     app.parse(argc, argv);
+    config.support_patience_given = app.count("--support-patience") > 0;
     check_coder(config);  // a flag combination that means nothing is a usage error too
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);

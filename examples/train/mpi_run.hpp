@@ -51,6 +51,8 @@ inline std::vector<MpiSetting> run_settings(const TrainConfig& c) {
           {"--local-steps", std::to_string(c.local_steps)},
           {"--nodes", std::to_string(c.nodes)},
           {"--topology", c.topology},
+          {"--schedule", c.schedule},
+          {"--schedule-period", std::to_string(c.schedule_period)},
           {"--erdos-renyi-p", number(c.erdos_renyi_p)},
           {"--epochs", number(c.epochs)},
           {"--rounds", std::to_string(c.rounds)},

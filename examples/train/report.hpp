@@ -83,9 +83,15 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
   o << "{\"algorithm\":\"" << r.algorithm << "\",\"nodes\":" << r.nodes << ",\"topology\":\"" << r.topology
     << "\",\"rounds\":" << r.rounds << ",\"epochs\":" << last.epoch << ",\"step\":\"" << c.step << "\",\"transport\":\""
     << c.transport << "\",\"partition\":\"" << c.partition << "\",\"compressor\":\""
-    << c.compressor_of(r.algorithm) << "\",\"coder\":\"" << r.coder
-    << "\",\"test_accuracy\":" << last.test_accuracy
-    << ",\"test_loss\":" << last.test_loss << ",\"total_bytes_sent\":" << last.bytes_sent
+    << c.compressor_of(r.algorithm) << "\",\"coder\":\"" << r.coder << "\",\"schedule\":\"" << r.schedule
+    << "\",\"messages_sent\":" << r.messages_sent() << ",\"messages_per_node_per_round\":"
+    << (r.rounds > 0 && r.nodes > 0 ? static_cast<double>(r.messages_sent()) / (static_cast<double>(r.rounds) * r.nodes) : 0.0);
+  // On a schedule malcom runs its plain pipeline (no SupportCoded over per-edge copies): say so.
+  if (r.algorithm == "malcom" && r.schedule != "static") o << ",\"support_coding\":" << (r.support_coding ? "true" : "false");
+  o << ",\"test_accuracy\":" << last.test_accuracy
+    << ",\"test_loss\":" << last.test_loss;
+  if (std::isfinite(r.average_model_accuracy)) o << ",\"average_model_accuracy\":" << r.average_model_accuracy;
+  o << ",\"total_bytes_sent\":" << last.bytes_sent
     << ",\"bits_per_param_per_round\":" << r.bits_per_param_per_round() << ",\"sparsity\":" << last.sparsity;
   if (std::isfinite(r.sent_sparsity)) o << ",\"sent_sparsity\":" << r.sent_sparsity;
   if (std::isfinite(r.neighbor_sum_error)) o << ",\"neighbor_sum_error\":" << r.neighbor_sum_error;

@@ -1,6 +1,6 @@
 // train/run_experiment.cpp — run_experiment (declared in train/experiment.hpp): the choice of
 // optimizer type from the flags. Compiled once per build into decopt_train_runs (decopt-train and
-// the train tests link it), so the 23 optimizer types and their drivers are compiled once, not in
+// the train tests link it), so the 26 optimizer types and their drivers are compiled once, not in
 // every file that calls run_experiment.
 #include "train/experiment.hpp"
 
@@ -41,12 +41,32 @@ RunResult run_other_compressor(const TrainConfig& c, const std::string& algorith
   throw ConfigError("unknown compressor '" + name + "'");
 }
 
+/// Runs malcom, choco or dpsgd over --schedule (time-varying gossip, ScheduledSyncStep over per-edge
+/// copies): three optimizer types, the dithered quantizer and each algorithm's own coder
+/// (check_schedule refuses the rest). Malcom-PSGD runs its plain pipeline (dithered + VSC + ℓ1
+/// prox) since SupportCoded does not fit per-edge copies; the JSON says "support_coding":false.
+/// @throws ConfigError for an unknown algorithm
+RunResult run_scheduled(const TrainConfig& c, const std::string& algorithm, const TrainingData& data,
+                        const Options& options, const DitheredQuantizer& quantizer, const ProgressFn& progress) {
+  if (algorithm == "dpsgd")
+    return detail::run_with<ScheduledDPSGD<>>(c, algorithm, data, dpsgd_options(options), {}, NoProx{}, progress);
+  if (algorithm == "choco")
+    return detail::run_with<ScheduledChocoSGD<>>(c, algorithm, data, options, {Dense{}, quantizer, RawCoder{}}, NoProx{},
+                                                 progress);
+  if (algorithm == "malcom")
+    return detail::run_with<ScheduledMalcomPSGD<>>(
+        c, algorithm, data, options, MalcomPipeline(MalcomPipeline::Base(Dense{}, quantizer, VectorSourceCoder{})),
+        MalcomL1Prox(c.lambda), progress);
+  throw ConfigError("unknown algorithm '" + algorithm + "'");
+}
+
 }  // namespace
 
 /// Runs `algorithm` (malcom | choco | dpsgd) with the config's step policy and coder
 /// (TrainConfig::coder_of). Instantiated: malcom and choco with each of the three coders, dpsgd
-/// with RawCoder only (check_coder refuses the others), each for both steps — 14 optimizers; and
-/// one per --compressor other than dithered (run_other_compressor) — 9 more.
+/// with RawCoder only (check_coder refuses the others), each for both steps — 14 optimizers; one per
+/// --compressor other than dithered (run_other_compressor) — 9 more; and over --schedule one per
+/// algorithm (run_scheduled) — 3 more.
 /// @throws ConfigError for an unknown algorithm, coder or compressor, or elias/vsc with dpsgd.
 RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, const TrainingData& data,
                          const ProgressFn& progress) {
@@ -58,6 +78,7 @@ RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, con
   options.seed = c.seed;
   if (!c.compressor.empty() && c.compressor != "dithered") return run_other_compressor(c, algorithm, data, options, progress);
   const DitheredQuantizer quantizer{c.levels, c.norm == "l2" ? Norm::L2 : Norm::Linf, false, static_cast<std::size_t>(c.bucket)};
+  if (time_varying(c)) return run_scheduled(c, algorithm, data, options, quantizer, progress);
   const std::string coder = c.coder_of(algorithm);
   // Malcom-PSGD or CHOCO-SGD (the same quantizer; ℓ1 prox or none) with the level coder Coder.
   auto quantized = [&]<class Step, class Coder>(Step, Coder) -> RunResult {

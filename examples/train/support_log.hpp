@@ -61,7 +61,7 @@ class SupportLog {
       }
       const double all = d_ * nodes_;
       file_ << round << ',' << zeros / all << ',' << 1.0 - live / all << ',' << (entered + left) / all << ','
-            << entered << ',' << left << ',' << values << ',' << result_.bits_per_link_param(bytes, 1) << '\n';
+            << entered << ',' << left << ',' << values << ',' << result_.bits_per_link_param(bytes, round - 1, round) << '\n';
     }
   }
 

@@ -41,7 +41,7 @@ const std::string kRealFlags[] = {"--epochs",        "--lr",         "--gamma", 
                                   "--dp-r",          "--dp-delta"};
 const std::string kIntegerFlags[] = {
     "--local-steps", "--nodes",      "--rounds",        "--levels",           "--batch",
-    "--hidden",      "--eval-every", "--train-samples", "--checkpoint-every", "--seed"};
+    "--hidden",      "--eval-every", "--train-samples", "--checkpoint-every", "--seed", "--schedule-period"};
 
 }  // namespace
 
@@ -291,4 +291,26 @@ TEST_CASE("The l1 schedule: lambda 0 during --lambda-warmup, a linear ramp over 
   CHECK_THAT(parse_error("--lambda-warmup nan"), Catch::Contains("--lambda-warmup"));
   CHECK(parse("--support-levels fixed").support_levels == "fixed");
   CHECK(parse_error("--support-levels some") != "(accepted)");
+}
+
+TEST_CASE("--schedule: static is --topology, one-peer-exp and random-matchings on --nodes; what a schedule cannot run "
+          "with is refused naming the flag", "[train][flags][schedule]") {
+  CHECK(parse("").schedule == "static");
+  CHECK_THAT(parse_error("--schedule hourly"), Catch::Contains("--schedule"));
+  CHECK(make_schedule(parse("--topology ring --nodes 6")).period() == 1);
+  CHECK(make_schedule(parse("--schedule one-peer-exp --nodes 8")).period() == 3);
+  CHECK(make_schedule(parse("--schedule random-matchings --nodes 8")).period() == 6);  // 2·log2 8
+  CHECK(make_schedule(parse("--schedule random-matchings --nodes 8 --schedule-period 4")).period() == 4);
+  CHECK_THROWS_WITH(make_schedule(parse("--schedule one-peer-exp --nodes 6")), Catch::Contains("power-of-two"));
+  CHECK_THROWS_WITH(make_schedule(parse("--schedule-period 3")), Catch::Contains("--schedule-period applies to"));
+  CHECK_THROWS_WITH(check_run(parse("--schedule one-peer-exp --step overlap")), Catch::Contains("--step sync only"));
+  CHECK_THROWS_WITH(check_run(parse("--schedule one-peer-exp --compressor topk")), Catch::Contains("dithered compressor only"));
+  CHECK_THROWS_WITH(check_run(parse("--schedule one-peer-exp --coder elias")), Catch::Contains("leave --coder out"));
+  TrainConfig patience = parse("--schedule one-peer-exp --support-patience 2");
+  patience.support_patience_given = true;  // main() sets it from the command line
+  CHECK_THROWS_WITH(check_run(patience), Catch::Contains("--support-patience do not apply"));
+  CHECK_NOTHROW(check_run(parse("--schedule one-peer-exp --algorithm dpsgd")));
+  // The checkpoint's run identity names a schedule (and is unchanged without one).
+  CHECK_THAT(run_identity(parse("--schedule one-peer-exp"), "malcom"), Catch::Contains("schedule=one-peer-exp"));
+  CHECK(run_identity(parse(""), "malcom").find("schedule") == std::string::npos);
 }

@@ -280,3 +280,36 @@ TEST_CASE("Curves: per-evaluation message size in the CSV and the plot's four la
   write_plot(folder.file("silent.png"), silent);
   CHECK(contents(folder.file("silent.png")).substr(1, 3) == "PNG");
 }
+
+TEST_CASE("--schedule: messages and bits per parameter count the round's neighbours only, and the JSON names them",
+          "[train][outputs][schedule]") {
+  RunResult r;
+  r.algorithm = "malcom";
+  r.nodes = 4;
+  r.parameters = 100;
+  r.rounds = 7;
+  r.schedule = "random-matchings";
+  // Period 3: 4, 2 and 4 messages (a round in which two nodes sit out); no static link_count.
+  r.links_per_round = {4, 2, 4};
+  CHECK(r.messages_between(0, 3) == 10);
+  CHECK(r.messages_between(2, 7) == 4 + 4 + 2 + 4 + 4);  // rounds 2..6 = phases 2, 0, 1, 2, 0
+  CHECK(r.messages_sent() == 10 + 10 + 4);
+  r.rows = {{7, 1, 24 * 100 * 4, 0.5}};  // 24 messages of 100 float32 values
+  CHECK(r.bits_per_param_per_round() == Approx(32.0));
+  TrainConfig c;
+  c.schedule = r.schedule;
+  const std::string json = json_summary(c, r);
+  CHECK_THAT(json, Catch::Contains(",\"schedule\":\"random-matchings\",\"messages_sent\":24,\"messages_per_node_per_round\":"
+                                   "0.8571428571,\"support_coding\":false,"));
+  // A static graph: link_count messages every round, and no support_coding field (malcom runs SupportCoded).
+  RunResult s = r;
+  s.schedule = "static";
+  s.links_per_round.clear();
+  s.link_count = 8;
+  CHECK(s.messages_sent() == 56);
+  CHECK(json_summary(c, s).find("support_coding") == std::string::npos);
+  // The average model's accuracy beside the nodes' mean, when the run measured it.
+  CHECK(json_summary(c, s).find("average_model_accuracy") == std::string::npos);
+  s.average_model_accuracy = 0.25;
+  CHECK_THAT(json_summary(c, s), Catch::Contains(",\"test_loss\":0,\"average_model_accuracy\":0.25,\"total_bytes_sent\":"));
+}

@@ -1,0 +1,18 @@
+# ctest helper (PROGRAM = decopt-train): time-varying gossip (--schedule) gives the same bits on the
+# simulated network and on threads, and --schedule static is today's run on --topology, bit for bit.
+set(common --nodes 4 --rounds 6 --train-samples 500 --hidden 16 --eval-every 3 --quiet --json)
+include(${CMAKE_CURRENT_LIST_DIR}/checksum_of.cmake)
+checksum_of(one_peer_sim ${PROGRAM} ${common} --algorithm choco --schedule one-peer-exp)
+checksum_of(one_peer_threads ${PROGRAM} ${common} --algorithm choco --schedule one-peer-exp --transport threads)
+if(NOT one_peer_sim STREQUAL one_peer_threads)
+  message(FATAL_ERROR "--schedule one-peer-exp: sim gave ${one_peer_sim}, threads ${one_peer_threads}")
+endif()
+checksum_of(exponential ${PROGRAM} ${common} --algorithm choco --topology exponential)
+if(exponential STREQUAL one_peer_sim)
+  message(FATAL_ERROR "one-peer exponential gave the static exponential graph's model: the schedule was not used")
+endif()
+checksum_of(static ${PROGRAM} ${common} --algorithm choco --topology exponential --schedule static)
+if(NOT static STREQUAL exponential)
+  message(FATAL_ERROR "--schedule static gave ${static}, the same run without it ${exponential}")
+endif()
+message(STATUS "one-peer-exp: sim = threads (${one_peer_sim}); --schedule static = --topology (${static})")
