@@ -56,3 +56,29 @@ for label, flags in runs:
           f"{j['neighbor_sum_error']:.2e}")
 PY
 cat "$OUT/summary.csv"
+
+# The curves: test accuracy, model sparsity and bits per parameter per round against rounds.
+plot_runs() {  # plot_runs COLUMN: one line per run
+  local first=1
+  while IFS='|' read -r label _; do
+    [[ -z $label ]] && continue
+    ((first)) || printf ', '
+    printf '"%s/%s.csv" using 2:%s with linespoints title "%s"' "$OUT" "$label" "$1" "$label"
+    first=0
+  done <<<"$RUNS"
+}
+{
+  echo 'set terminal pngcairo size 1500,460 font ",10" noenhanced'
+  echo "set output \"$OUT/sparsity_curves.png\""
+  echo 'set datafile separator ","'
+  echo 'set multiplot layout 1,3 title "Malcom-PSGD on the Fashion-MNIST MLP, 8-node ring, 10 epochs: l1 weight lambda and its schedule"'
+  echo 'set xlabel "round"; set grid; unset key'  # one key, in the middle panel (same colours)
+  echo 'set ylabel "test accuracy (mean over nodes)"'
+  echo "plot $(plot_runs 6)"
+  echo 'set ylabel "parameters exactly zero (fraction, mean over nodes)"; set key center right'
+  echo "plot $(plot_runs 9)"
+  echo 'set ylabel "bits per parameter per round (since the previous point)"; set logscale y; unset key'
+  echo "plot $(plot_runs 15)"
+  echo 'unset multiplot'
+} | gnuplot
+echo "wrote $OUT/sparsity_curves.png"
