@@ -171,18 +171,21 @@ class StochasticGradientPush {
 
   void add_share(std::span<const std::byte> bytes, int peer) {
     const std::size_t expected = sizeof(double) + sizeof(float) * z_.size();
-    const std::string where = "push-sum share from node " + std::to_string(peer) + " to node " +
-                              std::to_string(rank_) + " in round " + std::to_string(round_);
+    // The message names the share only when it is refused (not built for every accepted one).
+    auto refuse = [&](const std::string& why) {
+      return DecodeError("push-sum share from node " + std::to_string(peer) + " to node " + std::to_string(rank_) +
+                         " in round " + std::to_string(round_) + ": " + why);
+    };
     if (bytes.size() != expected)
-      throw DecodeError(where + ": " + std::to_string(bytes.size()) + " bytes, expected " + std::to_string(expected));
+      throw refuse(std::to_string(bytes.size()) + " bytes, expected " + std::to_string(expected));
     ByteReader in(bytes);
     const double w_share = in.get_le<double>();
     if (!(std::isfinite(w_share) && w_share > 0))
-      throw DecodeError(where + ": weight " + std::to_string(w_share) + " is not finite and positive");
+      throw refuse("weight " + std::to_string(w_share) + " is not finite and positive");
     scratch_.resize(z_.size());
     for (float& v : scratch_) {
       v = in.get_le<float>();
-      if (!std::isfinite(v)) throw DecodeError(where + ": a non-finite value");
+      if (!std::isfinite(v)) throw refuse("a non-finite value");
     }
     weight_ += w_share;
     for (std::size_t k = 0; k < z_.size(); ++k) z_[k] += static_cast<double>(scratch_[k]);
