@@ -290,6 +290,26 @@ struct NodeWorker {
   }
 };
 
+/// Every node's x⁰: one model from c.seed, the same on every node, as the algorithms assume.
+inline std::vector<std::vector<float>> initial_models(const TrainConfig& c, const examples::Mlp& mlp, int n) {
+  std::vector<std::vector<float>> models(static_cast<std::size_t>(n), std::vector<float>(mlp.parameter_count()));
+  Rng init = Rng::derive(c.seed, {0x696e6974ULL /* "init" */});
+  mlp.initialize(std::span<float>(models[0]), init);
+  for (auto& m : models) m = models[0];
+  return models;
+}
+
+/// One worker per share of the training data, node i with its own batch stream from c.seed.
+inline std::vector<NodeWorker> make_workers(const TrainConfig& c, const examples::Mlp& mlp, const TrainingData& data,
+                                            const std::vector<std::vector<int>>& shares) {
+  std::vector<NodeWorker> workers;
+  workers.reserve(shares.size());
+  for (std::size_t i = 0; i < shares.size(); ++i)
+    workers.emplace_back(mlp, shares[i], c.batch, Rng::derive(c.seed, {0x62617463ULL /* "batc" */, i}).next(),
+                         data.train.features());
+  return workers;
+}
+
 /// The MLP's four tensors as a ParameterLayout over its packed buffer (alignment 1): W1 and W2 are
 /// stored column-major (h × n and c × h), i.e. row-major n × h and h × c, the shapes declared here
 /// (a low-rank compressor sees each matrix or its transpose: the same rank).
@@ -334,20 +354,9 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   const std::size_t d = mlp.parameter_count();
   const std::optional<ParameterLayout> layout = with_layout ? std::optional(mlp_layout(mlp)) : std::nullopt;
 
-  // Every node starts from the same x⁰ (same seed), as the algorithms assume.
-  std::vector<std::vector<float>> models(static_cast<std::size_t>(n), std::vector<float>(d));
-  {
-    Rng init = Rng::derive(c.seed, {0x696e6974ULL /* "init" */});
-    mlp.initialize(std::span<float>(models[0]), init);
-    for (auto& m : models) m = models[0];
-  }
+  std::vector<std::vector<float>> models = initial_models(c, mlp, n);
   const auto shares = examples::partition(data.train.labels, n, examples::parse_partition(c.partition), c.seed);
-  std::vector<NodeWorker> workers;
-  workers.reserve(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i)
-    workers.emplace_back(mlp, shares[static_cast<std::size_t>(i)], c.batch,
-                         Rng::derive(c.seed, {0x62617463ULL /* "batc" */, static_cast<std::uint64_t>(i)}).next(),
-                         data.train.features());
+  std::vector<NodeWorker> workers = make_workers(c, mlp, data, shares);
   const long rounds_per_epoch = train::rounds_per_epoch(workers[0].sampler.batches_per_epoch(), c.local_steps);
   const long total_rounds = planned_rounds(c, rounds_per_epoch);
   const long eval_every = evaluation_interval(c, rounds_per_epoch, total_rounds);

@@ -25,21 +25,13 @@ struct SgpRun {
 };
 
 /// The MLP of `c` trained by SGP on `graph`, node data, initial model and batches as decopt-train's
-/// (the same derivations of c.seed as run_with), on the simulated network.
+/// (run_with's initial_models and make_workers), on the simulated network.
 SgpRun train_sgp(const TrainConfig& c, const TrainingData& data, const DirectedGraph& graph) {
   const int n = graph.size();
   const examples::Mlp mlp(data.train.features(), c.hidden, 10);
-  const std::size_t d = mlp.parameter_count();
-  std::vector<std::vector<float>> models(static_cast<std::size_t>(n), std::vector<float>(d));
-  Rng init = Rng::derive(c.seed, {0x696e6974ULL /* "init" */});
-  mlp.initialize(std::span<float>(models[0]), init);
-  for (auto& m : models) m = models[0];
+  std::vector<std::vector<float>> models = train::detail::initial_models(c, mlp, n);
   const auto shares = examples::partition(data.train.labels, n, examples::parse_partition(c.partition), c.seed);
-  std::vector<train::detail::NodeWorker> workers;
-  for (int i = 0; i < n; ++i)
-    workers.emplace_back(mlp, shares[static_cast<std::size_t>(i)], c.batch,
-                         Rng::derive(c.seed, {0x62617463ULL /* "batc" */, static_cast<std::uint64_t>(i)}).next(),
-                         data.train.features());
+  std::vector<train::detail::NodeWorker> workers = train::detail::make_workers(c, mlp, data, shares);
   const long rounds = planned_rounds(c, rounds_per_epoch(workers[0].sampler.batches_per_epoch(), 1));
 
   SimulatedNetwork network(graph.undirected());
