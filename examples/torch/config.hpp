@@ -49,7 +49,7 @@ inline constexpr double kDefaultAdamLearningRate = 1e-3;
 inline constexpr double kDefaultMomentum = 0.9;
 
 /// decopt-train's flags that mean the same here (every other one of its flags is removed).
-inline constexpr std::array<std::string_view, 39> kSharedFlags{
+inline constexpr std::array<std::string_view, 41> kSharedFlags{
     "--help",         "--algorithm",    "--compare",      "--step",           "--local-steps", "--nodes",
     "--topology",     "--erdos-renyi-p", "--epochs",      "--rounds",         "--seed",        "--transport",
     "--partition",    "--levels",       "--norm",         "--bucket",         "--lambda",      "--support-patience",
@@ -57,7 +57,11 @@ inline constexpr std::array<std::string_view, 39> kSharedFlags{
     "--momentum",     "--batch",        "--eval-every",   "--evals",          "--eval-samples", "--target-accuracy",
     "--coder",        "--train-samples", "--data",        "--csv",            "--plot",        "--checkpoint",
     "--checkpoint-every", "--resume",   "--latency-ms",   "--bandwidth-mbps", "--timeout",     "--json",
-    "--quiet"};
+    "--quiet",        "--compressor",   "--ratio"};
+
+/// The values of --compressor this program runs (decopt-train has more; each is one optimizer type
+/// per local update here, so only the one the README's CNN table needs beside dithered).
+inline const std::vector<std::string> kTorchCompressors{"dithered", "topk"};
 
 /// Registers decopt-torch-train's flags on `app`: kSharedFlags from decopt-train, then --local,
 /// --torch-threads and --layerwise.
@@ -79,13 +83,32 @@ inline void add_flags(CLI::App& app, TorchTrainConfig& c) {
   app.add_flag("--layerwise", c.layerwise, "malcom/choco: a quantizer scale of its own for every weight tensor");
 }
 
+/// Refuses a --compressor this program does not run, or topk with what it does not combine with:
+/// the overlapped step (one optimizer type per local update is compiled), --coder (top-k's values
+/// are float32 and its positions VSC-coded), --layerwise (one quantizer scale per tensor: top-k has
+/// no scale) and dpsgd only (it sends its values uncompressed).
+/// @throws ConfigError naming the flag
+inline void check_compressor(const TorchTrainConfig& c, const std::vector<std::string>& algorithms) {
+  const std::string& name = c.train.compressor;
+  if (name.empty() || name == "dithered") return;
+  if (std::find(kTorchCompressors.begin(), kTorchCompressors.end(), name) == kTorchCompressors.end())
+    throw ConfigError("decopt-torch-train runs --compressor dithered or topk, not " + name + " (decopt-train runs the others)");
+  if (c.train.step != "sync") throw ConfigError("--compressor topk runs with --step sync only");
+  if (!c.train.coder.empty()) throw ConfigError("--coder does not apply to --compressor topk (float32 values, vsc-coded positions)");
+  if (c.layerwise) throw ConfigError("--layerwise gives each tensor a quantizer scale; --compressor topk has none");
+  if (std::none_of(algorithms.begin(), algorithms.end(), [](const std::string& a) { return a != "dpsgd"; }))
+    throw ConfigError("--compressor topk applies to --algorithm malcom or choco (dpsgd sends floats)");
+}
+
 /// Settles what depends on several flags once they are parsed: Adam's default learning rate,
 /// the default momentum of --local momentum/nesterov, the default evaluations, and the refusals.
 /// Without --evals or --eval-every the CNN is evaluated once per epoch (and at the end), not
 /// decopt-train's 20 times per run: evaluating every node's CNN on the 10 000 test images costs
 /// about a tenth of an epoch of training on one core.
 /// @throws ConfigError for --momentum with a local update that has none, --layerwise with dpsgd
-///   only or with --bucket, or --checkpoint/--resume with --compare or mpi (train::check_checkpoint_flags)
+///   only or with --bucket, a --compressor other than dithered or topk, topk with --step overlap,
+///   --coder, --layerwise or dpsgd only, or --checkpoint/--resume with --compare or mpi
+///   (train::check_checkpoint_flags)
 /// @throws CLI::ValidationError for --coder elias/vsc with dpsgd (train::check_coder)
 inline void resolve(TorchTrainConfig& c, const CLI::App& app) {
   const bool lr_given = app.get_option("--lr")->count() > 0;
@@ -104,6 +127,7 @@ inline void resolve(TorchTrainConfig& c, const CLI::App& app) {
   if (c.layerwise && c.train.bucket > 0)
     throw ConfigError("--bucket gives every " + std::to_string(c.train.bucket) +
                       " values their own scale and --layerwise every weight tensor: choose one");
+  check_compressor(c, algorithms);
 }
 
 }  // namespace decopt::torch_example

@@ -439,6 +439,10 @@ template <class Coder, class Step, class Local>
 using ChocoCnn = DecentralizedOptimizer<Compressor<Dense, DitheredQuantizer, Coder>, NoProx, Step, Local>;
 template <class Step, class Local>
 using DpsgdCnn = DPSGD<Step, Local>;
+/// --compressor topk (malcom: ℓ1 of --lambda; choco: λ = 0): the ⌈ρd⌉ largest residuals as float32,
+/// their positions VSC-coded, synchronous step only (config.hpp's check_compressor).
+template <class Local>
+using TopKCnn = DecentralizedOptimizer<Compressor<TopK, Identity, VectorSourceCoder>, L1Prox, SyncStep, Local>;
 
 /// The Options of a run. prox_step is set explicitly (= --lr): exchange() needs it, since decopt
 /// does not know the step size of a torch optimizer. Momentum is the local update's (--local).
@@ -472,7 +476,8 @@ auto with_local_update(const TorchTrainConfig& c, Run&& run) {
 /// Runs `algorithm` (malcom | choco | dpsgd) with the config's step, local update and coder
 /// (TrainConfig::coder_of: vsc for malcom, raw for choco by default). Instantiated: malcom and
 /// choco with each of the three coders, dpsgd with RawCoder only, for both steps and the five
-/// local updates — 70 optimizer types, but only their OptimizersOf (detail): the driver is one.
+/// local updates, and --compressor topk (sync) for the five — 75 optimizer types, but only their
+/// OptimizersOf (detail): the driver is one.
 /// @throws ConfigError for an unknown algorithm or coder, or elias/vsc with dpsgd
 inline TorchRunResult run_experiment(const TorchTrainConfig& c, const std::string& algorithm,
                                      const train::TrainingData& data, const train::ProgressFn& progress) {
@@ -499,6 +504,11 @@ inline TorchRunResult run_experiment(const TorchTrainConfig& c, const std::strin
       return run(dpsgd_options(options), detail::Parts<DpsgdCnn<Step, Local>>{{}, {}, local});
     }
     if (algorithm != "malcom" && algorithm != "choco") throw ConfigError("unknown algorithm '" + algorithm + "'");
+    if (c.train.compressor_of(algorithm) == "topk") {
+      const Compressor<TopK, Identity, VectorSourceCoder> top_k(TopK{c.train.ratio}, {}, {});
+      const L1Prox prox{algorithm == "malcom" ? c.train.lambda : 0.0};
+      return run(options, detail::Parts<TopKCnn<Local>>{top_k, prox, local});
+    }
     return examples::with_level_coder(coder, [&](auto level_coder) { return quantized(step, local, level_coder); });
   };
   return with_local_update(c, [&](auto local) {
