@@ -183,3 +183,66 @@ TEST_CASE("SGP: bad options, transports and messages are refused", "[optimizer][
   }(), Contains("share from node 0 to node 1 in round 0") && Contains("not finite and positive"));
   CHECK_THROWS_WITH(node1.finish_round(), Contains("without begin_round"));
 }
+
+TEST_CASE("SGP: a run resumed from every node's checkpoint continues bit for bit", "[optimizer][push-sum][checkpoint]") {
+  const std::size_t d = 12;
+  const auto g = DirectedGraph::from_edges(4, {{0, 1}, {1, 2}, {2, 3}, {3, 0}, {0, 2}});
+  SgpNetwork straight(g, spread_models(4, d), 0.05);
+  straight.rounds(30, [](int i) { return quadratic(i); });
+
+  SgpNetwork first(g, spread_models(4, d), 0.05);
+  first.rounds(13, [](int i) { return quadratic(i); });
+  std::vector<std::vector<std::byte>> states(4);
+  for (int i = 0; i < 4; ++i) first.nodes[static_cast<std::size_t>(i)]->save_state(states[static_cast<std::size_t>(i)]);
+  // fresh nodes from other initial models: everything they continue from comes from the records
+  SgpNetwork resumed(g, Models(4, std::vector<float>(d, 0.5f)), 0.05);
+  for (int i = 0; i < 4; ++i) {
+    const auto& bytes = states[static_cast<std::size_t>(i)];
+    CHECK(resumed.nodes[static_cast<std::size_t>(i)]->load_state(bytes) == bytes.size());
+  }
+  CHECK(resumed.x == first.x);
+  CHECK(resumed.nodes[2]->round() == 13);
+  CHECK(resumed.nodes[2]->weight() == first.nodes[2]->weight());
+  resumed.rounds(17, [](int i) { return quadratic(i); });
+  CHECK(resumed.x == straight.x);
+  for (int i = 0; i < 4; ++i)
+    CHECK(resumed.nodes[static_cast<std::size_t>(i)]->weight() == straight.nodes[static_cast<std::size_t>(i)]->weight());
+}
+
+TEST_CASE("SGP: checkpoints of another graph, node or dimension, and damaged ones, are refused unchanged",
+          "[optimizer][push-sum][checkpoint][config]") {
+  const std::size_t d = 6;
+  const auto g = DirectedGraph::ring(3);
+  SgpNetwork net(g, spread_models(3, d), 0.05);
+  net.rounds(3, [](int i) { return quadratic(i); });
+  std::vector<std::byte> state;
+  net.nodes[1]->save_state(state);
+  const std::vector<float> before = net.x[1];
+
+  // another node of the same graph, and the same node of another graph
+  CHECK_THROWS_WITH(net.nodes[0]->load_state(state), Contains("node 1") && Contains("node 0"));
+  SgpNetwork other(DirectedGraph::exponential(3), spread_models(3, d), 0.05);
+  CHECK_THROWS_WITH(other.nodes[1]->load_state(state), Contains("another directed graph"));
+  SgpNetwork wider(g, spread_models(3, d + 1), 0.05);
+  CHECK_THROWS_WITH(wider.nodes[1]->load_state(state), Contains("dimension"));
+  // truncated and corrupted records are DecodeErrors, and the node keeps its state
+  CHECK_THROWS_AS(net.nodes[1]->load_state(std::span(state).first(state.size() - 3)), DecodeError);
+  auto corrupted = state;
+  corrupted[corrupted.size() - 9] ^= std::byte{0x40};
+  CHECK_THROWS_AS(net.nodes[1]->load_state(corrupted), DecodeError);
+  // a DecentralizedOptimizer's record is another kind of state
+  std::vector<float> params(d, 0.0f);
+  const Topology ring = Topology::ring(3);
+  SimulatedNetwork plain(ring);
+  DPSGD<> dpsgd(std::span<float>(params), ring, plain.endpoint(1));
+  std::vector<std::byte> foreign;
+  dpsgd.save_state(foreign);
+  CHECK_THROWS_AS(net.nodes[1]->load_state(foreign), Error);
+  CHECK(net.x[1] == before);
+  CHECK(net.nodes[1]->round() == 3);
+  // inside a round
+  net.nodes[1]->begin_round(quadratic(1));
+  std::vector<std::byte> inside;
+  CHECK_THROWS_WITH(net.nodes[1]->save_state(inside), Contains("inside a round"));
+  CHECK_THROWS_WITH(net.nodes[1]->load_state(state), Contains("inside a round"));
+}

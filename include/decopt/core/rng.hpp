@@ -30,6 +30,10 @@ constexpr std::uint64_t mix64(std::uint64_t z) noexcept {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
+/// Folds `value` into the running hash `h` (stream derivation, graph and schedule fingerprints).
+constexpr std::uint64_t fold_hash(std::uint64_t h, std::uint64_t value) noexcept {
+  return mix64(h ^ mix64(value + 0x9e3779b97f4a7c15ULL));
+}
 constexpr std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
 }  // namespace detail
 
@@ -51,7 +55,7 @@ class Rng {
   /// An independent stream for (seed, keys...): e.g. derive(seed, {node, round, purpose}).
   static Rng derive(std::uint64_t seed, std::initializer_list<std::uint64_t> keys) noexcept {
     std::uint64_t h = detail::mix64(seed ^ 0x6a09e667f3bcc909ULL);
-    for (std::uint64_t key : keys) h = detail::mix64(h ^ detail::mix64(key + 0x9e3779b97f4a7c15ULL));
+    for (std::uint64_t key : keys) h = detail::fold_hash(h, key);
     return Rng(h);
   }
 

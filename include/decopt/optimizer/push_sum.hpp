@@ -25,19 +25,26 @@
 // posts to out-neighbours only and sums in-neighbours in ascending order, so the same seed gives
 // the same bits on the simulated network, ThreadNetwork and MPI. Messages are uncompressed:
 // SGP's bytes are D-PSGD's on the same out-degree.
+//
+// Checkpoints: save_state / load_state write and read one record (optimizer/checkpoint.hpp's
+// framing, checked before anything is read) of z, w, the round, lr and the local update's state,
+// bound to the graph's fingerprint; a run resumed from every node's record continues bit for bit.
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "decopt/core/bytes.hpp"
 #include "decopt/core/error.hpp"
+#include "decopt/optimizer/checkpoint.hpp"
 #include "decopt/optimizer/concepts.hpp"
 #include "decopt/optimizer/local_update.hpp"
 #include "decopt/optimizer/options.hpp"
@@ -143,12 +150,75 @@ class StochasticGradientPush {
     return stats_;
   }
 
+  /// Appends the node's state as one checkpoint record (optimizer/checkpoint.hpp framing): its
+  /// dimension, rank, the graph's fingerprint, the round, lr, w_i, z_i (float64) and the local
+  /// update's state. x is not stored: it is z/w, rebuilt on load.
+  /// @throws ConfigError inside a round (between begin_round and finish_round)
+  void save_state(std::vector<std::byte>& out) const {
+    detail::require(!open_, "StochasticGradientPush: save_state inside a round (node " + std::to_string(rank_) + ")");
+    const std::size_t start = checkpoint::begin_record(out);
+    checkpoint::put_string(out, kStateName);
+    put_le<std::uint64_t>(out, z_.size());
+    put_le<std::int32_t>(out, rank_);
+    put_le<std::uint64_t>(out, graph_.fingerprint());
+    put_le<std::int64_t>(out, round_);
+    put_le<double>(out, options_.lr);
+    put_le<double>(out, weight_);
+    for (const double zk : z_) put_le<double>(out, zk);
+    local_.save(out);
+    checkpoint::end_record(out, start);
+  }
+
+  /// Restores a state written by save_state and writes x = z/w into the user's buffer; returns the
+  /// bytes consumed. Every node of the network must load the same round's states.
+  /// @throws DecodeError for truncated or corrupted bytes, or a weight or numerator that is not
+  ///         finite (a weight not > 0); ConfigError for a state of another kind, dimension, node,
+  ///         graph or local update, or inside a round. Nothing changes when it throws.
+  std::size_t load_state(std::span<const std::byte> bytes) {
+    detail::require(!open_, "StochasticGradientPush: load_state inside a round (node " + std::to_string(rank_) + ")");
+    std::size_t consumed = 0;
+    ByteReader in(checkpoint::open_record(bytes, consumed));
+    const std::string kind = checkpoint::get_string(in);
+    detail::require(kind == kStateName, "checkpoint holds a " + kind + " state, not a " + kStateName + " one");
+    const auto d = in.get_le<std::uint64_t>();
+    detail::require(d == z_.size(), "checkpoint is for dimension " + std::to_string(d) + ", this node has " +
+                                        std::to_string(z_.size()));
+    const auto rank = in.get_le<std::int32_t>();
+    detail::require(rank == rank_, "checkpoint is of node " + std::to_string(rank) + ", this is node " + std::to_string(rank_));
+    detail::require(in.get_le<std::uint64_t>() == graph_.fingerprint(),
+                    "checkpoint was saved on another directed graph than " + graph_.name());
+    const auto round = in.get_le<std::int64_t>();
+    if (round < 0) throw DecodeError("push-sum checkpoint: negative round");
+    const double lr = in.get_le<double>();
+    PushSumOptions options = options_;
+    options.lr = lr;
+    options.validate();
+    const double weight = in.get_le<double>();
+    if (!(std::isfinite(weight) && weight > 0)) throw DecodeError("push-sum checkpoint: weight is not finite and positive");
+    std::vector<double> z(z_.size());
+    for (double& zk : z) {
+      zk = in.get_le<double>();
+      if (!std::isfinite(zk)) throw DecodeError("push-sum checkpoint: a non-finite numerator");
+    }
+    typename Local::State local = local_;
+    local.load(in);
+    round_ = static_cast<long>(round);
+    options_ = options;
+    weight_ = weight;
+    z_ = std::move(z);
+    local_ = std::move(local);
+    for (std::size_t k = 0; k < z_.size(); ++k) x_[k] = static_cast<float>(z_[k] / weight_);
+    return consumed;
+  }
+
   [[nodiscard]] double weight() const noexcept { return weight_; }           ///< w_i
   [[nodiscard]] std::span<const double> numerator() const noexcept { return z_; }  ///< z_i
   [[nodiscard]] long round() const noexcept { return round_; }
   [[nodiscard]] int rank() const noexcept { return rank_; }
 
  private:
+  static constexpr const char* kStateName = "StochasticGradientPush";
+
   static double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }

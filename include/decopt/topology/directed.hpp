@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <span>
 #include <string>
@@ -32,6 +33,7 @@
 #include <Eigen/Dense>
 
 #include "decopt/core/error.hpp"
+#include "decopt/core/rng.hpp"
 #include "decopt/topology/topology.hpp"
 
 namespace decopt {
@@ -83,6 +85,18 @@ class DirectedGraph {
     for (int i = 0; i < size(); ++i)
       if (out_degree(i) != out_degree(0) || in_neighbors(i).size() != out_neighbors(0).size()) return false;
     return true;
+  }
+
+  /// A hash of the node count and every out-neighbour list: checkpoints record it, so a state
+  /// saved on one graph is not loaded on another.
+  [[nodiscard]] std::uint64_t fingerprint() const noexcept {
+    std::uint64_t h = decopt::detail::mix64(0x6469726563746564ULL /* "directed" */ ^ static_cast<std::uint64_t>(size()));
+    auto feed = [&h](std::uint64_t v) { h = decopt::detail::fold_hash(h, v); };
+    for (const auto& list : out_) {
+      for (const int j : list) feed(static_cast<std::uint64_t>(j));
+      feed(~std::uint64_t{0});  // list separator
+    }
+    return h;
   }
 
   /// The column-stochastic mixing matrix A (A_ji = share(i) for j ∈ out(i) ∪ {i}).

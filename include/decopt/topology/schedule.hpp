@@ -146,7 +146,7 @@ class TopologySchedule {
   TopologySchedule(std::vector<Topology> rounds, std::string name)
       : rounds_(std::move(rounds)), name_(std::move(name)), union_(make_union(rounds_, name_)) {
     std::uint64_t h = detail::mix64(0x7363686564756c65ULL ^ static_cast<std::uint64_t>(rounds_.size()));
-    for (const Topology& t : rounds_) h = detail::mix64(h ^ detail::mix64(t.fingerprint() + 0x9e3779b97f4a7c15ULL));
+    for (const Topology& t : rounds_) h = detail::fold_hash(h, t.fingerprint());
     fingerprint_ = h;
   }
 

@@ -320,7 +320,7 @@ class Topology {
 
   std::uint64_t compute_fingerprint() const noexcept {
     std::uint64_t h = decopt::detail::mix64(0x746f706f6c6f6779ULL ^ static_cast<std::uint64_t>(n_));
-    auto feed = [&h](std::uint64_t v) { h = decopt::detail::mix64(h ^ decopt::detail::mix64(v + 0x9e3779b97f4a7c15ULL)); };
+    auto feed = [&h](std::uint64_t v) { h = decopt::detail::fold_hash(h, v); };
     for (int i = 0; i < n_; ++i) {
       feed(static_cast<std::uint64_t>(i));
       feed(std::bit_cast<std::uint64_t>(self_weights_[static_cast<std::size_t>(i)]));
