@@ -39,6 +39,7 @@ inline std::string run_identity(const TrainConfig& c, const std::string& algorit
     << " train_samples=" << c.train_samples << " compressor=" << c.compressor << " ratio=" << c.ratio << " rank=" << c.rank
     << " bucket=" << c.bucket;
   if (time_varying(c)) o << " schedule=" << c.schedule << " schedule_period=" << c.schedule_period;  // static: as before
+  if (c.gradient_tracking) o << " gradient_tracking=1";  // without it: as before
   if (c.dp.enabled())
     o << " dp_clip=" << c.dp.clip << " dp_noise=" << c.dp.noise << " dp_epsilon=" << c.dp.target_epsilon
       << " clipping=" << c.dp.clipping << " dp_r=" << c.dp.r << " dp_delta=" << c.dp.delta;

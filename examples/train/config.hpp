@@ -24,7 +24,10 @@ inline constexpr long kEvalSubset = 2000;
 
 /// Everything one decopt-train invocation does. Flags and JSON fields are part of decopt's contract.
 struct TrainConfig {
-  std::string algorithm = "malcom";  ///< malcom | choco | dpsgd
+  std::string algorithm = "malcom";  ///< malcom | choco | dpsgd | gt (gradient tracking: DIGing)
+  /// --gradient-tracking: malcom and choco run compressed gradient tracking (BEER, GradientTracking)
+  /// over their dithered pipeline instead of CHOCO's step (run_experiment.cpp, run_gradient_tracking)
+  bool gradient_tracking = false;
   std::vector<std::string> compare;  ///< --compare malcom,choco,dpsgd: run each on the same data and seed
   std::string step = "sync";         ///< sync | overlap
   int local_steps = 1;
@@ -95,7 +98,7 @@ struct TrainConfig {
   /// uncompressed and refuses --compressor, run_experiment.cpp); for malcom and choco --compressor,
   /// else dithered.
   [[nodiscard]] std::string compressor_of(const std::string& run_algorithm) const {
-    if (run_algorithm == "dpsgd") return "identity";
+    if (run_algorithm == "dpsgd" || run_algorithm == "gt") return "identity";
     return compressor.empty() ? "dithered" : compressor;
   }
 
@@ -110,7 +113,7 @@ struct TrainConfig {
     if (policy != "identity" && policy != "dithered")
       return policy == "natural" || policy == "topk" || policy == "randtopk" || policy == "sign" ? "vsc" : "raw";
     if (!coder.empty()) return coder;
-    return run_algorithm == "malcom" ? "vsc" : "raw";
+    return run_algorithm == "malcom" ? "vsc" : "raw";  // gt, like dpsgd, sends raw float32
   }
 
   /// Test images of an intermediate evaluation (0 = the whole test set): --eval-samples, else
@@ -156,9 +159,15 @@ inline constexpr const char* compressor_help =
 inline void add_flags(CLI::App& app, TrainConfig& c) {
   using examples::flags::Interval;
   namespace flags = examples::flags;
-  const std::vector<std::string> algorithms{"malcom", "choco", "dpsgd"};
-  app.add_option("--algorithm", c.algorithm, "malcom (dithered + vector source coding + l1 prox), choco, dpsgd")
+  const std::vector<std::string> algorithms{"malcom", "choco", "dpsgd", "gt"};
+  app.add_option("--algorithm", c.algorithm,
+                 "malcom (dithered + vector source coding + l1 prox), choco, dpsgd, gt (gradient tracking, DIGing: "
+                 "the identity compressor, gamma 1, a model and a tracker per message)")
       ->check(CLI::IsMember(algorithms));
+  app.add_flag("--gradient-tracking", c.gradient_tracking,
+               "malcom and choco: compressed gradient tracking (BEER: error memory on the model and the tracker) "
+               "over the dithered pipeline, --coder raw or vsc (malcom: vsc, no support coding, no l1 prox); "
+               "--step sync, static topology");
   app.add_option("--compare", c.compare, "run several algorithms on the same data and seed, e.g. malcom,choco,dpsgd")
       ->delimiter(',')
       ->check(CLI::IsMember(algorithms));
@@ -273,8 +282,10 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
 /// @throws CLI::ValidationError "--coder: elias does not apply to dpsgd ..."
 inline void check_coder(const TrainConfig& c) {
   for (const auto& algorithm : c.algorithms())
-    if (algorithm == "dpsgd" && c.coder_of(algorithm) != "raw")
-      throw CLI::ValidationError("--coder", c.coder + " does not apply to dpsgd: D-PSGD sends its values as raw float32 "
+    if ((algorithm == "dpsgd" || algorithm == "gt") && c.coder_of(algorithm) != "raw")
+      throw CLI::ValidationError("--coder", c.coder + " does not apply to " + algorithm + ": " +
+                                            (algorithm == "gt" ? "gradient tracking (DIGing)" : "D-PSGD") +
+                                            " sends its values as raw float32 "
                                             "(the identity compressor has no levels to code); use --coder raw or leave it out");
 }
 

@@ -104,6 +104,7 @@ struct RunResult {
   std::vector<std::uint64_t> links_per_round;
   std::string schedule = "static";  ///< --schedule
   bool support_coding = false;      ///< malcom over SupportCoded (false: its plain pipeline, on a schedule)
+  bool gradient_tracking = false;   ///< GradientTracking: --algorithm gt or --gradient-tracking
   std::vector<EvalRow> rows;
   std::uint64_t model_checksum = 0;
   double seconds = 0;

@@ -47,6 +47,7 @@ inline std::vector<MpiSetting> run_settings(const TrainConfig& c) {
   for (const auto& a : c.compare) compare += (compare.empty() ? "" : ",") + a;
   return {{"--algorithm", c.algorithm},
           {"--compare", compare},
+          {"--gradient-tracking", c.gradient_tracking ? "on" : "off"},
           {"--step", c.step},
           {"--local-steps", std::to_string(c.local_steps)},
           {"--nodes", std::to_string(c.nodes)},

@@ -43,7 +43,10 @@ class ProgressBar {
 };
 
 /// "choco+raw": the algorithm and the coder it ran with, as tables, CSVs and plots name a run.
-inline std::string run_label(const RunResult& r) { return r.coder.empty() ? r.algorithm : r.algorithm + "+" + r.coder; }
+inline std::string run_label(const RunResult& r) {
+  const std::string algorithm = r.algorithm + (r.gradient_tracking && r.algorithm != "gt" ? "+gt" : "");
+  return r.coder.empty() ? algorithm : algorithm + "+" + r.coder;
+}
 
 /// `v` for JSON: the number, or null when it is NaN or infinite (JSON has neither).
 inline std::string json_number(double v) {
@@ -88,6 +91,12 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
     << (r.rounds > 0 && r.nodes > 0 ? static_cast<double>(r.messages_sent()) / (static_cast<double>(r.rounds) * r.nodes) : 0.0);
   // On a schedule malcom runs its plain pipeline (no SupportCoded over per-edge copies): say so.
   if (r.algorithm == "malcom" && r.schedule != "static") o << ",\"support_coding\":" << (r.support_coding ? "true" : "false");
+  // Gradient tracking: say so; malcom's then runs its plain pipeline (dithered + vsc), without
+  // SupportCoded (a coder of the model's x̂, not of the tracker) and without the l1 prox.
+  if (r.gradient_tracking) {
+    o << ",\"gradient_tracking\":true";
+    if (r.algorithm == "malcom") o << ",\"support_coding\":false,\"prox\":\"none\"";
+  }
   o << ",\"test_accuracy\":" << last.test_accuracy
     << ",\"test_loss\":" << last.test_loss;
   if (std::isfinite(r.average_model_accuracy)) o << ",\"average_model_accuracy\":" << r.average_model_accuracy;

@@ -1,6 +1,6 @@
 // train/run_experiment.cpp — run_experiment (declared in train/experiment.hpp): the choice of
 // optimizer type from the flags. Compiled once per build into decopt_train_runs (decopt-train and
-// the train tests link it), so the 26 optimizer types and their drivers are compiled once, not in
+// the train tests link it), so the 29 optimizer types and their drivers are compiled once, not in
 // every file that calls run_experiment.
 #include "train/experiment.hpp"
 
@@ -60,13 +60,45 @@ RunResult run_scheduled(const TrainConfig& c, const std::string& algorithm, cons
   throw ConfigError("unknown algorithm '" + algorithm + "'");
 }
 
+/// Runs gradient tracking (GradientTracking, decopt/optimizer/gradient_tracking.hpp): `gt` is DIGing
+/// (the identity compressor, raw float32, γ = 1: a model and a tracker per message, twice D-PSGD's
+/// bytes); malcom or choco with --gradient-tracking is BEER over the dithered quantizer with --coder
+/// raw or vsc (the default: vsc for malcom, raw for choco). Malcom's SupportCoded codes the model's
+/// x̂ from its support and does not apply to the tracker, and gradient tracking has no prox: malcom
+/// then runs its plain dithered + vsc pipeline without the l1 prox (the JSON says so). Three optimizer
+/// types, whatever the algorithm.
+/// @throws ConfigError for a flag gradient tracking does not run with (naming it)
+RunResult run_gradient_tracking(const TrainConfig& c, const std::string& algorithm, const TrainingData& data,
+                                const Options& options, const DitheredQuantizer& quantizer, const ProgressFn& progress) {
+  const std::string with = algorithm == "gt" ? std::string("--algorithm gt") : "--gradient-tracking";
+  decopt::detail::require(algorithm != "dpsgd", "--gradient-tracking on dpsgd is --algorithm gt (DIGing)");
+  decopt::detail::require(c.step == "sync", with + " runs with --step sync only, not " + c.step);
+  decopt::detail::require(!time_varying(c), with + " runs on a static --topology, not --schedule " + c.schedule);
+  decopt::detail::require(c.compressor.empty() || (algorithm != "gt" && c.compressor == "dithered"),
+                          with + " runs with " + (algorithm == "gt" ? "the identity compressor" : "the dithered compressor") +
+                              ", not --compressor " + c.compressor);
+  decopt::detail::require(c.local_steps == 1 && c.momentum == 0,
+                          with + ": the model step is x - lr v with the tracked gradient v; --local-steps and --momentum do not apply");
+  decopt::detail::require(c.lambda_warmup == 0 && c.lambda_ramp == 0, with + " has no l1 prox: --lambda-warmup and --lambda-ramp do not apply");
+  auto tracked = [&]<class C>(C compressor, const Options& o) {
+    RunResult r = detail::run_with<GradientTracking<C>>(c, algorithm, data, o, std::move(compressor), NoProx{}, progress);
+    r.gradient_tracking = true;
+    return r;
+  };
+  if (algorithm == "gt") return tracked(Compressor<Dense, Identity, RawCoder>{}, dpsgd_options(options));
+  const std::string coder = c.coder_of(algorithm);
+  if (coder == "raw") return tracked(Compressor<Dense, DitheredQuantizer, RawCoder>({}, quantizer, {}), options);
+  if (coder == "vsc") return tracked(Compressor<Dense, DitheredQuantizer, VectorSourceCoder>({}, quantizer, {}), options);
+  throw ConfigError(with + " runs with --coder raw or vsc, not " + coder);
+}
+
 }  // namespace
 
 /// Runs `algorithm` (malcom | choco | dpsgd) with the config's step policy and coder
 /// (TrainConfig::coder_of). Instantiated: malcom and choco with each of the three coders, dpsgd
 /// with RawCoder only (check_coder refuses the others), each for both steps — 14 optimizers; one per
-/// --compressor other than dithered (run_other_compressor) — 9 more; and over --schedule one per
-/// algorithm (run_scheduled) — 3 more.
+/// --compressor other than dithered (run_other_compressor) — 9 more; over --schedule one per
+/// algorithm (run_scheduled) — 3 more; and gradient tracking (run_gradient_tracking) — 3 more.
 /// @throws ConfigError for an unknown algorithm, coder or compressor, or elias/vsc with dpsgd.
 RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, const TrainingData& data,
                          const ProgressFn& progress) {
@@ -76,8 +108,9 @@ RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, con
   options.momentum = c.momentum;
   options.local_steps = c.local_steps;
   options.seed = c.seed;
-  if (!c.compressor.empty() && c.compressor != "dithered") return run_other_compressor(c, algorithm, data, options, progress);
   const DitheredQuantizer quantizer{c.levels, c.norm == "l2" ? Norm::L2 : Norm::Linf, false, static_cast<std::size_t>(c.bucket)};
+  if (algorithm == "gt" || c.gradient_tracking) return run_gradient_tracking(c, algorithm, data, options, quantizer, progress);
+  if (!c.compressor.empty() && c.compressor != "dithered") return run_other_compressor(c, algorithm, data, options, progress);
   if (time_varying(c)) return run_scheduled(c, algorithm, data, options, quantizer, progress);
   const std::string coder = c.coder_of(algorithm);
   // Malcom-PSGD or CHOCO-SGD (the same quantizer; ℓ1 prox or none) with the level coder Coder.

@@ -99,6 +99,21 @@ inline void get_floats(ByteReader& in, std::span<float> dest, const char* what) 
   for (float& x : dest) x = in.get_le<float>();
 }
 
+/// Appends a length-prefixed double array (little-endian).
+inline void put_doubles(std::vector<std::byte>& out, std::span<const double> v) {
+  put_le<std::uint64_t>(out, v.size());
+  for (double x : v) put_le<double>(out, x);
+}
+
+/// Reads a double array written by put_doubles into `dest` (sizes must match).
+inline void get_doubles(ByteReader& in, std::span<double> dest, const char* what) {
+  const auto n = in.get_le<std::uint64_t>();
+  if (n != dest.size())
+    throw ConfigError(std::string("checkpoint ") + what + " has " + std::to_string(n) + " values, expected " +
+                      std::to_string(dest.size()));
+  for (double& x : dest) x = in.get_le<double>();
+}
+
 inline void put_string(std::vector<std::byte>& out, const std::string& s) {
   put_varint(out, s.size());
   const auto* raw = reinterpret_cast<const std::byte*>(s.data());

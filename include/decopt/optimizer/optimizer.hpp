@@ -7,6 +7,7 @@
 #include "decopt/optimizer/decentralized_optimizer.hpp"
 #include "decopt/optimizer/edge_copies.hpp"
 #include "decopt/optimizer/edge_exchange.hpp"
+#include "decopt/optimizer/gradient_tracking.hpp"
 #include "decopt/optimizer/options.hpp"
 #include "decopt/optimizer/push_sum.hpp"
 #include "decopt/optimizer/simulation.hpp"
