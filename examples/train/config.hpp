@@ -87,6 +87,9 @@ struct TrainConfig {
   double step_seconds = 0;  ///< > 0: sim clock charges this per gradient evaluation, not measured compute
   bool eval_average = false;  ///< evaluate the average model (1/n) Σ_i x_i, not the mean of the nodes' accuracies
   double timeout_s = 60;
+  int fail_node = -1;                 ///< --fail-node: inject a lost peer (-1: none)
+  long fail_round = -1;               ///< --fail-round: the round at which it stops
+  std::string on_lost_peer = "fail";  ///< --on-lost-peer fail | drop
   bool json = false;
   bool quiet = false;
   DpSettings dp;  ///< --dp-clip, --dp-noise, --dp-epsilon, --clipping
@@ -270,6 +273,14 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
                "mean over the nodes' own models");
   app.add_option("--timeout", c.timeout_s, "seconds a node waits for a neighbour before failing")
       ->check(flags::real(Interval::closed(1e-3, 1e6)));
+  app.add_option("--fail-node", c.fail_node,
+                 "inject a lost peer: this node stops at --fail-round (posts nothing more; under threads its thread ends)")
+      ->check(flags::integer(0, 4095));
+  app.add_option("--fail-round", c.fail_round, "the round at which --fail-node stops")->check(flags::integer(0, kMaxRounds));
+  app.add_option("--on-lost-peer", c.on_lost_peer,
+                 "fail: a neighbour that stops answering ends the run naming rank and round; drop: the survivors remove it, "
+                 "recompute Metropolis-Hastings weights, repair their neighbour sums and go on")
+      ->check(CLI::IsMember({"fail", "drop"}));
   app.add_flag("--json", c.json, "print a JSON summary as the last line of stdout");
   app.add_flag("--quiet", c.quiet, "no progress bar or table");
   add_dp_flags(app, c.dp);

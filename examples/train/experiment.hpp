@@ -117,6 +117,7 @@ struct RunResult {
   double neighbor_sum_error = std::nan("");
   double dp_noise = 0;      ///< σ used (0 without differential privacy)
   double dp_epsilon = 0;    ///< ε of each node's (ε, δ) guarantee for the whole run
+  std::vector<LostPeer> lost_nodes;  ///< nodes that stopped (--fail-node), with the optimizer round
 
   [[nodiscard]] const EvalRow& last() const { return rows.back(); }
   /// Messages posted by all nodes in rounds [first, end): Σ_t links_per_round[t mod period].
@@ -247,6 +248,23 @@ inline double estimated_memory_bytes(const TrainConfig& c) {
   return kDataBytes + c.nodes * per_node;
 }
 
+/// --fail-node / --fail-round / --on-lost-peer: both or neither, a node of the run, sim or threads,
+/// no checkpoints (a repaired network is not checkpointed) and no --schedule.
+inline void check_lost_peer_flags(const TrainConfig& c) {
+  const bool injected = c.fail_node >= 0 || c.fail_round >= 0;
+  if (!injected && c.on_lost_peer == "fail") return;
+  if (injected) {
+    detail::require(c.fail_node >= 0 && c.fail_round >= 0, "--fail-node and --fail-round go together");
+    detail::require(c.fail_node < c.nodes, "--fail-node " + std::to_string(c.fail_node) + " is not a node of --nodes " +
+                                               std::to_string(c.nodes));
+    detail::require(c.transport == "sim" || c.transport == "threads",
+                    "--fail-node injects the failure in the sim or threads transport; under mpi stop or kill a rank instead");
+  }
+  detail::require(c.checkpoint.empty() && c.resume.empty(), "--checkpoint/--resume do not apply to runs with a lost peer");
+  detail::require(c.on_lost_peer == "fail" || c.schedule == "static" || c.schedule.empty(),
+                  "--on-lost-peer drop does not apply to a --schedule");
+}
+
 /// Everything about the run that can be refused before the data is loaded: a topology that does
 /// not fit the node count, --checkpoint with --compare, the privacy settings, and a run that would
 /// not fit in memory (refused with the figure and the flags that make it large, not with a
@@ -257,6 +275,7 @@ inline void check_run(const TrainConfig& c) {
   check_checkpoint_flags(c);
   if (c.step_seconds > 0 && c.transport != "sim")
     throw ConfigError("--step-seconds sets the simulated clock: it needs --transport sim, not " + c.transport);
+  check_lost_peer_flags(c);
   if (!c.support_log.empty() && c.transport != "sim")
     throw ConfigError("--support-log reads every node's support coding each round: it needs --transport sim, not " + c.transport);
   c.dp.validate();
@@ -393,6 +412,36 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   }
 
   std::vector<std::span<float>> spans(models.begin(), models.end());
+  // --fail-node: the nodes still running; evaluations, consensus and the average model cover these.
+  std::vector<char> alive(static_cast<std::size_t>(n), 1);
+  auto alive_models = [&] {
+    std::vector<std::vector<float>> kept;
+    for (int i = 0; i < n; ++i)
+      if (alive[static_cast<std::size_t>(i)]) kept.push_back(models[static_cast<std::size_t>(i)]);
+    return kept;
+  };
+  auto alive_spans = [&] {
+    std::vector<std::span<float>> kept;
+    for (int i = 0; i < n; ++i)
+      if (alive[static_cast<std::size_t>(i)]) kept.push_back(spans[static_cast<std::size_t>(i)]);
+    return kept;
+  };
+  const LostPeerPolicy lost_peer_policy = c.on_lost_peer == "drop" ? LostPeerPolicy::drop : LostPeerPolicy::fail;
+  std::vector<NodeFailure> failures;
+  if (c.fail_node >= 0) failures.push_back({c.fail_node, options.exchange_of_round(c.fail_round)});
+  // Every survivor's log of the peers it dropped, and the run's lost nodes, in optimizer rounds.
+  auto report_lost = [&](auto&& node_at, auto&& stopped_at) {
+    for (int i = 0; i < n; ++i) {
+      const long stopped = stopped_at(i);
+      if (stopped >= 0) {
+        result.lost_nodes.push_back({i, options.round_of_exchange(stopped)});
+        continue;
+      }
+      for (const LostPeer& p : node_at(i).lost_peers())
+        std::fprintf(stderr, "decopt-train: node %d dropped lost peer %d (missed at round %ld)\n", i, p.node,
+                     options.round_of_exchange(p.round));
+    }
+  };
   // A node's optimizer over `graph` (and the MLP's layout, when asked for: not over a schedule,
   // whose compressors need no layout).
   decopt::detail::require(!(schedule && layout), "--schedule does not run compressors that need the model's layout");
@@ -417,9 +466,8 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     const auto labels = evaluation_labels(c, data.test, last);
     row.test_samples = static_cast<long>(labels.size());
     // --eval-average scores one model, x̄ = (1/n) Σ_i x_i; otherwise each node's own, averaged.
-    std::vector<std::vector<float>> average;
-    if (c.eval_average) average.push_back(average_model(models));
-    const auto& scored = c.eval_average ? average : models;
+    std::vector<std::vector<float>> scored = alive_models();
+    if (c.eval_average) scored = {average_model(scored)};
     const double share = 1.0 / static_cast<double>(scored.size());
     for (const auto& model : scored) {
       const auto e = mlp.evaluate(std::span<const float>(model), images, labels);
@@ -431,7 +479,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     row.train_loss = loss_count > 0 ? loss_sum / static_cast<double>(loss_count) : std::nan("");
     loss_sum = 0;
     loss_count = 0;
-    row.consensus_distance = consensus_distance(spans);
+    row.consensus_distance = consensus_distance(alive_spans());
     row.seconds = elapsed();
     result.rows.push_back(row);
     return &result.rows.back();
@@ -490,7 +538,8 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     LinkModel link = c.link_model();
     if (c.step_seconds > 0) link.declared_compute = &declared;
     Simulation<Optimizer> sim(graph, spans,
-                              {.options = options, .compressor = compressor, .prox = prox, .link = link, .layout = layout});
+                              {.options = options, .compressor = compressor, .prox = prox, .link = link, .layout = layout,
+                               .on_lost_peer = lost_peer_policy, .failures = failures});
     auto node_at = [&](int i) -> Optimizer& { return sim.node(i); };
     auto grad = [&](int i, std::span<const float> x, std::span<float> g) {
       if (c.step_seconds > 0) declared.charge(i, c.step_seconds);
@@ -508,6 +557,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
         ++loss_count;
       }
       simulated_now = sim.virtual_time();
+      for (int i = 0; i < n; ++i) alive[static_cast<std::size_t>(i)] = sim.alive(i);
       const EvalRow* row = (t + 1 == next_stop(t)) ? after_stop(t + 1, sim.total_bytes_sent(), node_at) : nullptr;
       if (progress) progress(t + 1, total_rounds, row);
     }
@@ -515,8 +565,15 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     result.simulated_seconds = sim.virtual_time();
     result.neighbor_sum_error = sim.neighbor_sum_error();
     result.sent_sparsity = sent_sparsity(n, static_cast<std::size_t>(d), node_at);
+    report_lost(node_at, [&](int i) {
+      for (const LostPeer& p : sim.lost_nodes())
+        if (p.node == i) return p.round;
+      return -1L;
+    });
   } else if (c.transport == "threads") {
     ThreadNetwork network(network_graph, c.link_model(), std::chrono::milliseconds(static_cast<long>(c.timeout_s * 1000)));
+    network.set_lost_peer_policy(lost_peer_policy);
+    for (const NodeFailure& f : failures) network.inject_failure(f);
     std::vector<Optimizer> nodes;
     nodes.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) nodes.push_back(make_node(spans[static_cast<std::size_t>(i)], network.endpoint(i)));
@@ -525,6 +582,8 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     for (long t = resume(node_at); t < total_rounds;) {
       const long segment_end = next_stop(t);
       network.run([&](int r) {
+        node_loss[static_cast<std::size_t>(r)] = 0;
+        if (network.stopped_at(r) >= 0) return;  // an injected failure ended this node
         auto& node = nodes[static_cast<std::size_t>(r)];
         auto& worker = workers[static_cast<std::size_t>(r)];
         double sum = 0;
@@ -534,6 +593,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
         }
         node_loss[static_cast<std::size_t>(r)] = sum;
       });
+      for (int i = 0; i < n; ++i) alive[static_cast<std::size_t>(i)] = network.stopped_at(i) < 0;
       for (double l : node_loss) loss_sum += l / n;
       loss_count += segment_end - t;
       std::uint64_t bytes = 0;
@@ -544,6 +604,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     }
     for (const auto& node : nodes) result.wait_seconds += node.totals().wait_seconds;
     result.sent_sparsity = sent_sparsity(n, static_cast<std::size_t>(d), node_at);
+    report_lost(node_at, [&](int i) { return network.stopped_at(i); });
   } else if (c.transport == "mpi") {
 #ifdef DECOPT_TRAIN_WITH_MPI
     // One node per MPI rank. Evaluations and the checksum are collective (each wait bounded by
@@ -607,7 +668,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   result.rounds = total_rounds;
   // The deployed model x̄ = (1/n) Σ_i x_i, beside the nodes' mean (under MPI rank 0 has every model).
   result.average_model_accuracy =
-      mlp.evaluate(std::span<const float>(average_model(models)), data.test.images, std::span<const std::uint8_t>(data.test.labels))
+      mlp.evaluate(std::span<const float>(average_model(c.transport == "mpi" ? models : alive_models())), data.test.images, std::span<const std::uint8_t>(data.test.labels))
           .accuracy;
   result.model_checksum = model_checksum(models);
   result.seconds = elapsed();

@@ -79,6 +79,14 @@ inline std::string hex64(std::uint64_t v) {
 }
 
 /// The JSON summary object of one run (one line). Field names are part of decopt's contract.
+/// ,"lost_nodes":[{"node":N,"round":R},…]: the nodes that stopped (--fail-node) and when.
+inline std::string lost_nodes_json(const std::vector<LostPeer>& lost) {
+  std::string text = ",\"lost_nodes\":[";
+  for (std::size_t k = 0; k < lost.size(); ++k)
+    text += (k ? ",{\"node\":" : "{\"node\":") + std::to_string(lost[k].node) + ",\"round\":" + std::to_string(lost[k].round) + "}";
+  return text + "]";
+}
+
 inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
   const EvalRow& last = r.last();
   std::ostringstream o;
@@ -108,7 +116,7 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
     << ",\"consensus_distance\":" << last.consensus_distance << ",\"parameters\":" << r.parameters
     << ",\"seconds\":" << r.seconds << ",\"wait_seconds\":" << r.wait_seconds
     << ",\"simulated_seconds\":" << r.simulated_seconds << ",\"evaluations\":" << r.rows.size()
-    << target_json_fields(c, r) << ",\"model_checksum\":\""
+    << target_json_fields(c, r) << lost_nodes_json(r.lost_nodes) << ",\"model_checksum\":\""
     << hex64(r.model_checksum) << "\"";
   o << dp_json_fields(c.dp, r.dp_noise, r.dp_epsilon);
   o << "}";

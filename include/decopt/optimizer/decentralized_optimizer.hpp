@@ -60,6 +60,7 @@
 #include "decopt/compress/scale_blocks.hpp"
 #include "decopt/optimizer/concepts.hpp"
 #include "decopt/optimizer/local_update.hpp"
+#include "decopt/optimizer/lost_peer_repair.hpp"
 #include "decopt/optimizer/options.hpp"
 #include "decopt/optimizer/residual_coding.hpp"
 #include "decopt/optimizer/steps.hpp"
@@ -193,6 +194,11 @@ class DecentralizedOptimizer {
       if constexpr (std::is_same_v<Local, SGD>)
         options_momentum_.emplace(HeavyBall{.momentum = options_.momentum, .weight_decay = local.weight_decay}.state(d));
     }
+    if (transport.drops_lost_peers()) {
+      detail::require(Step::keeps_public_copy, std::string("on_lost_peer = drop repairs the neighbour sum s of a step "
+                                                           "with a public copy x̂; step '") + Step::name + "' keeps none");
+      lost_peers_.emplace(topology, rank_);
+    }
     rng_ = Rng::derive(options_.seed, {static_cast<std::uint64_t>(rank_), 0x6f707469ULL /* "opti" */});
     hooks::bind_node(compressor_, rank_, topology.size(), options_.seed);
     detail::bind_neighbors(compressor_, neighbors_.size(), d);
@@ -250,6 +256,7 @@ class DecentralizedOptimizer {
     static_assert(!std::is_same_v<exchange_state_t<Step, Compressor>, detail::NoExchangeState>,
                   "decopt: this step mixes with one fixed W; over a TopologySchedule use ScheduledSyncStep or "
                   "ScheduledOverlappedStep (decopt/optimizer/edge_exchange.hpp)");
+    detail::require(!lost_peers_, "on_lost_peer = drop is not supported over a TopologySchedule (" + schedule.name() + ")");
     exchange_state_.bind(schedule, rank_, dimension(), transport);
     topology_fingerprint_ = schedule.fingerprint();
     graph_name_ = schedule.name();
@@ -268,10 +275,7 @@ class DecentralizedOptimizer {
   RoundStats step(Grad&& grad) {
     begin_round(grad);
     const RoundStats stats = finish_round();
-    if (resync_due()) {
-      begin_resync();
-      finish_resync();
-    }
+    run_due_phases();
     return stats;
   }
 
@@ -295,10 +299,7 @@ class DecentralizedOptimizer {
   RoundStats exchange() {
     post_exchange();
     const RoundStats stats = finish_exchange();
-    if (resync_due()) {
-      begin_resync();
-      finish_resync();
-    }
+    run_due_phases();
     return stats;
   }
 
@@ -396,6 +397,7 @@ class DecentralizedOptimizer {
     const auto start = Clock::now();
     detail::require(inbox.size() == neighbors_.size(), "transport delivered a wrong number of messages");
     for (std::size_t k = 0; k < neighbors_.size(); ++k) {
+      if (inbox[k].empty()) continue;  // a lost peer (LostPeerPolicy::drop): repaired at a later boundary
       detail::decode_round(compressor_, k, inbox[k], static_cast<float>(neighbors_[k].weight), std::span<float>(neighbor_sum_));
       current_.bytes_received += inbox[k].size();
     }
@@ -453,8 +455,7 @@ class DecentralizedOptimizer {
     detail::require(resync_due() && !resync_posted_, "begin_resync called when no resynchronisation is due");
     poison_on_exception(resync_phase(), [&] {
       auto& message = next_message_buffer();
-      put_le<std::uint32_t>(message, kResyncMagic);
-      checkpoint::put_floats(message, public_copy_);
+      put_resync_message(message);
       transport_.post(exchange_, message);
       totals_.bytes_sent += message.size() * neighbors_.size();
       totals_.resync_bytes_sent += message.size() * neighbors_.size();
@@ -470,6 +471,48 @@ class DecentralizedOptimizer {
     poison_on_exception(resync_phase(), [&] { collect_and_recompute_neighbor_sum(); });
     resync_posted_ = false;
     last_resync_ = round_;
+  }
+
+  // ---- lost peers (LostPeerPolicy::drop; decopt/optimizer/lost_peer_repair.hpp) ----
+  // At the first boundary after a loss has reached every node it concerns, the node switches to
+  // Metropolis–Hastings weights on the remaining graph and repairs s over the edges that changed.
+  // step() runs it by itself; a lockstep driver calls begin_repair() on every node whose
+  // repair_due(), then finish_repair() on the same nodes.
+
+  /// Whether a lost peer's repair is due before the next round.
+  [[nodiscard]] bool repair_due() const {
+    return lost_peers_ && !repair_plan_ && lost_peers_->due(transport_.lost_peers(), exchange_);
+  }
+
+  /// Computes W' and posts x̂ uncompressed to the neighbours whose edge the repair touches.
+  /// @throws Error (poisoning the node) when the remaining graph is disconnected
+  void begin_repair() {
+    require_consistent();
+    detail::require(repair_due(), "begin_repair called when no lost-peer repair is due (node " + std::to_string(rank_) + ")");
+    poison_on_exception(resync_phase(), [&] {
+      repair_plan_.emplace(lost_peers_->plan(transport_.lost_peers(), exchange_));
+      if (repair_plan_->peers.empty()) return;
+      auto& message = next_message_buffer();
+      put_resync_message(message);
+      for (int peer : repair_plan_->peers) transport_.post_to(exchange_, peer, message);
+      totals_.bytes_sent += message.size() * repair_plan_->peers.size();
+      totals_.resync_bytes_sent += message.size() * repair_plan_->peers.size();
+    });
+  }
+
+  /// Collects the peers' x̂ and makes s = w'_ii x̂_i + Σ_j w'_ij x̂_j hold for the new weights.
+  void finish_repair() {
+    require_consistent();
+    detail::require(repair_plan_.has_value(), "finish_repair called before begin_repair (node " + std::to_string(rank_) + ")");
+    poison_on_exception(resync_phase(), [&] { collect_and_repair_neighbor_sum(*repair_plan_); });
+    lost_peers_->commit(std::move(*repair_plan_));
+    repair_plan_.reset();
+  }
+
+  /// The lost peers this node has dropped, sorted by node, each with the transport round it was
+  /// first missed (Options::round_of_exchange gives the optimizer round); empty under the fail policy.
+  [[nodiscard]] std::span<const LostPeer> lost_peers() const noexcept {
+    return lost_peers_ ? lost_peers_->applied() : std::span<const LostPeer>{};
   }
 
   /**
@@ -519,6 +562,8 @@ class DecentralizedOptimizer {
   ///         (its state is not one to save)
   void save_state(std::vector<std::byte>& out) const {
     require_consistent();
+    detail::require(lost_peers().empty(), "save_state after a lost peer was dropped (node " + std::to_string(rank_) +
+                                              "): checkpoints of a repaired network are not supported");
     detail::require(!in_round_ && !resync_posted_, "save_state called inside a round (node " + std::to_string(rank_) + ")");
     const std::size_t start = checkpoint::begin_record(out);
     put_le<std::uint64_t>(out, dimension());
@@ -752,13 +797,54 @@ class DecentralizedOptimizer {
     const float w_self = static_cast<float>(self_weight_);
     for (std::size_t k = 0; k < x_.size(); ++k) neighbor_sum_[k] = w_self * public_copy_[k];
     for (std::size_t j = 0; j < neighbors_.size(); ++j) {
-      ByteReader in(inbox[j]);
-      detail::require_decodable(in.get_le<std::uint32_t>() == kResyncMagic, "resynchronisation message expected");
-      detail::require_decodable(in.get_le<std::uint64_t>() == dimension(), "resynchronisation message of another dimension");
-      detail::require_decodable(in.remaining() == dimension() * sizeof(float), "resynchronisation message truncated");
-      const float w = static_cast<float>(neighbors_[j].weight);
-      for (std::size_t k = 0; k < x_.size(); ++k) neighbor_sum_[k] += w * in.get_le<float>();
-      totals_.bytes_received += inbox[j].size();
+      if (inbox[j].empty()) continue;  // a lost peer (LostPeerPolicy::drop)
+      add_public_copy(inbox[j], static_cast<float>(neighbors_[j].weight));
+    }
+  }
+
+  /// x̂ uncompressed: the message of a resynchronisation and of a lost-peer repair.
+  void put_resync_message(std::vector<std::byte>& message) const {
+    put_le<std::uint32_t>(message, kResyncMagic);
+    checkpoint::put_floats(message, public_copy_);
+  }
+  /// s += w x̂_j from a neighbour's resynchronisation message.
+  void add_public_copy(std::span<const std::byte> message, float w) {
+    ByteReader in(message);
+    detail::require_decodable(in.get_le<std::uint32_t>() == kResyncMagic, "resynchronisation message expected");
+    detail::require_decodable(in.get_le<std::uint64_t>() == dimension(), "resynchronisation message of another dimension");
+    detail::require_decodable(in.remaining() == dimension() * sizeof(float), "resynchronisation message truncated");
+    for (std::size_t k = 0; k < x_.size(); ++k) neighbor_sum_[k] += w * in.get_le<float>();
+    totals_.bytes_received += message.size();
+  }
+
+  /// finish_repair's work (lost_peer_repair.hpp): next to a lost node, s = w'_ii x̂_i + Σ_j w'_ij x̂_j
+  /// over the surviving neighbours; elsewhere s += (w'_ii − w_ii) x̂_i + Σ_j (w'_ij − w_ij) x̂_j over
+  /// the changed edges. Then the node mixes with W'.
+  void collect_and_repair_neighbor_sum(const detail::LostPeerRepair::Plan& plan) {
+    const Topology& next = plan.next;
+    const float self_change = static_cast<float>(plan.full ? next.self_weight(rank_) : next.self_weight(rank_) - self_weight_);
+    for (std::size_t k = 0; k < x_.size(); ++k)
+      neighbor_sum_[k] = plan.full ? self_change * public_copy_[k] : neighbor_sum_[k] + self_change * public_copy_[k];
+    for (int peer : plan.peers) {
+      const std::span<const std::byte> message = transport_.collect_from(exchange_, peer);
+      detail::require(!message.empty(), "neighbour " + std::to_string(peer) + " of node " + std::to_string(rank_) +
+                                            " was lost during the repair for an earlier lost peer; the run cannot continue");
+      const double old_weight = plan.full ? 0.0 : lost_peers_->topology().weight(rank_, peer);
+      add_public_copy(message, static_cast<float>(next.weight(rank_, peer) - old_weight));
+    }
+    self_weight_ = next.self_weight(rank_);
+    for (Edge& e : neighbors_) e.weight = next.weight(rank_, e.node);
+  }
+
+  /// The phases due between two rounds, in order: a resynchronisation, a lost-peer repair.
+  void run_due_phases() {
+    if (resync_due()) {
+      begin_resync();
+      finish_resync();
+    }
+    if (repair_due()) {
+      begin_repair();
+      finish_repair();
     }
   }
 
@@ -772,6 +858,8 @@ class DecentralizedOptimizer {
     detail::require(!in_round_, std::string(call) + " called twice without finish_round (node " + std::to_string(rank_) + ")");
     detail::require(!resync_due(), "node " + std::to_string(rank_) + " must resynchronise before round " +
                                        std::to_string(round_) + ": call begin_resync() on every node, then finish_resync()");
+    detail::require(!repair_due(), "node " + std::to_string(rank_) + " must repair its weights for a lost peer before round " +
+                                       std::to_string(round_) + ": call begin_repair(), then finish_repair()");
     poison_on_exception("round " + std::to_string(round_), [&] {
       in_round_ = true;
       prox_step_ = prox_step;
@@ -890,7 +978,9 @@ class DecentralizedOptimizer {
   double self_weight_ = 1;
   std::uint64_t topology_fingerprint_ = 0;
   std::string graph_name_;           // the topology's or schedule's name, for error messages
-  exchange_state_t<Step, Compressor> exchange_state_;  // a scheduled step's edge copies (edge_exchange.hpp)
+  exchange_state_t<Step, Compressor> exchange_state_;
+  std::optional<detail::LostPeerRepair> lost_peers_;          // on_lost_peer = drop: the weights in use, the losses applied
+  std::optional<detail::LostPeerRepair::Plan> repair_plan_;  // between begin_repair and finish_repair  // a scheduled step's edge copies (edge_exchange.hpp)
   std::vector<float> public_copy_;   // x̂
   std::vector<float> neighbor_sum_;  // s
   typename Local::State local_;      // the local update's buffers (m, v …) and hyperparameters

@@ -61,6 +61,13 @@ struct Options {
   /// whenever the prox is not the identity (a ConfigError says so), never silently lr.
   std::optional<double> prox_step{};
 
+  /// The transport round (exchange) of optimizer round r: one per round plus one per
+  /// resynchronisation before it (r + ⌊r / resync_every⌋). Transport failures and lost peers
+  /// (decopt/transport/lost_peers.hpp) count exchanges.
+  [[nodiscard]] long exchange_of_round(long r) const noexcept { return resync_every > 0 ? r + r / resync_every : r; }
+  /// The optimizer round of exchange e (the round a resynchronisation's exchange precedes).
+  [[nodiscard]] long round_of_exchange(long e) const noexcept { return resync_every > 0 ? e - e / (resync_every + 1) : e; }
+
   /// Throws ConfigError naming the first option out of range.
   void validate() const {
     detail::require(std::isfinite(lr) && lr > 0, "option lr must be > 0, got " + detail::format_double(lr));

@@ -104,6 +104,10 @@ class Simulation {
     LinkModel link{};
     int threads = default_threads();
     std::optional<ParameterLayout> layout{};  ///< the tensors of every buffer (the layout constructor)
+    /// A neighbour that stops: error (fail) or go on without it (drop; decopt/transport/lost_peers.hpp).
+    LostPeerPolicy on_lost_peer = LostPeerPolicy::fail;
+    /// Injected failures: each node stops (posts nothing, is no longer driven) from its round on.
+    std::vector<NodeFailure> failures{};
   };
 
   /**
@@ -181,7 +185,7 @@ class Simulation {
    */
   template <class Grad>
   NetworkRoundStats round(Grad&& grad) {
-    const long round = nodes_.empty() ? 0 : nodes_[0].round();
+    const long round = nodes_.empty() ? 0 : first_alive().round();
     if (schedule_) apply_schedule(round);
     for_each_node("begin_round", round, [&grad](Optimizer& node) {
       const int i = node.rank();
@@ -192,15 +196,34 @@ class Simulation {
       node_stats_[static_cast<std::size_t>(node.rank())] = node.finish_round();
     });
     const NetworkRoundStats stats = sum_in_node_order(round);
-    if (!nodes_.empty() && nodes_[0].resync_due()) {  // every node is due at the same round
+    if (!nodes_.empty() && first_alive().resync_due()) {  // every node is due at the same round
       for_each_node("begin_resync", round, [](Optimizer& node) { node.begin_resync(); });
       for_each_node("finish_resync", round, [](Optimizer& node) { node.finish_resync(); });
     }
+    repair_lost_peers(round);
     return stats;
   }
 
+  /// Whether node i still runs (no injected failure stopped it).
+  [[nodiscard]] bool alive(int i) const { return network_->stopped_at(i) < 0; }
+  /// The nodes that stopped, each with the transport round it stopped at, by node.
+  [[nodiscard]] std::vector<LostPeer> lost_nodes() const {
+    std::vector<LostPeer> lost;
+    for (int i = 0; i < size(); ++i)
+      if (!alive(i)) lost.push_back({i, network_->stopped_at(i)});
+    return lost;
+  }
+
   /// (1/n) Σ_i ‖x_i − x̄‖².
-  [[nodiscard]] double consensus_distance() const { return decopt::consensus_distance(buffers_); }
+  /// Over the surviving nodes (all of them unless a failure was injected).
+  [[nodiscard]] double consensus_distance() const { return decopt::consensus_distance(alive_buffers()); }
+  /// The buffers of the surviving nodes, in node order.
+  [[nodiscard]] std::vector<std::span<float>> alive_buffers() const {
+    std::vector<std::span<float>> alive_ones;
+    for (int i = 0; i < size(); ++i)
+      if (alive(i)) alive_ones.push_back(buffers_[static_cast<std::size_t>(i)]);
+    return alive_ones;
+  }
 
   /// max over nodes i and coordinates k of |s_ik − (w_ii x̂_ik + Σ_j w_ij x̂_jk)|: each node's
   /// incremental s against s recomputed from scratch, in double, from every node's own x̂. Float
@@ -210,6 +233,7 @@ class Simulation {
   [[nodiscard]] double neighbor_sum_error() const {
     double worst = 0;
     for (const auto& node : nodes_) {
+      if (!alive(node.rank())) continue;
       const auto s = node.neighbor_sum();
       const auto own = node.public_copy();
       for (std::size_t k = 0; k < s.size(); ++k) {
@@ -242,6 +266,8 @@ class Simulation {
   template <class Graph>
   Simulation(const Topology& topology, const Graph& graph, std::vector<std::span<float>> buffers, Setup setup)
       : network_(std::make_unique<SimulatedNetwork>(topology, setup.link)), buffers_(std::move(buffers)) {
+    network_->set_lost_peer_policy(setup.on_lost_peer);
+    for (const NodeFailure& f : setup.failures) network_->inject_failure(f);
     detail::require(static_cast<int>(buffers_.size()) == topology.size(),
                     "Simulation: " + std::to_string(buffers_.size()) + " parameter buffers for " +
                         std::to_string(topology.size()) + " nodes");
@@ -273,13 +299,40 @@ class Simulation {
   }
 
   /// work(node) for every node on the pool; rethrows the lowest-numbered node's exception as a NodeError.
+  /// A node that stopped by an injected failure (NodeCrashed) is no longer driven.
   template <class Work>
   void for_each_node(const char* phase, long round, Work&& work) {
-    auto job = [this, &work](std::size_t i) { work(nodes_[i]); };
+    auto job = [this, &work](std::size_t i) {
+      if (!alive(static_cast<int>(i))) return;
+      try {
+        work(nodes_[i]);
+      } catch (const NodeCrashed&) {  // the network recorded the stop; the node's state is dead
+      }
+    };
     if (auto failure = pool_->run(nodes_.size(), job)) {
       poison_every_node(failure->error);
       rethrow_naming_node(*failure, phase, round);
     }
+  }
+
+  [[nodiscard]] const Optimizer& first_alive() const {
+    for (int i = 0; i < size(); ++i)
+      if (alive(i)) return nodes_[static_cast<std::size_t>(i)];
+    throw Error("decopt: Simulation: every node has stopped");
+  }
+
+  /// The lost-peer repair of every node that has one due (DecentralizedOptimizer::repair_due), in
+  /// lockstep: every due node posts, then every due node collects.
+  void repair_lost_peers(long round) {
+    std::vector<char> due(nodes_.size(), 0);
+    for (std::size_t i = 0; i < nodes_.size(); ++i) due[i] = alive(static_cast<int>(i)) && nodes_[i].repair_due();
+    if (std::find(due.begin(), due.end(), 1) == due.end()) return;
+    for_each_node("begin_repair", round, [&due](Optimizer& node) {
+      if (due[static_cast<std::size_t>(node.rank())]) node.begin_repair();
+    });
+    for_each_node("finish_repair", round, [&due](Optimizer& node) {
+      if (due[static_cast<std::size_t>(node.rank())]) node.finish_repair();
+    });
   }
 
   /// One node failed mid-phase, so none of them can go on: mark every node inconsistent.
@@ -312,7 +365,9 @@ class Simulation {
     stats.round = round;
     double loss_sum = 0;
     int loss_count = 0;
-    for (const RoundStats& s : node_stats_) {
+    for (std::size_t i = 0; i < node_stats_.size(); ++i) {
+      if (!alive(static_cast<int>(i))) continue;
+      const RoundStats& s = node_stats_[i];
       stats.bytes_sent += s.bytes_sent;
       stats.max_message_bytes = std::max(stats.max_message_bytes, s.message_bytes);
       stats.compute_seconds += s.compute_seconds;

@@ -188,6 +188,42 @@ class Topology {
     return cache_->value;
   }
 
+  /**
+   * The graph left when the nodes in `lost` are gone (a peer lost mid-run), with
+   * Metropolis–Hastings weights w_ij = 1/(1 + max(d_i, d_j)), w_ii = 1 − Σ_j w_ij on the remaining
+   * edges. Indices are kept: a lost node stays, isolated, with self weight 1. W stays symmetric and
+   * doubly stochastic; on a Metropolis–Hastings topology only the rows of the lost nodes' neighbours
+   * and of their neighbours change (an edge's weight depends on its two ends' degrees only).
+   * @param lost node indices (duplicates allowed), each in [0, n)
+   * @throws ConfigError for a node out of range; Error naming the graph, the lost nodes and a
+   *         cut-off survivor when the surviving nodes are not connected (or none survives)
+   */
+  [[nodiscard]] Topology without(std::span<const int> lost) const {
+    std::vector<char> gone(static_cast<std::size_t>(n_), 0);
+    std::string list;
+    for (int v : lost) {
+      check_node(v);
+      if (!gone[static_cast<std::size_t>(v)]) list += (list.empty() ? "" : ", ") + std::to_string(v);
+      gone[static_cast<std::size_t>(v)] = 1;
+    }
+    std::vector<std::pair<int, int>> edges;
+    for (int i = 0; i < n_; ++i)
+      for (const Edge& e : neighbors(i))
+        if (i < e.node && !gone[static_cast<std::size_t>(i)] && !gone[static_cast<std::size_t>(e.node)])
+          edges.emplace_back(i, e.node);
+    const std::string name = name_ + " without {" + list + "}";
+    Topology rest(apply_weight_rule(detail::make_adjacency(n_, edges), WeightRule::MetropolisHastings), name, false);
+    const std::vector<int> label = detail::component_labels(n_, [&rest](int v) { return rest.neighbor_nodes(v); });
+    const auto first = std::find(gone.begin(), gone.end(), 0);
+    if (first == gone.end()) throw Error("decopt: " + name + " has no node left");
+    const auto root = static_cast<std::size_t>(first - gone.begin());
+    for (std::size_t v = 0; v < gone.size(); ++v)
+      if (!gone[v] && label[v] != label[root])
+        throw Error("decopt: the surviving graph " + name + " is disconnected: node " + std::to_string(v) +
+                    " is not connected to node " + std::to_string(root) + "; the run cannot continue without it");
+    return rest;
+  }
+
   friend bool operator==(const Topology& a, const Topology& b) noexcept {
     return a.n_ == b.n_ && a.offsets_ == b.offsets_ && a.edges_ == b.edges_ && a.self_weights_ == b.self_weights_;
   }

@@ -14,6 +14,10 @@
 // cost and its overlap with computation can be studied deterministically on one machine. With
 // LinkModel::declared_compute the clock counts the compute the driver declared instead of the
 // measured time (declared_compute.hpp), so simulated seconds no longer depend on the machine.
+//
+// Lost peers (lost_peers.hpp): inject_failure makes a node's post throw NodeCrashed from a round on;
+// a neighbour collecting that round then sees the node stopped and, under LostPeerPolicy::drop,
+// gets an empty span in its slot and the node in lost_peers(); under fail, a TransportError.
 #pragma once
 
 #include <algorithm>
@@ -25,6 +29,7 @@
 #include "decopt/core/error.hpp"
 #include "decopt/topology/topology.hpp"
 #include "decopt/transport/link_model.hpp"
+#include "decopt/transport/lost_peers.hpp"
 #include "decopt/transport/transport.hpp"
 
 namespace decopt {
@@ -45,9 +50,11 @@ class SimulatedNetwork {
     }
 
     void post(long round, std::span<const std::byte> message) {
+      stop_if_due(round);
       auto& slot = network_->slots_[static_cast<std::size_t>(rank_)];
       slot.round = round;
       slot.message = message;
+      slot.lost.assign(lost_.peers().begin(), lost_.peers().end());
       slot.arrival.resize(links_.size());
       for (std::size_t k = 0; k < links_.size(); ++k) slot.arrival[k] = links_[k].send(clock_, message.size(), network_->link_);
     }
@@ -56,12 +63,18 @@ class SimulatedNetwork {
       const auto neighbors = network_->topology_.neighbors(rank_);
       inbox.resize(neighbors.size());
       for (std::size_t k = 0; k < neighbors.size(); ++k) {
-        const auto& slot = network_->slots_[static_cast<std::size_t>(neighbors[k].node)];
+        const int peer = neighbors[k].node;
+        const auto& slot = network_->slots_[static_cast<std::size_t>(peer)];
+        if (slot.round != round && missing(peer, round)) {
+          inbox[k] = {};
+          continue;
+        }
         if (slot.round != round)
           throw Error("decopt: SimulatedNetwork: node " + std::to_string(rank_) + " collects round " +
-                      std::to_string(round) + " but neighbour " + std::to_string(neighbors[k].node) +
+                      std::to_string(round) + " but neighbour " + std::to_string(peer) +
                       " has not posted it; begin every node's round before finishing any");
         inbox[k] = slot.message;
+        lost_.merge(slot.lost);
         clock_ = std::max(clock_, slot.arrival[static_cast<std::size_t>(slot_at_neighbor_[k])]);
       }
     }
@@ -69,10 +82,12 @@ class SimulatedNetwork {
     /// Sends `message` to neighbour `peer` only (PeerTransport); it stays readable until this
     /// endpoint's next post_to to the same peer.
     void post_to(long round, int peer, std::span<const std::byte> message) {
+      stop_if_due(round);
       const std::size_t k = slot_of(peer);
       PeerSlot& slot = peer_out_[k];
       slot.round = round;
       slot.message = message;
+      slot.lost.assign(lost_.peers().begin(), lost_.peers().end());
       slot.arrival = links_[k].send(clock_, message.size(), network_->link_);
     }
 
@@ -82,13 +97,20 @@ class SimulatedNetwork {
       const std::size_t k = slot_of(peer);
       const Endpoint& sender = network_->endpoints_[static_cast<std::size_t>(peer)];
       const PeerSlot& slot = sender.peer_out_[static_cast<std::size_t>(slot_at_neighbor_[k])];
+      if (slot.round != round && missing(peer, round)) return {};
       if (slot.round != round)
         throw Error("decopt: SimulatedNetwork: node " + std::to_string(rank_) + " collects round " +
                     std::to_string(round) + " from neighbour " + std::to_string(peer) +
                     " but that neighbour has not posted it to this node; begin every node's round before finishing any");
       clock_ = std::max(clock_, slot.arrival);
+      lost_.merge(slot.lost);
       return slot.message;
     }
+
+    [[nodiscard]] LostPeerPolicy lost_peer_policy() const noexcept { return network_->policy_; }
+    /// The nodes this endpoint knows to be lost: its neighbours it missed, and what its neighbours'
+    /// messages reported (lost_peers.hpp), sorted by node, each with the round first missed.
+    [[nodiscard]] std::span<const LostPeer> lost_peers() const noexcept { return lost_.peers(); }
 
     /// Adds `seconds` of measured computation to this node's virtual clock — or, under a
     /// LinkModel with declared_compute, the compute declared for this node since the last advance.
@@ -105,7 +127,28 @@ class SimulatedNetwork {
       long round = -1;
       std::span<const std::byte> message;
       double arrival = 0;
+      std::vector<LostPeer> lost;  // the sender's lost set when it posted
     };
+    /// An injected failure due at `round`: this node stops (NodeCrashed), for good.
+    void stop_if_due(long round) {
+      try {
+        network_->failures_.check_post(rank_, round);
+      } catch (const NodeCrashed&) {
+        long& stopped = network_->stopped_at_[static_cast<std::size_t>(rank_)];
+        if (stopped < 0) stopped = round;
+        throw;
+      }
+    }
+    /// Whether `peer`, which has not posted `round`, is lost (true: the slot is empty) rather than
+    /// behind (false: a driving error). Under the fail policy a stopped peer is a TransportError.
+    bool missing(int peer, long round) {
+      if (lost_.contains(peer)) return true;
+      const long stopped = network_->stopped_at_[static_cast<std::size_t>(peer)];
+      if (stopped < 0 || stopped > round) return false;
+      if (network_->policy_ == LostPeerPolicy::fail) throw detail::neighbor_stopped(rank_, peer, round);
+      lost_.add({peer, round});
+      return true;
+    }
     /// The index of `peer` in this node's neighbour list.
     /// @throws ConfigError when peer is not a neighbour in the network's topology
     [[nodiscard]] std::size_t slot_of(int peer) const {
@@ -122,6 +165,7 @@ class SimulatedNetwork {
     std::vector<LinkClock> links_;        // my outgoing links, in neighbour order
     std::vector<int> slot_at_neighbor_;  // my index in each neighbour's neighbour list
     std::vector<PeerSlot> peer_out_;     // per-peer messages, in neighbour order
+    detail::LostSet lost_;               // the lost nodes this endpoint knows of
   };
 
   /// @throws ConfigError for an invalid link model, or a declared_compute sized for another node count
@@ -133,6 +177,7 @@ class SimulatedNetwork {
                         std::to_string(topology_.size()));
     const auto n = static_cast<std::size_t>(topology_.size());
     slots_.resize(n);
+    stopped_at_.assign(n, -1);
     endpoints_.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
       auto& e = endpoints_[i];
@@ -161,16 +206,29 @@ class SimulatedNetwork {
     return endpoints_[static_cast<std::size_t>(rank)];
   }
 
+  /// What a collect does about a neighbour that stopped (lost_peers.hpp); set before the run.
+  void set_lost_peer_policy(LostPeerPolicy policy) noexcept { policy_ = policy; }
+  [[nodiscard]] LostPeerPolicy lost_peer_policy() const noexcept { return policy_; }
+  /// Makes `failure.node` post nothing from `failure.round` on (its post throws NodeCrashed).
+  /// @throws ConfigError for a node out of range or a negative round
+  void inject_failure(NodeFailure failure) { failures_.add(failure, size()); }
+  /// The round at which `node` stopped (its post threw NodeCrashed), or -1 while it runs.
+  [[nodiscard]] long stopped_at(int node) const { return stopped_at_.at(static_cast<std::size_t>(node)); }
+
  private:
   struct Slot {
     long round = -1;
     std::span<const std::byte> message;
     std::vector<double> arrival;  // virtual arrival time at each of the sender's neighbours
+    std::vector<LostPeer> lost;   // the sender's lost set when it posted
   };
   Topology topology_;
   LinkModel link_;
   std::vector<Slot> slots_;
   std::vector<Endpoint> endpoints_;
+  LostPeerPolicy policy_ = LostPeerPolicy::fail;
+  detail::FailurePlan failures_;
+  std::vector<long> stopped_at_;  // per node: the round its injected failure stopped it, or -1
 };
 
 }  // namespace decopt

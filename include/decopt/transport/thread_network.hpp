@@ -8,6 +8,11 @@
 // than the timeout, is a TransportError naming the rank, the neighbour and the round. post_to /
 // collect_from (PeerTransport) use the same channels one neighbour at a time. abort()
 // wakes every waiter; reset() makes an aborted network usable for a new run.
+//
+// Lost peers (lost_peers.hpp): under LostPeerPolicy::drop a neighbour that times out, or whose
+// thread ended by an injected failure (NodeCrashed: run() ends that thread quietly, as a crashed
+// process, and wakes its neighbours at once instead of after the timeout), leaves an empty span in
+// its slot and is in lost_peers() from then on; nothing more is delivered to it.
 #pragma once
 
 #include <algorithm>
@@ -30,14 +35,11 @@
 #include "decopt/core/threads.hpp"
 #include "decopt/topology/topology.hpp"
 #include "decopt/transport/link_model.hpp"
+#include "decopt/transport/lost_peers.hpp"
 #include "decopt/transport/transport.hpp"
 
 namespace decopt {
 
-/// A neighbour did not deliver within the timeout, or the network was aborted.
-struct TransportError : Error {
-  explicit TransportError(const std::string& what) : Error("decopt: transport: " + what) {}
-};
 
 /// Thrown to the nodes still waiting when another node failed and the network was aborted.
 struct NetworkAborted : TransportError {
@@ -66,6 +68,7 @@ class ThreadNetwork {
     long round;
     Clock::time_point arrival;
     std::shared_ptr<const std::vector<std::byte>> bytes;
+    std::vector<LostPeer> lost;  // the sender's lost set when it posted (lost_peers.hpp)
   };
   struct Mailbox {  // everything node i receives, one FIFO per neighbour slot
     std::mutex mutex;
@@ -78,6 +81,9 @@ class ThreadNetwork {
   class Endpoint {
    public:
     [[nodiscard]] int rank() const noexcept { return rank_; }
+    [[nodiscard]] LostPeerPolicy lost_peer_policy() const noexcept { return network_->policy_; }
+    /// The nodes this endpoint knows to be lost (lost_peers.hpp), sorted by node.
+    [[nodiscard]] std::span<const LostPeer> lost_peers() const noexcept { return lost_.peers(); }
     [[nodiscard]] int degree() const noexcept { return static_cast<int>(slots_.size()); }
     /// The neighbours this endpoint exchanges with, in topology order (the optimizer checks them
     /// against its own topology).
@@ -89,6 +95,7 @@ class ThreadNetwork {
     }
 
     void post(long round, std::span<const std::byte> message) {
+      network_->failures_.check_post(rank_, round);
       auto shared = std::make_shared<const std::vector<std::byte>>(message.begin(), message.end());
       const auto now = Clock::now();
       for (std::size_t k = 0; k < slots_.size(); ++k) deliver(k, round, now, shared);
@@ -97,6 +104,7 @@ class ThreadNetwork {
     /// Sends a copy of `message` to neighbour `peer` only (PeerTransport).
     /// @throws ConfigError when peer is not a neighbour in the network's topology
     void post_to(long round, int peer, std::span<const std::byte> message) {
+      network_->failures_.check_post(rank_, round);
       deliver(slot_of(peer), round, Clock::now(),
               std::make_shared<const std::vector<std::byte>>(message.begin(), message.end()));
     }
@@ -132,27 +140,42 @@ class ThreadNetwork {
       int neighbor;
       int slot_at_neighbor;  // my index in the neighbour's neighbour list
     };
-    /// Files `bytes` in neighbour slot k's mailbox, due at the link model's arrival time.
+    /// Files `bytes` in neighbour slot k's mailbox, due at the link model's arrival time (nothing
+    /// for a neighbour known to be lost).
     void deliver(std::size_t k, long round, Clock::time_point now, std::shared_ptr<const std::vector<std::byte>> bytes) {
+      if (lost_.contains(slots_[k].neighbor)) return;
       const auto arrival = network_->arrival_time(now, links_[k], bytes->size());
       Mailbox& box = *network_->mailboxes_[static_cast<std::size_t>(slots_[k].neighbor)];
       {
         std::lock_guard lock(box.mutex);
-        box.from[static_cast<std::size_t>(slots_[k].slot_at_neighbor)].push_back({round, arrival, std::move(bytes)});
+        box.from[static_cast<std::size_t>(slots_[k].slot_at_neighbor)].push_back(
+            {round, arrival, std::move(bytes), std::vector<LostPeer>(lost_.peers().begin(), lost_.peers().end())});
       }
       box.arrived.notify_all();
     }
 
     /// Waits (holding `lock` on box) until slot k's next message, of round `round`, has arrived,
-    /// then keeps its bytes in held_[k] and returns them.
+    /// then keeps its bytes in held_[k] and returns them; an empty span for a lost neighbour.
     std::span<const std::byte> take(std::unique_lock<std::mutex>& lock, Mailbox& box, std::size_t k, long round,
                                     Clock::time_point deadline) {
       auto& queue = box.from[k];
+      const int peer = slots_[k].neighbor;
+      if (lost_.contains(peer)) return {};
+      const bool drop = network_->policy_ == LostPeerPolicy::drop;
       for (;;) {
         if (network_->aborted_.load()) throw NetworkAborted(network_->abort_reason());
         const auto now = Clock::now();
         if (queue.empty()) {
-          if (now >= deadline) throw timed_out(round, k, "");
+          if (network_->stopped(peer, round)) {
+            if (!drop) throw detail::neighbor_stopped(rank_, peer, round);
+            lost_.add({peer, round});
+            return {};
+          }
+          if (now >= deadline) {
+            if (!drop) throw timed_out(round, k, "");
+            lost_.add({peer, round});
+            return {};
+          }
           box.arrived.wait_until(lock, deadline);
           continue;
         }
@@ -162,12 +185,17 @@ class ThreadNetwork {
                                std::to_string(queue.front().round));
         const auto arrival = queue.front().arrival;
         if (now >= arrival) break;
+        if (now >= deadline && drop) {
+          lost_.add({peer, round});
+          return {};
+        }
         if (now >= deadline)
           throw timed_out(round, k, ": its message is still in transit under the link model, due in " +
                                         std::to_string(std::chrono::duration<double>(arrival - now).count()) + " s");
         box.arrived.wait_until(lock, std::min(arrival, deadline));  // the modelled transfer
       }
       held_[k] = std::move(queue.front().bytes);
+      lost_.merge(queue.front().lost);
       queue.pop_front();
       return std::span<const std::byte>(*held_[k]);
     }
@@ -189,6 +217,7 @@ class ThreadNetwork {
 
     ThreadNetwork* network_ = nullptr;
     int rank_ = 0;
+    detail::LostSet lost_;  // the lost nodes this endpoint knows of (its own thread's only)
     std::vector<Slot> slots_;
     std::vector<LinkClock> links_;  // one per outgoing link
     std::vector<std::shared_ptr<const std::vector<std::byte>>> held_;  // keeps inbox spans alive
@@ -215,6 +244,8 @@ class ThreadNetwork {
                     "ThreadNetwork timeout must be in (0 ms, 365 days], got " + std::to_string(timeout.count()) + " ms");
     const int n = topology_.size();
     mailboxes_.reserve(static_cast<std::size_t>(n));
+    stopped_at_ = std::make_unique<std::atomic<long>[]>(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) stopped_at_[static_cast<std::size_t>(i)].store(-1);
     endpoints_.resize(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) {
       mailboxes_.push_back(std::make_unique<Mailbox>());
@@ -239,6 +270,19 @@ class ThreadNetwork {
   [[nodiscard]] Endpoint& endpoint(int rank) {
     detail::require(rank >= 0 && rank < size(), "ThreadNetwork::endpoint: rank " + std::to_string(rank) + " out of range");
     return endpoints_[static_cast<std::size_t>(rank)];
+  }
+
+  /// What a collect does about a neighbour that stops answering (lost_peers.hpp); set before run().
+  void set_lost_peer_policy(LostPeerPolicy policy) noexcept { policy_ = policy; }
+  [[nodiscard]] LostPeerPolicy lost_peer_policy() const noexcept { return policy_; }
+  /// Makes `failure.node` post nothing from `failure.round` on: its post throws NodeCrashed and
+  /// run() ends its thread quietly. Set before run().
+  /// @throws ConfigError for a node out of range or a negative round
+  void inject_failure(NodeFailure failure) { failures_.add(failure, size()); }
+  /// The round at which `node`'s thread ended by an injected failure, or -1 while it runs.
+  [[nodiscard]] long stopped_at(int node) const {
+    detail::require(node >= 0 && node < size(), "ThreadNetwork::stopped_at: node " + std::to_string(node) + " out of range");
+    return stopped_at_[static_cast<std::size_t>(node)].load();
   }
 
   /// Wakes every waiting collect() with a TransportError carrying `reason`; every later
@@ -273,7 +317,9 @@ class ThreadNetwork {
     for (auto& e : endpoints_) {
       e.links_.assign(e.links_.size(), LinkClock{});
       e.held_.clear();
+      e.lost_.clear();
     }
+    for (int i = 0; i < size(); ++i) stopped_at_[static_cast<std::size_t>(i)].store(-1);
     std::lock_guard lock(reason_mutex_);
     aborted_.store(false);
     abort_reason_.clear();
@@ -308,6 +354,8 @@ class ThreadNetwork {
     auto node = [this, &body, &record](int r) {
       try {
         body(r);
+      } catch (const NodeCrashed& crash) {
+        stop(r, crash.round);  // an injected failure: the thread ends as a crashed process would
       } catch (const std::exception& e) {
         record(r);
         abort("node " + std::to_string(r) + " failed: " + e.what());
@@ -339,6 +387,20 @@ class ThreadNetwork {
     std::lock_guard lock(reason_mutex_);
     return abort_reason_;
   }
+  /// Records that node r's thread ended at `round` and wakes its neighbours' collects.
+  void stop(int r, long round) {
+    stopped_at_[static_cast<std::size_t>(r)].store(round);
+    for (const Edge& e : topology_.neighbors(r)) {
+      Mailbox& box = *mailboxes_[static_cast<std::size_t>(e.node)];
+      std::lock_guard lock(box.mutex);
+      box.arrived.notify_all();
+    }
+  }
+  /// Whether `node` has stopped at or before `round` (so its round-`round` message never comes).
+  [[nodiscard]] bool stopped(int node, long round) const {
+    const long at = stopped_at_[static_cast<std::size_t>(node)].load();
+    return at >= 0 && at <= round;
+  }
 
   Topology topology_;
   LinkModel link_;
@@ -347,6 +409,9 @@ class ThreadNetwork {
   std::vector<std::unique_ptr<Mailbox>> mailboxes_;
   std::vector<Endpoint> endpoints_;
   std::atomic<bool> aborted_{false};
+  LostPeerPolicy policy_ = LostPeerPolicy::fail;
+  detail::FailurePlan failures_;
+  std::unique_ptr<std::atomic<long>[]> stopped_at_;  // per node: the round its thread crashed, or -1
   mutable std::mutex reason_mutex_;
   std::string abort_reason_;
 };

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "decopt/core/error.hpp"
+#include "decopt/transport/lost_peers.hpp"
 
 namespace decopt {
 
@@ -81,6 +82,14 @@ concept PeerTransport = Transport<T> && requires(T& t, long round, int peer, std
   { t.collect_from(round, peer) } -> std::convertible_to<std::span<const std::byte>>;
 };
 
+/// A transport that can drop a neighbour that stopped answering (lost_peers.hpp): its policy, and
+/// the lost nodes it knows of (its own missed neighbours and those its neighbours reported).
+template <class T>
+concept LossAwareTransport = Transport<T> && requires(const T& t) {
+  { t.lost_peer_policy() } -> std::convertible_to<LostPeerPolicy>;
+  { t.lost_peers() } -> std::convertible_to<std::span<const LostPeer>>;
+};
+
 /// What TransportRef throws when a per-peer call reaches a transport that has no per-peer delivery.
 [[noreturn]] inline void throw_not_per_peer(int rank) {
   throw ConfigError("the transport of rank " + std::to_string(rank) +
@@ -119,7 +128,15 @@ class TransportRef {
           if constexpr (PeerTransport<T>) return static_cast<T*>(o)->collect_from(r, peer);
           else (void)r, (void)peer, throw_not_per_peer(static_cast<int>(static_cast<T*>(o)->rank()));
         }),
-        delivers_per_peer_(PeerTransport<T>) {}
+        lost_peers_([](void* o) -> std::span<const LostPeer> {
+          if constexpr (LossAwareTransport<T>) return static_cast<T*>(o)->lost_peers();
+          else return (void)o, std::span<const LostPeer>{};
+        }),
+        delivers_per_peer_(PeerTransport<T>),
+        drops_lost_peers_([&transport] {
+          if constexpr (LossAwareTransport<T>) return transport.lost_peer_policy() == LostPeerPolicy::drop;
+          else return (void)transport, false;
+        }()) {}
 
   [[nodiscard]] int rank() const { return rank_(object_); }
   [[nodiscard]] int degree() const { return degree_(object_); }
@@ -141,6 +158,11 @@ class TransportRef {
   [[nodiscard]] std::span<const std::byte> collect_from(long round, int peer) const {
     return collect_from_(object_, round, peer);
   }
+  /// Whether the transport drops lost neighbours (LostPeerPolicy::drop) instead of failing; read
+  /// when the reference is made (set the policy before building the optimizer).
+  [[nodiscard]] bool drops_lost_peers() const noexcept { return drops_lost_peers_; }
+  /// The lost nodes the transport knows of (empty for a transport that is not LossAwareTransport).
+  [[nodiscard]] std::span<const LostPeer> lost_peers() const { return lost_peers_(object_); }
 
  private:
   void* object_;
@@ -152,7 +174,9 @@ class TransportRef {
   std::optional<std::vector<int>> (*neighbor_ranks_)(void*);
   void (*post_to_)(void*, long, int, std::span<const std::byte>);
   std::span<const std::byte> (*collect_from_)(void*, long, int);
+  std::span<const LostPeer> (*lost_peers_)(void*);
   bool delivers_per_peer_;
+  bool drops_lost_peers_;
 };
 
 }  // namespace decopt
