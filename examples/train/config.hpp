@@ -29,7 +29,10 @@ struct TrainConfig {
   /// over their dithered pipeline instead of CHOCO's step (run_experiment.cpp, run_gradient_tracking)
   bool gradient_tracking = false;
   std::vector<std::string> compare;  ///< --compare malcom,choco,dpsgd: run each on the same data and seed
-  std::string step = "sync";         ///< sync | overlap
+  std::string step = "sync";         ///< sync | overlap | async (AsyncGossip: bounded staleness)
+  long max_staleness = 4;            ///< --step async: k, rounds a neighbour may lag before a node waits
+  int slow_node = -1;                ///< --slow-node: the node made --slow-factor times slower (-1: none)
+  double slow_factor = 1;            ///< --slow-factor F: that node's compute takes F times as long
   int local_steps = 1;
   int nodes = 8;
   std::string topology = "ring";
@@ -174,8 +177,21 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
   app.add_option("--compare", c.compare, "run several algorithms on the same data and seed, e.g. malcom,choco,dpsgd")
       ->delimiter(',')
       ->check(CLI::IsMember(algorithms));
-  app.add_option("--step", c.step, "sync or overlap (CoCoD-style: local steps while the exchange is in flight)")
-      ->check(CLI::IsMember({"sync", "overlap"}));
+  app.add_option("--step", c.step,
+                 "sync, overlap (CoCoD-style: local steps while the exchange is in flight) or async (AD-PSGD with "
+                 "CHOCO's error memory: gossip rounds decoupled from gradients, waiting only for neighbours more than "
+                 "--max-staleness rounds behind; sim and threads)")
+      ->check(CLI::IsMember({"sync", "overlap", "async"}));
+  app.add_option("--max-staleness", c.max_staleness,
+                 "--step async: rounds k a neighbour may lag (and a gradient may age) before a node waits (default 4)")
+      ->check(flags::integer(0, AsyncOptions::kMaxStaleness));
+  app.add_option("--slow-node", c.slow_node,
+                 "make this node --slow-factor times slower to compute (an injected delay per gradient: a sleep on "
+                 "threads, declared time on sim with --step-seconds); -1 = none")
+      ->check(flags::integer(-1, 4095));
+  app.add_option("--slow-factor", c.slow_factor,
+                 "--slow-node's compute (gradient, coding and mixing of a round) takes this many times as long (>= 1)")
+      ->check(flags::real(Interval::closed(1, 1000)));
   app.add_option("--local-steps", c.local_steps, "local SGD steps per round")->check(flags::integer(1, 1'000'000));
   app.add_option("--nodes", c.nodes, "number of nodes")->check(flags::integer(1, 4096));
   app.add_option("--topology", c.topology, "ring|torus|complete|star|hypercube|exponential|erdos-renyi")

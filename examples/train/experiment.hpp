@@ -26,6 +26,7 @@
 #include "fashion/idx.hpp"
 #include "fashion/mlp.hpp"
 #include "fashion/partition.hpp"
+#include "train/async_run.hpp"
 #include "train/checkpoint.hpp"
 #include "train/config.hpp"
 #include "train/support_log.hpp"
@@ -115,6 +116,13 @@ struct RunResult {
   /// sim transport: max over nodes and coordinates of |s − Σ_j w_ij x̂_j| at the end, s recomputed from
   /// every node's x̂ (Simulation::neighbor_sum_error): rounding only when x̂ is the same on every node
   double neighbor_sum_error = std::nan("");
+  /// --slow-node: (its compute + injected delay) per gradient over the others' compute per gradient
+  double slow_compute_ratio = std::nan("");
+  std::vector<long> gradient_steps;  ///< --step async: gradients applied by each node
+  /// Per evaluation row (sim and threads): the seconds spent evaluating up to and including it,
+  /// so row.seconds − evaluation_seconds[i] is the training time (JSON training_seconds_to_target)
+  std::vector<double> evaluation_seconds;
+  AsyncStats async_bounds;           ///< --step async: the largest lag, gradient age and queue over the nodes
   double dp_noise = 0;      ///< σ used (0 without differential privacy)
   double dp_epsilon = 0;    ///< ε of each node's (ε, δ) guarantee for the whole run
   std::vector<LostPeer> lost_nodes;  ///< nodes that stopped (--fail-node), with the optimizer round
@@ -273,6 +281,7 @@ inline void check_run(const TrainConfig& c) {
   (void)make_topology(c);
   check_schedule(c);
   check_checkpoint_flags(c);
+  check_async(c);
   if (c.step_seconds > 0 && c.transport != "sim")
     throw ConfigError("--step-seconds sets the simulated clock: it needs --transport sim, not " + c.transport);
   check_lost_peer_flags(c);
@@ -346,8 +355,13 @@ inline ParameterLayout mlp_layout(const examples::Mlp& mlp) {
 
 /// Whether `Optimizer` gossips over a TopologySchedule (--schedule other than static).
 template <class Optimizer>
-inline constexpr bool follows_schedule =
-    std::is_same_v<typename Optimizer::Step, ScheduledSyncStep> || std::is_same_v<typename Optimizer::Step, ScheduledOverlappedStep>;
+concept follows_schedule = requires { typename Optimizer::Step; } &&
+                           (std::is_same_v<typename Optimizer::Step, ScheduledSyncStep> ||
+                            std::is_same_v<typename Optimizer::Step, ScheduledOverlappedStep>);
+
+/// Whether `Optimizer` is an asynchronous node (--step async: AsyncGossip).
+template <class Optimizer>
+concept gossips_asynchronously = requires(Optimizer& o) { o.gradient_due(); };
 
 /// Trains with `Optimizer`; over the MLP's ParameterLayout (the layout constructor) when
 /// `with_layout` (compressors that need the shapes: PowerSGD).
@@ -445,7 +459,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   // A node's optimizer over `graph` (and the MLP's layout, when asked for: not over a schedule,
   // whose compressors need no layout).
   decopt::detail::require(!(schedule && layout), "--schedule does not run compressors that need the model's layout");
-  auto make_node = [&](std::span<float> x, TransportRef endpoint) -> Optimizer {
+  auto make_node = [&](std::span<float> x, auto& endpoint) -> Optimizer {  // generic: not built for --step async
     if constexpr (!follows_schedule<Optimizer>)
       if (layout) return Optimizer(x, *layout, graph, endpoint, options, compressor, prox);
     return Optimizer(x, graph, endpoint, options, compressor, prox);
@@ -456,6 +470,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(Clock::now() - start).count(); };
   double simulated_now = std::nan("");  // the sim transport's virtual time at the current stop
   auto evaluate = [&](long round, std::uint64_t bytes) {
+    const auto evaluation_start = Clock::now();
     EvalRow row;
     row.round = round;
     row.epoch = static_cast<double>(round) / static_cast<double>(rounds_per_epoch);
@@ -481,6 +496,8 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     loss_count = 0;
     row.consensus_distance = consensus_distance(alive_spans());
     row.seconds = elapsed();
+    result.evaluation_seconds.push_back((result.evaluation_seconds.empty() ? 0.0 : result.evaluation_seconds.back()) +
+                                        std::chrono::duration<double>(Clock::now() - evaluation_start).count());
     result.rows.push_back(row);
     return &result.rows.back();
   };
@@ -533,7 +550,10 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     return row;
   };
 
-  if (c.transport == "sim") {
+  if constexpr (gossips_asynchronously<Optimizer>) {
+    run_async_transport<Optimizer>(c, topology, spans, async_options(c, options), compressor, prox, workers, data.train,
+                                   total_rounds, next_stop, evaluate, progress, result, loss_sum, loss_count, simulated_now);
+  } else if (c.transport == "sim") {
     DeclaredCompute declared(n);  // --step-seconds: the clock counts gradient evaluations, not measured time
     LinkModel link = c.link_model();
     if (c.step_seconds > 0) link.declared_compute = &declared;
@@ -542,7 +562,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
                                .on_lost_peer = lost_peer_policy, .failures = failures});
     auto node_at = [&](int i) -> Optimizer& { return sim.node(i); };
     auto grad = [&](int i, std::span<const float> x, std::span<float> g) {
-      if (c.step_seconds > 0) declared.charge(i, c.step_seconds);
+      if (c.step_seconds > 0) declared.charge(i, c.step_seconds * (i == c.slow_node ? c.slow_factor : 1.0));
       return workers[static_cast<std::size_t>(i)].gradient(data.train, x, g);
     };
     SupportLog support_log(codes_support<Optimizer> ? c.support_log : std::string(), n, static_cast<std::size_t>(d), result);
@@ -579,6 +599,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     for (int i = 0; i < n; ++i) nodes.push_back(make_node(spans[static_cast<std::size_t>(i)], network.endpoint(i)));
     auto node_at = [&](int i) -> Optimizer& { return nodes[static_cast<std::size_t>(i)]; };
     std::vector<double> node_loss(static_cast<std::size_t>(n), 0.0);
+    std::vector<SlowDevice> devices = slow_devices(c);  // --slow-node: its injected delay (async_run.hpp)
     for (long t = resume(node_at); t < total_rounds;) {
       const long segment_end = next_stop(t);
       network.run([&](int r) {
@@ -586,10 +607,11 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
         if (network.stopped_at(r) >= 0) return;  // an injected failure ended this node
         auto& node = nodes[static_cast<std::size_t>(r)];
         auto& worker = workers[static_cast<std::size_t>(r)];
+        SlowDevice& device = devices[static_cast<std::size_t>(r)];
         double sum = 0;
         for (long s = t; s < segment_end; ++s) {
           schedule_lambda(node, s);
-          sum += node.step([&](std::span<const float> x, std::span<float> g) { return worker.gradient(data.train, x, g); }).loss;
+          sum += device.step(node, [&](std::span<const float> x, std::span<float> g) { return worker.gradient(data.train, x, g); }).loss;
         }
         node_loss[static_cast<std::size_t>(r)] = sum;
       });
@@ -605,6 +627,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     for (const auto& node : nodes) result.wait_seconds += node.totals().wait_seconds;
     result.sent_sparsity = sent_sparsity(n, static_cast<std::size_t>(d), node_at);
     report_lost(node_at, [&](int i) { return network.stopped_at(i); });
+    result.slow_compute_ratio = slow_compute_ratio(c, devices, std::vector<long>(static_cast<std::size_t>(n), total_rounds));
   } else if (c.transport == "mpi") {
 #ifdef DECOPT_TRAIN_WITH_MPI
     // One node per MPI rank. Evaluations and the checksum are collective (each wait bounded by

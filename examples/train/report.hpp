@@ -60,7 +60,8 @@ inline std::string json_number(double v) {
 /// The --target-accuracy fields of the JSON summary (",\"target_accuracy\":0.85,
 /// \"rounds_to_target\":120,\"bytes_to_target\":...,\"simulated_seconds_to_target\":..."): the
 /// first evaluation whose mean test accuracy reaches the target; null when none does, and
-/// simulated seconds null off the sim transport. Empty without --target-accuracy.
+/// simulated seconds null off the sim transport; seconds_to_target is the run's wall time there,
+/// training_seconds_to_target the same without the time spent evaluating. Empty without --target-accuracy.
 inline std::string target_json_fields(const TrainConfig& c, const RunResult& r) {
   if (c.target_accuracy <= 0) return {};
   const EvalRow* hit = r.first_reaching(c.target_accuracy);
@@ -68,7 +69,31 @@ inline std::string target_json_fields(const TrainConfig& c, const RunResult& r) 
   o << ",\"target_accuracy\":" << json_number(c.target_accuracy)
     << ",\"rounds_to_target\":" << (hit ? std::to_string(hit->round) : "null")
     << ",\"bytes_to_target\":" << (hit ? std::to_string(hit->bytes_sent) : "null")
-    << ",\"simulated_seconds_to_target\":" << (hit ? json_number(hit->simulated_seconds) : "null");
+    << ",\"simulated_seconds_to_target\":" << (hit ? json_number(hit->simulated_seconds) : "null")
+    << ",\"seconds_to_target\":" << (hit ? json_number(hit->seconds) : "null");
+  // The wall time without the evaluations themselves (recorded on sim and threads; a resumed run's
+  // earlier rows have none): what the training took to get there.
+  const auto i = hit ? static_cast<std::size_t>(hit - r.rows.data()) : r.rows.size();
+  if (hit && i < r.evaluation_seconds.size() && r.evaluation_seconds.size() == r.rows.size())
+    o << ",\"training_seconds_to_target\":" << json_number(hit->seconds - r.evaluation_seconds[i]);
+  return o.str();
+}
+
+/// --step async and --slow-node's fields of the JSON summary: k, each node's gradient steps, the
+/// largest neighbour lag, gradient age and queue seen (≤ k, ≤ k, ≤ 2k + 1), and the slow node with
+/// its measured slowdown (slow_compute_ratio: its compute plus injected delay per gradient over the
+/// others'; null on sim, whose speeds are declared). Empty without either flag.
+inline std::string straggler_json_fields(const TrainConfig& c, const RunResult& r) {
+  std::ostringstream o;
+  if (c.step == "async") {
+    o << ",\"max_staleness\":" << c.max_staleness << ",\"gradient_steps\":[";
+    for (std::size_t i = 0; i < r.gradient_steps.size(); ++i) o << (i ? "," : "") << r.gradient_steps[i];
+    o << "],\"max_neighbor_lag\":" << r.async_bounds.max_neighbor_lag << ",\"max_gradient_age\":"
+      << r.async_bounds.max_gradient_age << ",\"max_queued\":" << r.async_bounds.max_queued;
+  }
+  if (c.slow_node >= 0)
+    o << ",\"slow_node\":" << c.slow_node << ",\"slow_factor\":" << json_number(c.slow_factor)
+      << ",\"slow_compute_ratio\":" << (std::isfinite(r.slow_compute_ratio) ? json_number(r.slow_compute_ratio) : "null");
   return o.str();
 }
 
@@ -116,7 +141,7 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
     << ",\"consensus_distance\":" << last.consensus_distance << ",\"parameters\":" << r.parameters
     << ",\"seconds\":" << r.seconds << ",\"wait_seconds\":" << r.wait_seconds
     << ",\"simulated_seconds\":" << r.simulated_seconds << ",\"evaluations\":" << r.rows.size()
-    << target_json_fields(c, r) << lost_nodes_json(r.lost_nodes) << ",\"model_checksum\":\""
+    << target_json_fields(c, r) << straggler_json_fields(c, r) << lost_nodes_json(r.lost_nodes) << ",\"model_checksum\":\""
     << hex64(r.model_checksum) << "\"";
   o << dp_json_fields(c.dp, r.dp_noise, r.dp_epsilon);
   o << "}";

@@ -92,13 +92,33 @@ RunResult run_gradient_tracking(const TrainConfig& c, const std::string& algorit
   throw ConfigError(with + " runs with --coder raw or vsc, not " + coder);
 }
 
+/// Runs malcom, choco or dpsgd with --step async (AsyncGossip: bounded staleness, train/async_run.hpp):
+/// three optimizer types, the dithered quantizer and each algorithm's own coder — malcom its plain
+/// pipeline (dithered + VSC + l1 prox: AsyncGossip takes a ResidualCompressor, not SupportCoded).
+/// @throws ConfigError for an unknown algorithm
+RunResult run_async(const TrainConfig& c, const std::string& algorithm, const TrainingData& data, const Options& options,
+                    const DitheredQuantizer& quantizer, const ProgressFn& progress) {
+  if (algorithm == "dpsgd")
+    return detail::run_with<AsyncGossip<ExactGossipCompressor>>(c, algorithm, data, dpsgd_options(options), {}, NoProx{},
+                                                                progress);
+  if (algorithm == "choco")
+    return detail::run_with<AsyncGossip<Compressor<Dense, DitheredQuantizer, RawCoder>>>(
+        c, algorithm, data, options, {Dense{}, quantizer, RawCoder{}}, NoProx{}, progress);
+  if (algorithm == "malcom")
+    return detail::run_with<AsyncGossip<MalcomPipeline, L1Prox>>(
+        c, algorithm, data, options, MalcomPipeline(MalcomPipeline::Base(Dense{}, quantizer, VectorSourceCoder{})),
+        L1Prox{c.lambda}, progress);
+  throw ConfigError("unknown algorithm '" + algorithm + "'");
+}
+
 }  // namespace
 
 /// Runs `algorithm` (malcom | choco | dpsgd) with the config's step policy and coder
 /// (TrainConfig::coder_of). Instantiated: malcom and choco with each of the three coders, dpsgd
 /// with RawCoder only (check_coder refuses the others), each for both steps — 14 optimizers; one per
 /// --compressor other than dithered (run_other_compressor) — 9 more; over --schedule one per
-/// algorithm (run_scheduled) — 3 more; and gradient tracking (run_gradient_tracking) — 3 more.
+/// algorithm (run_scheduled) — 3 more; gradient tracking (run_gradient_tracking) — 3 more; and with
+/// --step async one per algorithm (run_async) — 3 more.
 /// @throws ConfigError for an unknown algorithm, coder or compressor, or elias/vsc with dpsgd.
 RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, const TrainingData& data,
                          const ProgressFn& progress) {
@@ -112,6 +132,7 @@ RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, con
   if (algorithm == "gt" || c.gradient_tracking) return run_gradient_tracking(c, algorithm, data, options, quantizer, progress);
   if (!c.compressor.empty() && c.compressor != "dithered") return run_other_compressor(c, algorithm, data, options, progress);
   if (time_varying(c)) return run_scheduled(c, algorithm, data, options, quantizer, progress);
+  if (asynchronous(c)) return run_async(c, algorithm, data, options, quantizer, progress);
   const std::string coder = c.coder_of(algorithm);
   // Malcom-PSGD or CHOCO-SGD (the same quantizer; ℓ1 prox or none) with the level coder Coder.
   auto quantized = [&]<class Step, class Coder>(Step, Coder) -> RunResult {

@@ -1,7 +1,10 @@
 // decopt/optimizer/optimizer.hpp — aggregate: the optimizer, its step policies, the lockstep
-// simulation driver, the named configurations and the per-edge copies of time-varying schedules.
+// simulation driver, the named configurations, the per-edge copies of time-varying schedules and
+// asynchronous gossip (AsyncGossip, AsyncSimulation).
 #pragma once
 
+#include "decopt/optimizer/async_gossip.hpp"
+#include "decopt/optimizer/async_simulation.hpp"
 #include "decopt/optimizer/concepts.hpp"
 #include "decopt/optimizer/configurations.hpp"
 #include "decopt/optimizer/decentralized_optimizer.hpp"

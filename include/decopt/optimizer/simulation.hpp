@@ -28,6 +28,7 @@
 #include "decopt/core/error.hpp"
 #include "decopt/core/thread_pool.hpp"
 #include "decopt/optimizer/lr_schedule.hpp"
+#include "decopt/optimizer/neighbor_sum_error.hpp"
 #include "decopt/optimizer/options.hpp"
 #include "decopt/parameters/layout.hpp"
 #include "decopt/topology/schedule.hpp"
@@ -231,18 +232,7 @@ class Simulation {
   /// sender made (x̂ the same number on every node); the size of a lost or misapplied message
   /// otherwise.
   [[nodiscard]] double neighbor_sum_error() const {
-    double worst = 0;
-    for (const auto& node : nodes_) {
-      if (!alive(node.rank())) continue;
-      const auto s = node.neighbor_sum();
-      const auto own = node.public_copy();
-      for (std::size_t k = 0; k < s.size(); ++k) {
-        double exact = node.self_weight() * own[k];
-        for (const auto& e : node.neighbors()) exact += e.weight * nodes_[static_cast<std::size_t>(e.node)].public_copy()[k];
-        worst = std::max(worst, std::abs(exact - static_cast<double>(s[k])));
-      }
-    }
-    return worst;
+    return decopt::neighbor_sum_error(std::span<const Optimizer>(nodes_), [this](std::size_t i) { return alive(static_cast<int>(i)); });
   }
 
   /// x̄ = (1/n) Σ_i x_i.

@@ -6,7 +6,9 @@
 // a driving error (a node finished a round before all nodes began it) and throws.
 //
 // post_to / collect_from (PeerTransport) do the same one neighbour at a time, for time-varying
-// schedules: build the network on the schedule's union graph.
+// schedules: build the network on the schedule's union graph. post_queued / try_receive /
+// next_arrival (decopt/transport/queued_receive.hpp) queue copies per neighbour instead, taken
+// when the receiver's virtual clock has passed their arrival: asynchronous gossip.
 //
 // Under a LinkModel each node keeps a virtual clock: the optimizer advances it by the time it
 // really computed; a message posted at time t over a link arrives at t + queueing + bytes/bandwidth
@@ -22,6 +24,8 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <deque>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -30,6 +34,7 @@
 #include "decopt/topology/topology.hpp"
 #include "decopt/transport/link_model.hpp"
 #include "decopt/transport/lost_peers.hpp"
+#include "decopt/transport/queued_receive.hpp"
 #include "decopt/transport/transport.hpp"
 
 namespace decopt {
@@ -121,6 +126,40 @@ class SimulatedNetwork {
     /// This node's virtual time in seconds.
     [[nodiscard]] double virtual_time() const noexcept { return clock_; }
 
+    // ---- queued receive (decopt/transport/queued_receive.hpp: asynchronous gossip) ----
+
+    /// Files a copy of `message` in every neighbour's queue from this node, arriving at this
+    /// node's virtual time + the link model's queueing, transfer and latency.
+    void post_queued(long round, std::span<const std::byte> message) {
+      const auto neighbors = network_->topology_.neighbors(rank_);
+      for (std::size_t k = 0; k < neighbors.size(); ++k) {
+        Endpoint& to = network_->endpoints_[static_cast<std::size_t>(neighbors[k].node)];
+        to.inbound_[static_cast<std::size_t>(slot_at_neighbor_[k])].push_back(
+            {round, links_[k].send(clock_, message.size(), network_->link_), {message.begin(), message.end()}});
+      }
+    }
+
+    /// Takes neighbour slot `slot`'s next message if it has arrived by this node's virtual time;
+    /// the bytes stay valid until the next take from that slot. @throws ConfigError for a bad slot
+    [[nodiscard]] std::optional<ArrivedMessage> try_receive(std::size_t slot) {
+      auto& queue = inbound_queue(slot);
+      if (queue.empty() || queue.front().arrival > clock_) return std::nullopt;
+      held_.resize(inbound_.size());
+      held_[slot] = std::move(queue.front());
+      queue.pop_front();
+      return ArrivedMessage{held_[slot].round, std::span<const std::byte>(held_[slot].bytes)};
+    }
+
+    /// The virtual arrival time of neighbour slot `slot`'s next message, or none when it has
+    /// posted nothing not yet taken (an event-driven driver moves the clock to it).
+    [[nodiscard]] std::optional<double> next_arrival(std::size_t slot) const {
+      const auto& queue = inbound_queue(slot);
+      return queue.empty() ? std::nullopt : std::optional<double>(queue.front().arrival);
+    }
+
+    /// Messages from neighbour slot `slot` not yet taken (arrived or in transit).
+    [[nodiscard]] std::size_t queued(std::size_t slot) const { return inbound_queue(slot).size(); }
+
    private:
     friend class SimulatedNetwork;
     struct PeerSlot {  // the last post_to to one neighbour
@@ -159,6 +198,20 @@ class SimulatedNetwork {
                         std::to_string(rank_) + " in " + network_->topology_.name());
     }
 
+    struct Queued {  // a post_queued message on its way to this node
+      long round = -1;
+      double arrival = 0;
+      std::vector<std::byte> bytes;
+    };
+    template <class Self>
+    static auto& inbound_queue_of(Self& self, std::size_t slot) {
+      detail::require(slot < self.inbound_.size(), "SimulatedNetwork: node " + std::to_string(self.rank_) +
+                                                       " has no neighbour slot " + std::to_string(slot));
+      return self.inbound_[slot];
+    }
+    std::deque<Queued>& inbound_queue(std::size_t slot) { return inbound_queue_of(*this, slot); }
+    const std::deque<Queued>& inbound_queue(std::size_t slot) const { return inbound_queue_of(*this, slot); }
+
     SimulatedNetwork* network_ = nullptr;
     int rank_ = 0;
     double clock_ = 0;
@@ -166,6 +219,8 @@ class SimulatedNetwork {
     std::vector<int> slot_at_neighbor_;  // my index in each neighbour's neighbour list
     std::vector<PeerSlot> peer_out_;     // per-peer messages, in neighbour order
     detail::LostSet lost_;               // the lost nodes this endpoint knows of
+    std::vector<std::deque<Queued>> inbound_;  // post_queued messages to me, per neighbour slot
+    std::vector<Queued> held_;                 // the last taken message of each slot
   };
 
   /// @throws ConfigError for an invalid link model, or a declared_compute sized for another node count
@@ -185,6 +240,7 @@ class SimulatedNetwork {
       e.rank_ = static_cast<int>(i);
       e.links_.resize(topology_.neighbors(e.rank_).size());
       e.peer_out_.resize(e.links_.size());
+      e.inbound_.resize(e.links_.size());
       e.slot_at_neighbor_ = detail::reverse_neighbor_slots(topology_, e.rank_);
     }
   }

@@ -7,7 +7,9 @@
 // included, ends by `timeout` after it began: a neighbour that never sends, or a link model slower
 // than the timeout, is a TransportError naming the rank, the neighbour and the round. post_to /
 // collect_from (PeerTransport) use the same channels one neighbour at a time. abort()
-// wakes every waiter; reset() makes an aborted network usable for a new run.
+// wakes every waiter; reset() makes an aborted network usable for a new run. post_queued /
+// try_receive / receive / queued (decopt/transport/queued_receive.hpp) take each neighbour's
+// messages as they arrive, for asynchronous gossip.
 //
 // Lost peers (lost_peers.hpp): under LostPeerPolicy::drop a neighbour that times out, or whose
 // thread ended by an injected failure (NodeCrashed: run() ends that thread quietly, as a crashed
@@ -26,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -36,6 +39,7 @@
 #include "decopt/topology/topology.hpp"
 #include "decopt/transport/link_model.hpp"
 #include "decopt/transport/lost_peers.hpp"
+#include "decopt/transport/queued_receive.hpp"
 #include "decopt/transport/transport.hpp"
 
 namespace decopt {
@@ -134,6 +138,50 @@ class ThreadNetwork {
       return take(lock, box, k, round, deadline);
     }
 
+    // ---- queued receive (decopt/transport/queued_receive.hpp: asynchronous gossip) ----
+
+    /// post(): every neighbour's FIFO already queues a copy of each message in the order posted.
+    void post_queued(long round, std::span<const std::byte> message) { post(round, message); }
+
+    /// Takes neighbour slot `slot`'s next message if it has arrived (under a LinkModel: its
+    /// modelled arrival has passed); never waits. The bytes stay valid until the next take from
+    /// that slot. @throws NetworkAborted after abort(); ConfigError for a slot out of range
+    [[nodiscard]] std::optional<ArrivedMessage> try_receive(std::size_t slot) {
+      Mailbox& box = queued_mailbox(slot);
+      std::lock_guard lock(box.mutex);
+      if (network_->aborted_.load()) throw NetworkAborted(network_->abort_reason());
+      auto& queue = box.from[slot];
+      if (queue.empty() || Clock::now() < queue.front().arrival) return std::nullopt;
+      return take_front(queue, slot);
+    }
+
+    /// Waits for neighbour slot `slot`'s next message, whatever its round, for at most the
+    /// network's timeout. @throws TransportError naming this rank and the neighbour after the
+    /// timeout; NetworkAborted after abort()
+    [[nodiscard]] ArrivedMessage receive(std::size_t slot) {
+      Mailbox& box = queued_mailbox(slot);
+      const auto deadline = Clock::now() + network_->timeout_;
+      std::unique_lock lock(box.mutex);
+      auto& queue = box.from[slot];
+      for (;;) {
+        if (network_->aborted_.load()) throw NetworkAborted(network_->abort_reason());
+        const auto now = Clock::now();
+        if (!queue.empty() && now >= queue.front().arrival) return take_front(queue, slot);
+        if (now >= deadline)
+          throw TransportError("node " + std::to_string(rank_) + " timed out after " +
+                               std::to_string(std::chrono::duration<double>(network_->timeout_).count()) +
+                               " s waiting for the next message from neighbour " + std::to_string(slots_[slot].neighbor));
+        box.arrived.wait_until(lock, queue.empty() ? deadline : std::min(queue.front().arrival, deadline));
+      }
+    }
+
+    /// Messages from neighbour slot `slot` not yet taken (arrived or still in transit).
+    [[nodiscard]] std::size_t queued(std::size_t slot) const {
+      Mailbox& box = queued_mailbox(slot);
+      std::lock_guard lock(box.mutex);
+      return box.from[slot].size();
+    }
+
    private:
     friend class ThreadNetwork;
     struct Slot {
@@ -198,6 +246,21 @@ class ThreadNetwork {
       lost_.merge(queue.front().lost);
       queue.pop_front();
       return std::span<const std::byte>(*held_[k]);
+    }
+
+    /// This node's mailbox, after checking that `slot` is one of its neighbour slots.
+    Mailbox& queued_mailbox(std::size_t slot) const {
+      detail::require(slot < slots_.size(), "ThreadNetwork: node " + std::to_string(rank_) + " has no neighbour slot " +
+                                                std::to_string(slot) + " (degree " + std::to_string(slots_.size()) + ")");
+      return *network_->mailboxes_[static_cast<std::size_t>(rank_)];
+    }
+    /// Pops the front of slot's queue (the caller holds the mailbox lock), keeping its bytes in held_.
+    ArrivedMessage take_front(std::deque<Delivery>& queue, std::size_t slot) {
+      held_.resize(slots_.size());
+      const long round = queue.front().round;
+      held_[slot] = std::move(queue.front().bytes);
+      queue.pop_front();
+      return {round, std::span<const std::byte>(*held_[slot])};
     }
 
     /// The index of `peer` among this node's neighbour slots.
