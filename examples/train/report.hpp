@@ -141,7 +141,7 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
     << ",\"consensus_distance\":" << last.consensus_distance << ",\"parameters\":" << r.parameters
     << ",\"seconds\":" << r.seconds << ",\"wait_seconds\":" << r.wait_seconds
     << ",\"simulated_seconds\":" << r.simulated_seconds << ",\"evaluations\":" << r.rows.size()
-    << target_json_fields(c, r) << straggler_json_fields(c, r) << lost_nodes_json(r.lost_nodes) << ",\"model_checksum\":\""
+    << lost_nodes_json(r.lost_nodes) << target_json_fields(c, r) << straggler_json_fields(c, r) << ",\"model_checksum\":\""
     << hex64(r.model_checksum) << "\"";
   o << dp_json_fields(c.dp, r.dp_noise, r.dp_epsilon);
   o << "}";

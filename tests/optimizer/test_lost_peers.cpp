@@ -183,3 +183,39 @@ TEST_CASE("Lost peers that cut the graph are an Error naming it; drop needs MH w
     REQUIRE_THROWS_WITH(sim.node(0).save_state(record), Catch::Contains("after a lost peer"));
   }
 }
+
+TEST_CASE("Options: exchange_of_round and round_of_exchange invert each other around resynchronisations", "[optimizer][lost]") {
+  for (long period : {0L, 1L, 2L, 3L, 1000L}) {
+    Options o;
+    o.resync_every = period;
+    for (long r = 0; r < 50; ++r) {
+      REQUIRE(o.round_of_exchange(o.exchange_of_round(r)) == r);
+      if (period > 0 && r > 0 && r % period == 0) REQUIRE(o.round_of_exchange(o.exchange_of_round(r) - 1) == r);  // its resync
+    }
+  }
+}
+
+TEST_CASE("Lost peer with resynchronisations and the overlapped step: survivors finish with s exact and reach consensus",
+          "[optimizer][lost]") {
+  using Overlap = ChocoSGD<OverlappedStep>;
+  const Topology topology = chorded_ring();
+  auto models = starting_models(topology.size());
+  std::vector<std::span<float>> spans(models.begin(), models.end());
+  Options o = consensus_options();
+  o.resync_every = 3;  // resynchronisations before rounds 3, 6, 9, 12 …: the loss and its repair fall among them
+  const long fail_round = 10;
+  Simulation<Overlap> sim(topology, spans,
+                          {.options = o, .compressor = choco_compressor(), .threads = 1, .on_lost_peer = LostPeerPolicy::drop,
+                           .failures = {{kLost, o.exchange_of_round(fail_round)}}});
+  const double start_distance = sim.consensus_distance();
+  const int rounds = 300;
+  for (int t = 0; t < rounds; ++t) sim.round(zero_gradient);
+  for (int i = 0; i < 7; ++i) {
+    if (i == kLost) continue;
+    REQUIRE(sim.node(i).round() == rounds);
+    REQUIRE(sim.node(i).lost_peers().size() == 1);
+    REQUIRE(o.round_of_exchange(sim.node(i).lost_peers().front().round) == fail_round);
+  }
+  REQUIRE(sim.neighbor_sum_error() <= 1e-5);
+  REQUIRE(sim.consensus_distance() <= 1e-10 * start_distance);
+}

@@ -8,8 +8,10 @@
 
 #include <decopt/decopt.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <future>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -188,5 +190,35 @@ TEST_CASE("ThreadNetwork: under drop a hung neighbour is dropped after the timeo
   });
   REQUIRE(empty_count[1] == 1);
   REQUIRE(empty_count[2] == 1);
+  REQUIRE(net.endpoint(1).lost_peers().front() == LostPeer{0, 0});
+}
+
+TEST_CASE("ThreadNetwork: a hung node dropped after the timeout that wakes up is evicted, not left running alone",
+          "[transport][lost]") {
+  ThreadNetwork net(Topology::ring(3), {}, std::chrono::milliseconds(100));
+  net.set_lost_peer_policy(LostPeerPolicy::drop);
+  std::promise<void> dropped;
+  std::shared_future<void> woken = dropped.get_future().share();
+  std::atomic<int> waiting{2};
+  std::atomic<bool> woken_node_crashed{false};
+  net.run([&](int r) {
+    std::vector<std::span<const std::byte>> inbox;
+    std::vector<std::byte> message = message_of(r, 0);
+    if (r == 0) {
+      woken.wait();  // hung until both neighbours have dropped it
+      try {
+        net.endpoint(0).post(0, message);
+      } catch (const NodeCrashed&) {
+        woken_node_crashed = true;
+        throw;  // run() ends this thread quietly
+      }
+      return;
+    }
+    net.endpoint(r).post(0, message);
+    net.endpoint(r).collect(0, inbox);
+    if (--waiting == 0) dropped.set_value();
+  });
+  REQUIRE(woken_node_crashed);
+  REQUIRE(net.stopped_at(0) == 0);
   REQUIRE(net.endpoint(1).lost_peers().front() == LostPeer{0, 0});
 }

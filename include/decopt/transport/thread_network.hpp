@@ -14,7 +14,9 @@
 // Lost peers (lost_peers.hpp): under LostPeerPolicy::drop a neighbour that times out, or whose
 // thread ended by an injected failure (NodeCrashed: run() ends that thread quietly, as a crashed
 // process, and wakes its neighbours at once instead of after the timeout), leaves an empty span in
-// its slot and is in lost_peers() from then on; nothing more is delivered to it.
+// its slot and is in lost_peers() from then on; nothing more is delivered to it. A node dropped
+// after the timeout is evicted: if it wakes up, its next post throws NodeCrashed and run() ends its
+// thread, instead of letting it run on alone (no rejoin).
 #pragma once
 
 #include <algorithm>
@@ -99,7 +101,7 @@ class ThreadNetwork {
     }
 
     void post(long round, std::span<const std::byte> message) {
-      network_->failures_.check_post(rank_, round);
+      check_not_stopped(round);
       auto shared = std::make_shared<const std::vector<std::byte>>(message.begin(), message.end());
       const auto now = Clock::now();
       for (std::size_t k = 0; k < slots_.size(); ++k) deliver(k, round, now, shared);
@@ -108,7 +110,7 @@ class ThreadNetwork {
     /// Sends a copy of `message` to neighbour `peer` only (PeerTransport).
     /// @throws ConfigError when peer is not a neighbour in the network's topology
     void post_to(long round, int peer, std::span<const std::byte> message) {
-      network_->failures_.check_post(rank_, round);
+      check_not_stopped(round);
       deliver(slot_of(peer), round, Clock::now(),
               std::make_shared<const std::vector<std::byte>>(message.begin(), message.end()));
     }
@@ -221,8 +223,7 @@ class ThreadNetwork {
           }
           if (now >= deadline) {
             if (!drop) throw timed_out(round, k, "");
-            lost_.add({peer, round});
-            return {};
+            return evict(peer, round);
           }
           box.arrived.wait_until(lock, deadline);
           continue;
@@ -233,10 +234,7 @@ class ThreadNetwork {
                                std::to_string(queue.front().round));
         const auto arrival = queue.front().arrival;
         if (now >= arrival) break;
-        if (now >= deadline && drop) {
-          lost_.add({peer, round});
-          return {};
-        }
+        if (now >= deadline && drop) return evict(peer, round);
         if (now >= deadline)
           throw timed_out(round, k, ": its message is still in transit under the link model, due in " +
                                         std::to_string(std::chrono::duration<double>(arrival - now).count()) + " s");
@@ -261,6 +259,20 @@ class ThreadNetwork {
       held_[slot] = std::move(queue.front().bytes);
       queue.pop_front();
       return {round, std::span<const std::byte>(*held_[slot])};
+    }
+    /// An injected failure due, or this node dropped by a neighbour (it hung past the timeout and
+    /// woke up): NodeCrashed, so that it ends instead of running on alone.
+    void check_not_stopped(long round) const {
+      network_->failures_.check_post(rank_, round);
+      if (network_->stopped_at_[static_cast<std::size_t>(rank_)].load() >= 0) throw NodeCrashed(rank_, round);
+    }
+    /// A neighbour that timed out under drop: lost to this node, and to the network (evicted: its
+    /// next post ends it), so that a hung node that wakes up does not run on without neighbours.
+    std::span<const std::byte> evict(int peer, long round) {
+      lost_.add({peer, round});
+      long expected = -1;
+      network_->stopped_at_[static_cast<std::size_t>(peer)].compare_exchange_strong(expected, round);
+      return {};
     }
 
     /// The index of `peer` among this node's neighbour slots.
@@ -342,7 +354,8 @@ class ThreadNetwork {
   /// run() ends its thread quietly. Set before run().
   /// @throws ConfigError for a node out of range or a negative round
   void inject_failure(NodeFailure failure) { failures_.add(failure, size()); }
-  /// The round at which `node`'s thread ended by an injected failure, or -1 while it runs.
+  /// The round at which `node`'s thread ended by an injected failure, or at which a neighbour
+  /// dropped it after the timeout (LostPeerPolicy::drop), or -1 while it runs.
   [[nodiscard]] long stopped_at(int node) const {
     detail::require(node >= 0 && node < size(), "ThreadNetwork::stopped_at: node " + std::to_string(node) + " out of range");
     return stopped_at_[static_cast<std::size_t>(node)].load();
@@ -450,9 +463,11 @@ class ThreadNetwork {
     std::lock_guard lock(reason_mutex_);
     return abort_reason_;
   }
-  /// Records that node r's thread ended at `round` and wakes its neighbours' collects.
+  /// Records that node r's thread ended at `round` (unless it was dropped earlier) and wakes its
+  /// neighbours' collects.
   void stop(int r, long round) {
-    stopped_at_[static_cast<std::size_t>(r)].store(round);
+    long expected = -1;
+    stopped_at_[static_cast<std::size_t>(r)].compare_exchange_strong(expected, round);
     for (const Edge& e : topology_.neighbors(r)) {
       Mailbox& box = *mailboxes_[static_cast<std::size_t>(e.node)];
       std::lock_guard lock(box.mutex);
