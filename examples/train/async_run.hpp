@@ -38,12 +38,16 @@ inline AsyncOptions async_options(const TrainConfig& c, const Options& o) {
   a.consensus_step = o.consensus_step;
   a.seed = o.seed;
   a.max_staleness = c.max_staleness;
+  a.max_gradient_age = c.max_gradient_age;
   return a;
 }
 
 /// Refuses the flags --slow-node and --step async cannot run with.
 /// @throws ConfigError naming the flag
 inline void check_async(const TrainConfig& c) {
+  detail::require(c.slow_reference_ms == 0 || (c.slow_node >= 0 && c.transport == "threads"),
+                  "--slow-reference-ms sets --slow-node's round time on --transport threads");
+  detail::require(asynchronous(c) || c.max_gradient_age == -1, "--max-gradient-age applies to --step async");
   if (c.slow_node >= 0 || c.slow_factor != 1) {
     detail::require(c.slow_node >= 0 && c.slow_node < c.nodes,
                     c.slow_node < 0 ? std::string("--slow-factor needs --slow-node (the node to slow down)")
@@ -70,10 +74,16 @@ inline void check_async(const TrainConfig& c) {
 class SlowDevice {
  public:
   using Clock = std::chrono::steady_clock;
-  explicit SlowDevice(double factor = 1) : factor_(factor) {}
+  /// @param reference_seconds > 0: the others' round time (--slow-reference-ms), which the slow
+  ///        round then takes `factor` times; 0: `factor` times the node's own measured compute
+  explicit SlowDevice(double factor = 1, double reference_seconds = 0) : factor_(factor), reference_(reference_seconds) {}
   [[nodiscard]] bool slow() const noexcept { return factor_ > 1; }
-  /// The delay after a gradient that took `gradient_seconds` to compute.
-  [[nodiscard]] double delay(double gradient_seconds) const { return (factor_ - 1) * (gradient_seconds + coding_seconds_); }
+  /// The delay after a gradient that took `gradient_seconds` to compute: its round (gradient,
+  /// coding and mixing) then takes factor × reference, or factor × its own time.
+  [[nodiscard]] double delay(double gradient_seconds) const {
+    if (reference_ > 0) return std::max(0.0, factor_ * reference_ - gradient_seconds - coding_seconds_);
+    return (factor_ - 1) * (gradient_seconds + coding_seconds_);
+  }
   /// The node's coding and mixing time of its last round (measured, no delay in it).
   void set_coding(double seconds) { coding_seconds_ = std::max(0.0, seconds); }
   /// Sleeps until `until` (the delay's end), counting the time slept.
@@ -111,13 +121,15 @@ class SlowDevice {
 
  private:
   double factor_;
+  double reference_;
   double coding_seconds_ = 0;
 };
 
 /// One device per node: --slow-node's F times slower, the others as they are.
 inline std::vector<SlowDevice> slow_devices(const TrainConfig& c) {
   std::vector<SlowDevice> devices(static_cast<std::size_t>(c.nodes));
-  if (c.slow_node >= 0 && c.slow_node < c.nodes) devices[static_cast<std::size_t>(c.slow_node)] = SlowDevice(c.slow_factor);
+  if (c.slow_node >= 0 && c.slow_node < c.nodes)
+    devices[static_cast<std::size_t>(c.slow_node)] = SlowDevice(c.slow_factor, c.slow_reference_ms / 1000);
   return devices;
 }
 

@@ -30,9 +30,11 @@ struct TrainConfig {
   bool gradient_tracking = false;
   std::vector<std::string> compare;  ///< --compare malcom,choco,dpsgd: run each on the same data and seed
   std::string step = "sync";         ///< sync | overlap | async (AsyncGossip: bounded staleness)
-  long max_staleness = 4;            ///< --step async: k, rounds a neighbour may lag before a node waits
+  long max_staleness = 1;            ///< --step async: k, rounds a neighbour may lag before a node waits
+  long max_gradient_age = -1;        ///< --step async: G, rounds a gradient may age (-1: k)
   int slow_node = -1;                ///< --slow-node: the node made --slow-factor times slower (-1: none)
   double slow_factor = 1;            ///< --slow-factor F: that node's compute takes F times as long
+  double slow_reference_ms = 0;      ///< --slow-reference-ms T: its round takes F·T (0: F times its own compute)
   int local_steps = 1;
   int nodes = 8;
   std::string topology = "ring";
@@ -183,15 +185,24 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
                  "--max-staleness rounds behind; sim and threads)")
       ->check(CLI::IsMember({"sync", "overlap", "async"}));
   app.add_option("--max-staleness", c.max_staleness,
-                 "--step async: rounds k a neighbour may lag (and a gradient may age) before a node waits (default 4)")
+                 "--step async: rounds k a neighbour may lag before a node waits (default 1)")
       ->check(flags::integer(0, AsyncOptions::kMaxStaleness));
+  app.add_option("--max-gradient-age", c.max_gradient_age,
+                 "--step async: rounds G a gradient may age before its node waits for it (-1, the default: k); a node F "
+                 "times slower keeps pace with G >= F - 1")
+      ->check(flags::integer(-1, AsyncOptions::kMaxStaleness));
   app.add_option("--slow-node", c.slow_node,
                  "make this node --slow-factor times slower to compute (an injected delay per gradient: a sleep on "
                  "threads, declared time on sim with --step-seconds); -1 = none")
       ->check(flags::integer(-1, 4095));
   app.add_option("--slow-factor", c.slow_factor,
-                 "--slow-node's compute (gradient, coding and mixing of a round) takes this many times as long (>= 1)")
+                 "--slow-node's compute (gradient, coding and mixing of a round) takes this many times as long (>= 1): "
+                 "as its own measured compute, or as --slow-reference-ms")
       ->check(flags::real(Interval::closed(1, 1000)));
+  app.add_option("--slow-reference-ms", c.slow_reference_ms,
+                 "threads: the others' round time under this load (measure it in a run without --slow-node: training "
+                 "seconds / rounds); --slow-node's round then takes --slow-factor times it (0: times its own compute)")
+      ->check(flags::real(Interval::closed(0, 1e6)));
   app.add_option("--local-steps", c.local_steps, "local SGD steps per round")->check(flags::integer(1, 1'000'000));
   app.add_option("--nodes", c.nodes, "number of nodes")->check(flags::integer(1, 4096));
   app.add_option("--topology", c.topology, "ring|torus|complete|star|hypercube|exponential|erdos-renyi")

@@ -86,13 +86,16 @@ inline std::string target_json_fields(const TrainConfig& c, const RunResult& r) 
 inline std::string straggler_json_fields(const TrainConfig& c, const RunResult& r) {
   std::ostringstream o;
   if (c.step == "async") {
-    o << ",\"max_staleness\":" << c.max_staleness << ",\"gradient_steps\":[";
+    o << ",\"max_staleness\":" << c.max_staleness
+      << ",\"max_gradient_age_bound\":" << (c.max_gradient_age < 0 ? c.max_staleness : c.max_gradient_age)
+      << ",\"gradient_steps\":[";
     for (std::size_t i = 0; i < r.gradient_steps.size(); ++i) o << (i ? "," : "") << r.gradient_steps[i];
     o << "],\"max_neighbor_lag\":" << r.async_bounds.max_neighbor_lag << ",\"max_gradient_age\":"
       << r.async_bounds.max_gradient_age << ",\"max_queued\":" << r.async_bounds.max_queued;
   }
   if (c.slow_node >= 0)
     o << ",\"slow_node\":" << c.slow_node << ",\"slow_factor\":" << json_number(c.slow_factor)
+      << ",\"slow_reference_ms\":" << json_number(c.slow_reference_ms)
       << ",\"slow_compute_ratio\":" << (std::isfinite(r.slow_compute_ratio) ? json_number(r.slow_compute_ratio) : "null");
   return o.str();
 }

@@ -163,6 +163,28 @@ TEST_CASE("AsyncSimulation: one node 3x slower, k = 3: the same bits twice, boun
   CHECK(a.virtual_time < 0.6 * sync_like.virtual_time);
 }
 
+TEST_CASE("AsyncSimulation: k = 1 with gradients up to G = 3 rounds old lets a 3x slower node keep pace", "[async]") {
+  const Topology ring = Topology::ring(6);
+  const long rounds = 200;
+  const AsyncSpeedModel speed = AsyncSpeedModel::one_slow(6, 4, 3.0, 1e-3);
+  AsyncOptions o = async_options(1);
+  o.max_gradient_age = 3;
+  const SimRun run = run_async_sim(ring, 13, rounds, o, speed);
+  for (const auto& s : run.stats) {
+    CHECK(s.max_neighbor_lag <= 1);
+    CHECK(s.max_gradient_age <= 3);
+    CHECK(s.max_queued <= 3u);
+  }
+  CHECK(run.stats[4].gradient_steps < rounds / 2);
+  CHECK(run.stats[4].max_gradient_age >= 2);
+  const SimRun sync_like = run_async_sim(ring, 13, rounds, async_options(0), speed);
+  CHECK(run.virtual_time < 0.6 * sync_like.virtual_time);
+  // G = 1 < F − 1: the slow node cannot keep pace, and the others wait for it.
+  o.max_gradient_age = 1;
+  const SimRun held = run_async_sim(ring, 13, rounds, o, speed);
+  CHECK(held.virtual_time > 1.2 * run.virtual_time);
+}
+
 TEST_CASE("AsyncGossip reaches the optimum of quadratics (with a slow node, on the event-driven sim and on threads)",
           "[async]") {
   const Topology ring = Topology::ring(5);
@@ -212,6 +234,9 @@ TEST_CASE("AsyncGossip and AsyncSimulation refuse bad options and driving errors
   o.max_staleness = AsyncOptions::kMaxStaleness + 1;
   CHECK_THROWS_WITH(AsyncNode(x, ring, network.endpoint(0), o), Catch::Contains("max_staleness"));
   o.max_staleness = 1;
+  o.max_gradient_age = -2;
+  CHECK_THROWS_WITH(AsyncNode(x, ring, network.endpoint(0), o), Catch::Contains("max_gradient_age"));
+  o.max_gradient_age = -1;
   o.lr = -1;
   CHECK_THROWS_WITH(AsyncNode(x, ring, network.endpoint(0), o), Catch::Contains("lr"));
   o.lr = 0.1;
