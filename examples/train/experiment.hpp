@@ -3,6 +3,7 @@
 // transport, and an evaluation every --eval-every rounds (test accuracy of every node's own model).
 #pragma once
 
+#include <algorithm>
 #include <decopt/decopt.hpp>
 
 #include <chrono>
@@ -271,6 +272,11 @@ inline void check_lost_peer_flags(const TrainConfig& c) {
   detail::require(c.checkpoint.empty() && c.resume.empty(), "--checkpoint/--resume do not apply to runs with a lost peer");
   detail::require(c.on_lost_peer == "fail" || c.schedule == "static" || c.schedule.empty(),
                   "--on-lost-peer drop does not apply to a --schedule");
+  // the repair of s after a loss is DecentralizedOptimizer's (lost_peer_repair.hpp)
+  const auto algorithms = c.algorithms();
+  const bool tracking = c.gradient_tracking || std::find(algorithms.begin(), algorithms.end(), "gt") != algorithms.end();
+  detail::require(!tracking, "--fail-node / --on-lost-peer drop do not apply to gradient tracking (no lost-peer repair of its tracker)");
+  detail::require(c.step != "async", "--fail-node / --on-lost-peer drop do not apply to --step async");
 }
 
 /// Everything about the run that can be refused before the data is loaded: a topology that does
@@ -451,9 +457,10 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
         result.lost_nodes.push_back({i, options.round_of_exchange(stopped)});
         continue;
       }
-      for (const LostPeer& p : node_at(i).lost_peers())
-        std::fprintf(stderr, "decopt-train: node %d dropped lost peer %d (missed at round %ld)\n", i, p.node,
-                     options.round_of_exchange(p.round));
+      if constexpr (requires { node_at(i).lost_peers(); })
+        for (const LostPeer& p : node_at(i).lost_peers())
+          std::fprintf(stderr, "decopt-train: node %d dropped lost peer %d (missed at round %ld)\n", i, p.node,
+                       options.round_of_exchange(p.round));
     }
   };
   // A node's optimizer over `graph` (and the MLP's layout, when asked for: not over a schedule,

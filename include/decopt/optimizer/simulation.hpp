@@ -314,6 +314,9 @@ class Simulation {
   /// The lost-peer repair of every node that has one due (DecentralizedOptimizer::repair_due), in
   /// lockstep: every due node posts, then every due node collects.
   void repair_lost_peers(long round) {
+    if constexpr (requires(Optimizer& o) { o.repair_due(); }) repair_due_nodes(round);
+  }
+  void repair_due_nodes(long round) {
     std::vector<char> due(nodes_.size(), 0);
     for (std::size_t i = 0; i < nodes_.size(); ++i) due[i] = alive(static_cast<int>(i)) && nodes_[i].repair_due();
     if (std::find(due.begin(), due.end(), 1) == due.end()) return;

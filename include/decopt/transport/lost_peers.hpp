@@ -69,10 +69,10 @@ struct NodeFailure {
 /// Thrown by the post of a node whose injected failure is due: the node "crashes" there.
 /// ThreadNetwork::run and Simulation treat it as the node's end, not as an error of the run.
 struct NodeCrashed : Error {
-  NodeCrashed(int node, long round)
-      : Error("decopt: node " + std::to_string(node) + " stopped at round " + std::to_string(round) +
+  NodeCrashed(int crashed_node, long crashed_round)
+      : Error("decopt: node " + std::to_string(crashed_node) + " stopped at round " + std::to_string(crashed_round) +
               " (injected failure)"),
-        node(node), round(round) {}
+        node(crashed_node), round(crashed_round) {}
   int node;
   long round;
 };
