@@ -40,6 +40,7 @@ inline std::string run_identity(const TrainConfig& c, const std::string& algorit
     << " bucket=" << c.bucket;
   if (time_varying(c)) o << " schedule=" << c.schedule << " schedule_period=" << c.schedule_period;  // static: as before
   if (c.gradient_tracking) o << " gradient_tracking=1";  // without it: as before
+  if (c.lr_schedule != "constant") o << " lr_schedule=" << c.lr_schedule << " lr_min=" << c.lr_min;  // constant: as before
   if (c.dp.enabled())
     o << " dp_clip=" << c.dp.clip << " dp_noise=" << c.dp.noise << " dp_epsilon=" << c.dp.target_epsilon
       << " clipping=" << c.dp.clipping << " dp_r=" << c.dp.r << " dp_delta=" << c.dp.delta;

@@ -66,6 +66,10 @@ struct TrainConfig {
   bool support_patience_given = false;  ///< --support-patience was on the command line (a schedule refuses it)
   std::string support_log;  ///< sim only: CSV per round of the support coding (zero fraction, changes, bits)
   double lr = examples::kDefaultLearningRate;
+  /// --lr-schedule: constant (η every round) | cosine (η_t = η_min + (η − η_min)(1 + cos(π t / T)) / 2
+  /// over the run's T rounds, schedule::Cosine; η_min = --lr-min)
+  std::string lr_schedule = "constant";
+  double lr_min = 0;
   double gamma = 0.5;  ///< consensus step (D-PSGD always uses 1)
   double momentum = 0.0;
   int batch = examples::kDefaultBatchSize;
@@ -251,6 +255,13 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
   // a denormal) there.
   app.add_option("--lr", c.lr, "learning rate")
       ->check(flags::real(Interval::closed(std::numeric_limits<float>::min(), 1e6)));
+  app.add_option("--lr-schedule", c.lr_schedule,
+                 "constant (default) or cosine: the learning rate falls from --lr at round 0 to --lr-min at the last "
+                 "round, lr_t = lr_min + (lr - lr_min)(1 + cos(pi t / T)) / 2 over the run's T rounds (every node, every "
+                 "transport; a smaller step at the end also brings the nodes' models together)")
+      ->check(CLI::IsMember({"constant", "cosine"}));
+  app.add_option("--lr-min", c.lr_min, "the learning rate --lr-schedule cosine ends at (default 0; below --lr)")
+      ->check(flags::real(Interval::closed(0, 1e6)));
   app.add_option("--gamma", c.gamma, "consensus step in (0, 1] (D-PSGD uses 1)")->check(flags::real(Interval::above(0, 1)));
   app.add_option("--momentum", c.momentum, "heavy-ball momentum in [0, 1)")->check(flags::real(Interval::below(0, 1)));
   app.add_option("--batch", c.batch, "mini-batch size per node")->check(flags::integer(1, 1 << 20));

@@ -279,6 +279,17 @@ inline void check_lost_peer_flags(const TrainConfig& c) {
   detail::require(c.step != "async", "--fail-node / --on-lost-peer drop do not apply to --step async");
 }
 
+/// --lr-schedule / --lr-min: --lr-min belongs to cosine and lies below --lr; the asynchronous step
+/// applies gradients out of round order, so it keeps one learning rate.
+inline void check_lr_schedule(const TrainConfig& c) {
+  if (c.lr_schedule == "constant") {
+    detail::require(c.lr_min == 0, "--lr-min is where --lr-schedule cosine ends; it does not apply to --lr-schedule constant");
+    return;
+  }
+  detail::require(c.lr_min < c.lr, "--lr-min " + detail::format_double(c.lr_min) + " must be below --lr " + detail::format_double(c.lr));
+  detail::require(c.step != "async", "--lr-schedule cosine does not apply to --step async (its gradients are applied out of round order)");
+}
+
 /// Everything about the run that can be refused before the data is loaded: a topology that does
 /// not fit the node count, --checkpoint with --compare, the privacy settings, and a run that would
 /// not fit in memory (refused with the figure and the flags that make it large, not with a
@@ -291,6 +302,7 @@ inline void check_run(const TrainConfig& c) {
   if (c.step_seconds > 0 && c.transport != "sim")
     throw ConfigError("--step-seconds sets the simulated clock: it needs --transport sim, not " + c.transport);
   check_lost_peer_flags(c);
+  check_lr_schedule(c);
   if (!c.support_log.empty() && c.transport != "sim")
     throw ConfigError("--support-log reads every node's support coding each round: it needs --transport sim, not " + c.transport);
   c.dp.validate();
@@ -508,10 +520,15 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     result.rows.push_back(row);
     return &result.rows.back();
   };
-  // --lambda-warmup / --lambda-ramp: round t's prox step is lr·lambda_factor, a shrinkage of
-  // lambda_factor·lr·λ (without them the optimizer's own, lr: the same bits as before).
+  // Round t's step sizes, set on each node before its round. --lr-schedule cosine: lr_t of
+  // schedule::Cosine over the run's rounds (constant: Options::lr, the same bits as before).
+  // --lambda-warmup / --lambda-ramp: the prox step is lr_t·lambda_factor, a shrinkage of
+  // lambda_factor·lr_t·λ (without them the optimizer's own, lr_t).
   const bool lambda_scheduled = c.lambda_warmup > 0 || c.lambda_ramp > 0;
-  auto schedule_lambda = [&](auto& node, long round) {
+  const std::optional<decopt::schedule::Cosine> cosine =
+      c.lr_schedule == "cosine" ? std::optional(decopt::schedule::Cosine{total_rounds, c.lr_min}) : std::nullopt;
+  auto schedule_round = [&](auto& node, long round) {
+    if (cosine) node.set_learning_rate(cosine->lr(round, c.lr));
     if (lambda_scheduled) node.set_prox_step(node.options().lr * lambda_factor(c, round, rounds_per_epoch));
   };
   auto next_eval = [&](long round) { return std::min(total_rounds, (round / eval_every + 1) * eval_every); };
@@ -575,7 +592,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     SupportLog support_log(codes_support<Optimizer> ? c.support_log : std::string(), n, static_cast<std::size_t>(d), result);
     std::uint64_t bytes_before = sim.total_bytes_sent();
     for (long t = resume(node_at); t < total_rounds; ++t) {
-      for (int i = 0; i < n; ++i) schedule_lambda(sim.node(i), t);
+      for (int i = 0; i < n; ++i) schedule_round(sim.node(i), t);
       const auto stats = sim.round(grad);
       support_log.round(t + 1, sim.total_bytes_sent() - bytes_before, node_at);
       bytes_before = sim.total_bytes_sent();
@@ -617,7 +634,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
         SlowDevice& device = devices[static_cast<std::size_t>(r)];
         double sum = 0;
         for (long s = t; s < segment_end; ++s) {
-          schedule_lambda(node, s);
+          schedule_round(node, s);
           sum += device.step(node, [&](std::span<const float> x, std::span<float> g) { return worker.gradient(data.train, x, g); }).loss;
         }
         node_loss[static_cast<std::size_t>(r)] = sum;
@@ -673,7 +690,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
       return &result.rows.back();
     };
     for (long t = 0; t < total_rounds; ++t) {
-      schedule_lambda(node, t);
+      schedule_round(node, t);
       const double loss =
           node.step([&](std::span<const float> x, std::span<float> g) { return worker.gradient(data.train, x, g); }).loss;
       if (std::isfinite(loss)) {

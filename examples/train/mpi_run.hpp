@@ -67,6 +67,8 @@ inline std::vector<MpiSetting> run_settings(const TrainConfig& c) {
           {"--lambda-warmup", number(c.lambda_warmup)},
           {"--lambda-ramp", number(c.lambda_ramp)},
           {"--lr", number(c.lr)},
+          {"--lr-schedule", c.lr_schedule},
+          {"--lr-min", number(c.lr_min)},
           {"--gamma", number(c.gamma)},
           {"--momentum", number(c.momentum)},
           {"--batch", std::to_string(c.batch)},

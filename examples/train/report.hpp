@@ -133,6 +133,7 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
     o << ",\"gradient_tracking\":true";
     if (r.algorithm == "malcom") o << ",\"support_coding\":false,\"prox\":\"none\"";
   }
+  if (c.lr_schedule != "constant") o << ",\"lr_schedule\":\"" << c.lr_schedule << "\",\"lr_min\":" << json_number(c.lr_min);
   o << ",\"test_accuracy\":" << last.test_accuracy
     << ",\"test_loss\":" << last.test_loss;
   if (std::isfinite(r.average_model_accuracy)) o << ",\"average_model_accuracy\":" << r.average_model_accuracy;

@@ -9,7 +9,8 @@
 # accuracies (test_accuracy) and the average model's (average_model_accuracy), the bytes sent and
 # the messages per node per round.
 #
-# Usage: examples/train/experiments/time_varying.sh [path/to/decopt-train] [out.jsonl] [extra flags...]
+# Usage: [ALGORITHMS="dpsgd choco malcom"] examples/train/experiments/time_varying.sh [path/to/decopt-train] [out.jsonl] [extra flags...]
+# (e.g. extra flags --lr-schedule cosine: time_varying_cosine.jsonl)
 # Cost: 12 runs of 2 epochs (470 rounds on 8 nodes, 235 on 16), about 1-2 min of wall time each on
 # the shared 2-core machine.
 set -euo pipefail
@@ -18,7 +19,7 @@ OUT=${2:-examples/train/results/time_varying.jsonl}
 shift $(( $# > 2 ? 2 : $# ))
 : > "$OUT"
 for nodes in 8 16; do
-  for algorithm in dpsgd choco malcom; do
+  for algorithm in ${ALGORITHMS:-dpsgd choco malcom}; do
     for schedule in static one-peer-exp; do
       echo "== $nodes nodes, $algorithm, $schedule $*" >&2
       "$TRAIN" --nodes "$nodes" --algorithm "$algorithm" --topology exponential --schedule "$schedule" \
