@@ -30,6 +30,7 @@
 #include "train/async_run.hpp"
 #include "train/checkpoint.hpp"
 #include "train/config.hpp"
+#include "train/push_sum_flags.hpp"
 #include "train/support_log.hpp"
 
 namespace decopt::train {
@@ -127,6 +128,10 @@ struct RunResult {
   double dp_noise = 0;      ///< σ used (0 without differential privacy)
   double dp_epsilon = 0;    ///< ε of each node's (ε, δ) guarantee for the whole run
   std::vector<LostPeer> lost_nodes;  ///< nodes that stopped (--fail-node), with the optimizer round
+  /// --algorithm sgp (push_sum_run.hpp): bytes of one share message (8 + 4d), and the smallest and
+  /// largest push-sum weight w_i over the nodes at the end (0 and NaN for the other algorithms)
+  std::uint64_t push_sum_message_bytes = 0;
+  double push_sum_weight_min = std::nan(""), push_sum_weight_max = std::nan("");
 
   [[nodiscard]] const EvalRow& last() const { return rows.back(); }
   /// Messages posted by all nodes in rounds [first, end): Σ_t links_per_round[t mod period].
@@ -284,8 +289,12 @@ inline void check_lost_peer_flags(const TrainConfig& c) {
 /// not fit in memory (refused with the figure and the flags that make it large, not with a
 /// std::bad_alloc minutes later).
 inline void check_run(const TrainConfig& c) {
-  (void)make_topology(c);
-  check_schedule(c);
+  if (directed_topology(c)) {
+    (void)make_directed_graph(c);  // sgp (push_sum_flags.hpp): no undirected topology, no schedule
+  } else {
+    (void)make_topology(c);
+    check_schedule(c);
+  }
   check_checkpoint_flags(c);
   check_async(c);
   if (c.step_seconds > 0 && c.transport != "sim")

@@ -3,6 +3,7 @@
 // the train tests link it), so the 29 optimizer types and their drivers are compiled once, not in
 // every file that calls run_experiment.
 #include "train/experiment.hpp"
+#include "train/push_sum_run.hpp"
 
 #include <string>
 
@@ -129,6 +130,7 @@ RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, con
   options.local_steps = c.local_steps;
   options.seed = c.seed;
   const DitheredQuantizer quantizer{c.levels, c.norm == "l2" ? Norm::L2 : Norm::Linf, false, static_cast<std::size_t>(c.bucket)};
+  if (algorithm == "sgp") return run_push_sum(c, data, progress);  // push_sum_run.hpp: its own driver
   if (algorithm == "gt" || c.gradient_tracking) return run_gradient_tracking(c, algorithm, data, options, quantizer, progress);
   if (!c.compressor.empty() && c.compressor != "dithered") return run_other_compressor(c, algorithm, data, options, progress);
   if (time_varying(c)) return run_scheduled(c, algorithm, data, options, quantizer, progress);
