@@ -25,13 +25,26 @@ for nodes in 8 16; do
       --epochs 2 --seed 1 --quiet --json "$@" | tail -n 1 >> "$OUT"
   done
 done
-# One line per run: nodes, algorithm, graph, nodes' mean accuracy, average model's, MB, messages/node/round.
+# A table of the runs, then SGP's gap to D-PSGD on the undirected graph of the same kind (the
+# target: directed exponential against exponential within 1 point).
 python3 - "$OUT" <<'PY'
 import json, sys
-print(f"{'nodes':>5} {'algorithm':<6} {'graph':<26} {'mean acc':>8} {'avg acc':>8} {'MB sent':>10} {'msg/node/rd':>11} {'consensus':>10}")
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    print(f"{r['nodes']:>5} {r['algorithm']:<6} {r['topology']:<26} {r['test_accuracy']:>8.4f} "
-          f"{r['average_model_accuracy']:>8.4f} {r['total_bytes_sent'] / 1e6:>10.1f} "
-          f"{r['messages_per_node_per_round']:>11.3f} {r['consensus_distance']:>10.3g}")
+runs = [json.loads(line) for line in open(sys.argv[1])]
+columns = [("nodes", 5, "{}"), ("algorithm", 9, "{}"), ("topology", 26, "{}"), ("test_accuracy", 8, "{:.4f}"),
+           ("average_model_accuracy", 8, "{:.4f}"), ("total_bytes_sent", 10, "{:.1f}"),
+           ("messages_per_node_per_round", 11, "{:.3f}"), ("consensus_distance", 10, "{:.3g}")]
+titles = ["nodes", "algorithm", "graph", "mean acc", "avg acc", "MB sent", "msg/node/rd", "consensus"]
+print(" ".join(t.rjust(w) for t, (_, w, _) in zip(titles, columns)))
+for r in runs:
+    values = [r[k] / 1e6 if k == "total_bytes_sent" else r[k] for k, _, _ in columns]
+    print(" ".join(f.format(v).rjust(w) for v, (_, w, f) in zip(values, columns)))
+by = {(r["nodes"], r["algorithm"], r["topology"].split("(")[0]): r for r in runs}
+for n in sorted({r["nodes"] for r in runs}):
+    for directed, undirected in (("directed-exponential", "exponential"), ("directed-ring", "ring")):
+        s, d = by.get((n, "sgp", directed)), by.get((n, "dpsgd", undirected))
+        if s and d:
+            print(f"n = {n}: SGP on {directed} - D-PSGD on {undirected}: "
+                  f"{100 * (s['test_accuracy'] - d['test_accuracy']):+.2f} points (nodes' mean), "
+                  f"{100 * (s['average_model_accuracy'] - d['average_model_accuracy']):+.2f} (average model), "
+                  f"{100 * s['total_bytes_sent'] / d['total_bytes_sent']:.0f}% of the bytes")
 PY
