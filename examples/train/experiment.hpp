@@ -716,7 +716,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
 
 }  // namespace detail
 
-/// Runs `algorithm` (malcom | choco | dpsgd) with the config's step policy, coder
+/// Runs `algorithm` (malcom | choco | dpsgd | gt | sgp) with the config's step policy, coder
 /// (TrainConfig::coder_of), --compressor and --schedule. Defined in train/run_experiment.cpp, compiled once
 /// into the library decopt_train_runs: it instantiates every optimizer decopt-train can run (26
 /// types, each with the whole driver of run_with), which the program and the tests used to

@@ -119,7 +119,7 @@ RunResult run_async(const TrainConfig& c, const std::string& algorithm, const Tr
 /// with RawCoder only (check_coder refuses the others), each for both steps — 14 optimizers; one per
 /// --compressor other than dithered (run_other_compressor) — 9 more; over --schedule one per
 /// algorithm (run_scheduled) — 3 more; gradient tracking (run_gradient_tracking) — 3 more; and with
-/// --step async one per algorithm (run_async) — 3 more.
+/// --step async one per algorithm (run_async) — 3 more. sgp has a driver of its own (run_push_sum).
 /// @throws ConfigError for an unknown algorithm, coder or compressor, or elias/vsc with dpsgd.
 RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, const TrainingData& data,
                          const ProgressFn& progress) {
