@@ -24,7 +24,7 @@ inline constexpr long kEvalSubset = 2000;
 
 /// Everything one decopt-train invocation does. Flags and JSON fields are part of decopt's contract.
 struct TrainConfig {
-  std::string algorithm = "malcom";  ///< malcom | choco | dpsgd | gt (gradient tracking: DIGing)
+  std::string algorithm = "malcom";  ///< malcom | choco | dpsgd | gt (gradient tracking: DIGing) | sgp (push-sum)
   /// --gradient-tracking: malcom and choco run compressed gradient tracking (BEER, GradientTracking)
   /// over their dithered pipeline instead of CHOCO's step (run_experiment.cpp, run_gradient_tracking)
   bool gradient_tracking = false;
@@ -37,7 +37,7 @@ struct TrainConfig {
   double slow_reference_ms = 0;      ///< --slow-reference-ms T: its round takes F·T (0: F times its own compute)
   int local_steps = 1;
   int nodes = 8;
-  std::string topology = "ring";
+  std::string topology = "ring";  ///< also directed-ring | directed-exponential, for sgp only (push_sum_flags.hpp)
   /// static (W = --topology every round) | one-peer-exp | random-matchings: a TopologySchedule,
   /// gossip over per-edge copies with the round's neighbours only (ScheduledSyncStep)
   std::string schedule = "static";
@@ -110,7 +110,7 @@ struct TrainConfig {
   /// uncompressed and refuses --compressor, run_experiment.cpp); for malcom and choco --compressor,
   /// else dithered.
   [[nodiscard]] std::string compressor_of(const std::string& run_algorithm) const {
-    if (run_algorithm == "dpsgd" || run_algorithm == "gt") return "identity";
+    if (run_algorithm == "dpsgd" || run_algorithm == "gt" || run_algorithm == "sgp") return "identity";
     return compressor.empty() ? "dithered" : compressor;
   }
 
@@ -125,7 +125,7 @@ struct TrainConfig {
     if (policy != "identity" && policy != "dithered")
       return policy == "natural" || policy == "topk" || policy == "randtopk" || policy == "sign" ? "vsc" : "raw";
     if (!coder.empty()) return coder;
-    return run_algorithm == "malcom" ? "vsc" : "raw";  // gt, like dpsgd, sends raw float32
+    return run_algorithm == "malcom" ? "vsc" : "raw";  // gt and sgp, like dpsgd, send raw float32
   }
 
   /// Test images of an intermediate evaluation (0 = the whole test set): --eval-samples, else
@@ -142,6 +142,13 @@ struct TrainConfig {
     return link;
   }
 };
+
+/// Round `round`'s learning rate in a run of `total_rounds` rounds: --lr, or under --lr-schedule
+/// cosine schedule::Cosine{total_rounds, --lr-min}'s (> 0 for every round < total_rounds).
+[[nodiscard]] inline double learning_rate_at(const TrainConfig& c, long round, long total_rounds) {
+  if (c.lr_schedule == "constant") return c.lr;
+  return schedule::Cosine{total_rounds, c.lr_min}.lr(round, c.lr);
+}
 
 /// Whether the run follows a time-varying TopologySchedule (--schedule other than static).
 [[nodiscard]] inline bool time_varying(const TrainConfig& c) { return c.schedule != "static"; }
@@ -171,10 +178,11 @@ inline constexpr const char* compressor_help =
 inline void add_flags(CLI::App& app, TrainConfig& c) {
   using examples::flags::Interval;
   namespace flags = examples::flags;
-  const std::vector<std::string> algorithms{"malcom", "choco", "dpsgd", "gt"};
+  const std::vector<std::string> algorithms{"malcom", "choco", "dpsgd", "gt", "sgp"};
   app.add_option("--algorithm", c.algorithm,
                  "malcom (dithered + vector source coding + l1 prox), choco, dpsgd, gt (gradient tracking, DIGing: "
-                 "the identity compressor, gamma 1, a model and a tracker per message)")
+                 "the identity compressor, gamma 1, a model and a tracker per message), sgp (Stochastic Gradient Push: "
+                 "push-sum on --topology directed-ring or directed-exponential, float32 shares to out-neighbours)")
       ->check(CLI::IsMember(algorithms));
   app.add_flag("--gradient-tracking", c.gradient_tracking,
                "malcom and choco: compressed gradient tracking (BEER: error memory on the model and the tracker) "
@@ -209,8 +217,11 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
       ->check(flags::real(Interval::closed(0, 1e6)));
   app.add_option("--local-steps", c.local_steps, "local SGD steps per round")->check(flags::integer(1, 1'000'000));
   app.add_option("--nodes", c.nodes, "number of nodes")->check(flags::integer(1, 4096));
-  app.add_option("--topology", c.topology, "ring|torus|complete|star|hypercube|exponential|erdos-renyi")
-      ->check(CLI::IsMember({"ring", "torus", "complete", "star", "hypercube", "exponential", "erdos-renyi"}));
+  app.add_option("--topology", c.topology,
+                 "ring|torus|complete|star|hypercube|exponential|erdos-renyi, or for --algorithm sgp only the directed "
+                 "directed-ring (i -> i+1) | directed-exponential (i -> i + 2^k)")
+      ->check(CLI::IsMember({"ring", "torus", "complete", "star", "hypercube", "exponential", "erdos-renyi",
+                             "directed-ring", "directed-exponential"}));
   app.add_option("--schedule", c.schedule,
                  "static (--topology every round), one-peer-exp (one-peer exponential graph: one neighbour per round, "
                  "power-of-two --nodes), random-matchings (seeded random matchings, --schedule-period of them): "
@@ -331,9 +342,11 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
 /// @throws CLI::ValidationError "--coder: elias does not apply to dpsgd ..."
 inline void check_coder(const TrainConfig& c) {
   for (const auto& algorithm : c.algorithms())
-    if ((algorithm == "dpsgd" || algorithm == "gt") && c.coder_of(algorithm) != "raw")
+    if ((algorithm == "dpsgd" || algorithm == "gt" || algorithm == "sgp") && c.coder_of(algorithm) != "raw")
       throw CLI::ValidationError("--coder", c.coder + " does not apply to " + algorithm + ": " +
-                                            (algorithm == "gt" ? "gradient tracking (DIGing)" : "D-PSGD") +
+                                            (algorithm == "gt"    ? "gradient tracking (DIGing)"
+                                             : algorithm == "sgp" ? "Stochastic Gradient Push"
+                                                                  : "D-PSGD") +
                                             " sends its values as raw float32 "
                                             "(the identity compressor has no levels to code); use --coder raw or leave it out");
 }

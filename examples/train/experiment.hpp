@@ -30,6 +30,7 @@
 #include "train/async_run.hpp"
 #include "train/checkpoint.hpp"
 #include "train/config.hpp"
+#include "train/push_sum_flags.hpp"
 #include "train/support_log.hpp"
 
 namespace decopt::train {
@@ -127,6 +128,10 @@ struct RunResult {
   double dp_noise = 0;      ///< σ used (0 without differential privacy)
   double dp_epsilon = 0;    ///< ε of each node's (ε, δ) guarantee for the whole run
   std::vector<LostPeer> lost_nodes;  ///< nodes that stopped (--fail-node), with the optimizer round
+  /// --algorithm sgp (push_sum_run.hpp): bytes of one share message (8 + 4d), and the smallest and
+  /// largest push-sum weight w_i over the nodes at the end (0 and NaN for the other algorithms)
+  std::uint64_t push_sum_message_bytes = 0;
+  double push_sum_weight_min = std::nan(""), push_sum_weight_max = std::nan("");
 
   [[nodiscard]] const EvalRow& last() const { return rows.back(); }
   /// Messages posted by all nodes in rounds [first, end): Σ_t links_per_round[t mod period].
@@ -295,8 +300,12 @@ inline void check_lr_schedule(const TrainConfig& c) {
 /// not fit in memory (refused with the figure and the flags that make it large, not with a
 /// std::bad_alloc minutes later).
 inline void check_run(const TrainConfig& c) {
-  (void)make_topology(c);
-  check_schedule(c);
+  if (directed_topology(c)) {
+    (void)make_directed_graph(c);  // sgp (push_sum_flags.hpp): no undirected topology, no schedule
+  } else {
+    (void)make_topology(c);
+    check_schedule(c);
+  }
   check_checkpoint_flags(c);
   check_async(c);
   if (c.step_seconds > 0 && c.transport != "sim")
@@ -525,10 +534,8 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   // --lambda-warmup / --lambda-ramp: the prox step is lr_t·lambda_factor, a shrinkage of
   // lambda_factor·lr_t·λ (without them the optimizer's own, lr_t).
   const bool lambda_scheduled = c.lambda_warmup > 0 || c.lambda_ramp > 0;
-  const std::optional<decopt::schedule::Cosine> cosine =
-      c.lr_schedule == "cosine" ? std::optional(decopt::schedule::Cosine{total_rounds, c.lr_min}) : std::nullopt;
   auto schedule_round = [&](auto& node, long round) {
-    if (cosine) node.set_learning_rate(cosine->lr(round, c.lr));
+    if (c.lr_schedule != "constant") node.set_learning_rate(learning_rate_at(c, round, total_rounds));
     if (lambda_scheduled) node.set_prox_step(node.options().lr * lambda_factor(c, round, rounds_per_epoch));
   };
   auto next_eval = [&](long round) { return std::min(total_rounds, (round / eval_every + 1) * eval_every); };
@@ -724,7 +731,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
 
 }  // namespace detail
 
-/// Runs `algorithm` (malcom | choco | dpsgd) with the config's step policy, coder
+/// Runs `algorithm` (malcom | choco | dpsgd | gt | sgp) with the config's step policy, coder
 /// (TrainConfig::coder_of), --compressor and --schedule. Defined in train/run_experiment.cpp, compiled once
 /// into the library decopt_train_runs: it instantiates every optimizer decopt-train can run (26
 /// types, each with the whole driver of run_with), which the program and the tests used to

@@ -10,6 +10,7 @@
 
 #include "train/config.hpp"
 #include "train/experiment.hpp"
+#include "train/push_sum_flags.hpp"
 #include "train/report.hpp"
 
 #ifdef DECOPT_TRAIN_WITH_MPI
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
     config.support_patience_given = app.count("--support-patience") > 0;
     check_coder(config);  // a flag combination that means nothing is a usage error too
+    check_push_sum_flags(app, config);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {

@@ -134,6 +134,12 @@ inline std::string json_summary(const TrainConfig& c, const RunResult& r) {
     if (r.algorithm == "malcom") o << ",\"support_coding\":false,\"prox\":\"none\"";
   }
   if (c.lr_schedule != "constant") o << ",\"lr_schedule\":\"" << c.lr_schedule << "\",\"lr_min\":" << json_number(c.lr_min);
+  // SGP: a directed graph, one share of 8 + 4d bytes per out-neighbour, and the push-sum weights
+  // w_i it de-biases by (1 on a regular graph, up to rounding).
+  if (r.push_sum_message_bytes > 0)
+    o << ",\"directed\":true,\"message_bytes\":" << r.push_sum_message_bytes
+      << ",\"push_sum_weight_min\":" << json_number(r.push_sum_weight_min)
+      << ",\"push_sum_weight_max\":" << json_number(r.push_sum_weight_max);
   o << ",\"test_accuracy\":" << last.test_accuracy
     << ",\"test_loss\":" << last.test_loss;
   if (std::isfinite(r.average_model_accuracy)) o << ",\"average_model_accuracy\":" << r.average_model_accuracy;

@@ -3,6 +3,7 @@
 // the train tests link it), so the 29 optimizer types and their drivers are compiled once, not in
 // every file that calls run_experiment.
 #include "train/experiment.hpp"
+#include "train/push_sum_run.hpp"
 
 #include <string>
 
@@ -118,7 +119,7 @@ RunResult run_async(const TrainConfig& c, const std::string& algorithm, const Tr
 /// with RawCoder only (check_coder refuses the others), each for both steps — 14 optimizers; one per
 /// --compressor other than dithered (run_other_compressor) — 9 more; over --schedule one per
 /// algorithm (run_scheduled) — 3 more; gradient tracking (run_gradient_tracking) — 3 more; and with
-/// --step async one per algorithm (run_async) — 3 more.
+/// --step async one per algorithm (run_async) — 3 more. sgp has a driver of its own (run_push_sum).
 /// @throws ConfigError for an unknown algorithm, coder or compressor, or elias/vsc with dpsgd.
 RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, const TrainingData& data,
                          const ProgressFn& progress) {
@@ -129,6 +130,7 @@ RunResult run_experiment(const TrainConfig& c, const std::string& algorithm, con
   options.local_steps = c.local_steps;
   options.seed = c.seed;
   const DitheredQuantizer quantizer{c.levels, c.norm == "l2" ? Norm::L2 : Norm::Linf, false, static_cast<std::size_t>(c.bucket)};
+  if (algorithm == "sgp") return run_push_sum(c, data, progress);  // push_sum_run.hpp: its own driver
   if (algorithm == "gt" || c.gradient_tracking) return run_gradient_tracking(c, algorithm, data, options, quantizer, progress);
   if (!c.compressor.empty() && c.compressor != "dithered") return run_other_compressor(c, algorithm, data, options, progress);
   if (time_varying(c)) return run_scheduled(c, algorithm, data, options, quantizer, progress);

@@ -98,6 +98,17 @@ class StochasticGradientPush {
                                                 std::to_string(rank_) + " is not finite at " + std::to_string(k));
   }
 
+  /// Changes η from the next round on (a learning-rate schedule, e.g. decopt-train --lr-schedule);
+  /// checkpoints record the current η.
+  /// @throws ConfigError for an lr PushSumOptions::validate refuses, or inside a round (nothing changes)
+  void set_learning_rate(double lr) {
+    detail::require(!open_, "StochasticGradientPush: set_learning_rate inside a round (node " + std::to_string(rank_) + ")");
+    PushSumOptions next = options_;
+    next.lr = lr;
+    next.validate();
+    options_ = next;
+  }
+
   /// One round: begin_round then finish_round (a node in a thread or process of its own).
   template <GradientFunction Grad>
   RoundStats step(Grad&& grad) {
