@@ -99,6 +99,7 @@ struct TrainConfig {
   int fail_node = -1;                 ///< --fail-node: inject a lost peer (-1: none)
   long fail_round = -1;               ///< --fail-round: the round at which it stops
   std::string on_lost_peer = "fail";  ///< --on-lost-peer fail | drop
+  long rejoin_round = -1;             ///< --rejoin-round: --fail-node comes back (pulls a neighbour's model)
   bool json = false;
   bool quiet = false;
   DpSettings dp;  ///< --dp-clip, --dp-noise, --dp-epsilon, --clipping
@@ -330,6 +331,10 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
                  "fail: a neighbour that stops answering ends the run naming rank and round; drop: the survivors remove it, "
                  "recompute Metropolis-Hastings weights, repair their neighbour sums and go on")
       ->check(CLI::IsMember({"fail", "drop"}));
+  app.add_option("--rejoin-round", c.rejoin_round,
+                 "--fail-node rejoins: its neighbours see it at this round (after --fail-round; needs --on-lost-peer "
+                 "drop), it pulls a neighbour's model and mixes again two rounds later")
+      ->check(flags::integer(0, kMaxRounds));
   app.add_flag("--json", c.json, "print a JSON summary as the last line of stdout");
   app.add_flag("--quiet", c.quiet, "no progress bar or table");
   add_dp_flags(app, c.dp);
@@ -349,6 +354,16 @@ inline void check_coder(const TrainConfig& c) {
                                                                   : "D-PSGD") +
                                             " sends its values as raw float32 "
                                             "(the identity compressor has no levels to code); use --coder raw or leave it out");
+}
+
+/// --rejoin-round needs --fail-node, --on-lost-peer drop and a round after --fail-round (usage errors).
+inline void check_rejoin(const TrainConfig& c) {
+  if (c.rejoin_round < 0) return;
+  if (c.fail_node < 0 || c.on_lost_peer != "drop")
+    throw CLI::ValidationError("--rejoin-round", "needs --fail-node, --fail-round and --on-lost-peer drop");
+  if (c.rejoin_round <= c.fail_round)
+    throw CLI::ValidationError("--rejoin-round", std::to_string(c.rejoin_round) + " is not after --fail-round " +
+                                                     std::to_string(c.fail_round));
 }
 
 /// The --topology graph on --nodes nodes; ConfigError when the node count does not fit it.

@@ -470,18 +470,32 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
   const LostPeerPolicy lost_peer_policy = c.on_lost_peer == "drop" ? LostPeerPolicy::drop : LostPeerPolicy::fail;
   std::vector<NodeFailure> failures;
   if (c.fail_node >= 0) failures.push_back({c.fail_node, options.exchange_of_round(c.fail_round)});
-  // Every survivor's log of the peers it dropped, and the run's lost nodes, in optimizer rounds.
-  auto report_lost = [&](auto&& node_at, auto&& stopped_at) {
+  std::vector<NodeRejoin> rejoins;  // --rejoin-round: back at exchange R2 + 2, which must be a round's
+  if (c.rejoin_round >= 0) {
+    rejoins.push_back({c.fail_node, options.exchange_of_round(c.rejoin_round)});
+    const long back = rejoins.back().round + kRepairDelay;
+    decopt::detail::require(options.exchange_of_round(options.round_of_exchange(back)) == back,
+                            "--rejoin-round " + std::to_string(c.rejoin_round) +
+                                ": the node would mix again at a resynchronisation's exchange; move it by one round");
+  }
+  // Every survivor's log of the peers it dropped and took back, and the run's lost nodes, in
+  // optimizer rounds. lost_of(i): node i's stop and rejoin in transport rounds, or node -1.
+  auto report_lost = [&](auto&& node_at, auto&& lost_of) {
     for (int i = 0; i < n; ++i) {
-      const long stopped = stopped_at(i);
-      if (stopped >= 0) {
-        result.lost_nodes.push_back({i, options.round_of_exchange(stopped)});
+      const LostPeer lost = lost_of(i);
+      if (lost.node >= 0) {
+        result.lost_nodes.push_back({i, options.round_of_exchange(lost.round),
+                                     lost.rejoin_round < 0 ? -1 : options.round_of_exchange(lost.rejoin_round)});
         continue;
       }
       if constexpr (requires { node_at(i).lost_peers(); })
-        for (const LostPeer& p : node_at(i).lost_peers())
+        for (const LostPeer& p : node_at(i).lost_peers()) {
           std::fprintf(stderr, "decopt-train: node %d dropped lost peer %d (missed at round %ld)\n", i, p.node,
                        options.round_of_exchange(p.round));
+          if (p.rejoin_round >= 0)
+            std::fprintf(stderr, "decopt-train: node %d took back peer %d (rejoined at round %ld)\n", i, p.node,
+                         options.round_of_exchange(p.rejoin_round));
+        }
     }
   };
   // A node's optimizer over `graph` (and the MLP's layout, when asked for: not over a schedule,
@@ -590,7 +604,7 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     if (c.step_seconds > 0) link.declared_compute = &declared;
     Simulation<Optimizer> sim(graph, spans,
                               {.options = options, .compressor = compressor, .prox = prox, .link = link, .layout = layout,
-                               .on_lost_peer = lost_peer_policy, .failures = failures});
+                               .on_lost_peer = lost_peer_policy, .failures = failures, .rejoins = rejoins});
     auto node_at = [&](int i) -> Optimizer& { return sim.node(i); };
     auto grad = [&](int i, std::span<const float> x, std::span<float> g) {
       if (c.step_seconds > 0) declared.charge(i, c.step_seconds * (i == c.slow_node ? c.slow_factor : 1.0));
@@ -618,13 +632,15 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     result.sent_sparsity = sent_sparsity(n, static_cast<std::size_t>(d), node_at);
     report_lost(node_at, [&](int i) {
       for (const LostPeer& p : sim.lost_nodes())
-        if (p.node == i) return p.round;
-      return -1L;
+        if (p.node == i) return p;
+      return LostPeer{-1, -1, -1};
     });
   } else if (c.transport == "threads") {
     ThreadNetwork network(network_graph, c.link_model(), std::chrono::milliseconds(static_cast<long>(c.timeout_s * 1000)));
     network.set_lost_peer_policy(lost_peer_policy);
     for (const NodeFailure& f : failures) network.inject_failure(f);
+    for (const NodeRejoin& j : rejoins) network.inject_rejoin(j);
+    std::vector<char> rejoined(static_cast<std::size_t>(n), 0);
     std::vector<Optimizer> nodes;
     nodes.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) nodes.push_back(make_node(spans[static_cast<std::size_t>(i)], network.endpoint(i)));
@@ -635,18 +651,39 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
       const long segment_end = next_stop(t);
       network.run([&](int r) {
         node_loss[static_cast<std::size_t>(r)] = 0;
-        if (network.stopped_at(r) >= 0) return;  // an injected failure ended this node
         auto& node = nodes[static_cast<std::size_t>(r)];
+        // --rejoin-round: a stopped node comes back in the segment whose rounds reach its rejoin's boundary
+        auto rejoin_here = [&] {
+          if constexpr (requires { node.rejoin_round(); node.rejoin(); }) {
+            const long back = node.rejoin_round();
+            if (back <= t || back > segment_end) return false;
+            node.rejoin();
+            rejoined[static_cast<std::size_t>(r)] = 1;
+            return true;
+          } else {
+            return false;  // gradient tracking: no lost-peer repair (check_lost_peer_flags)
+          }
+        };
+        if (network.stopped_at(r) >= 0 && !rejoined[static_cast<std::size_t>(r)] && !rejoin_here()) return;  // stopped
         auto& worker = workers[static_cast<std::size_t>(r)];
         SlowDevice& device = devices[static_cast<std::size_t>(r)];
         double sum = 0;
-        for (long s = t; s < segment_end; ++s) {
-          schedule_round(node, s);
-          sum += device.step(node, [&](std::span<const float> x, std::span<float> g) { return worker.gradient(data.train, x, g); }).loss;
+        auto run_to_segment_end = [&] {
+          for (long s = node.round(); s < segment_end; ++s) {
+            schedule_round(node, s);
+            sum += device.step(node, [&](std::span<const float> x, std::span<float> g) { return worker.gradient(data.train, x, g); }).loss;
+          }
+        };
+        try {
+          run_to_segment_end();
+        } catch (const NodeCrashed&) {  // its injected failure; it may come back in this same segment
+          if (!rejoin_here()) throw;
+          run_to_segment_end();
         }
         node_loss[static_cast<std::size_t>(r)] = sum;
       });
-      for (int i = 0; i < n; ++i) alive[static_cast<std::size_t>(i)] = network.stopped_at(i) < 0;
+      for (int i = 0; i < n; ++i)
+        alive[static_cast<std::size_t>(i)] = network.stopped_at(i) < 0 || rejoined[static_cast<std::size_t>(i)];
       for (double l : node_loss) loss_sum += l / n;
       loss_count += segment_end - t;
       std::uint64_t bytes = 0;
@@ -657,7 +694,11 @@ RunResult run_with(const TrainConfig& c, const std::string& algorithm, const Tra
     }
     for (const auto& node : nodes) result.wait_seconds += node.totals().wait_seconds;
     result.sent_sparsity = sent_sparsity(n, static_cast<std::size_t>(d), node_at);
-    report_lost(node_at, [&](int i) { return network.stopped_at(i); });
+    report_lost(node_at, [&](int i) {
+      const long stopped = network.stopped_at(i);
+      return stopped < 0 ? LostPeer{-1, -1, -1}
+                         : LostPeer{i, stopped, rejoined[static_cast<std::size_t>(i)] ? network.rejoin_round(i) : -1};
+    });
     result.slow_compute_ratio = slow_compute_ratio(c, devices, std::vector<long>(static_cast<std::size_t>(n), total_rounds));
   } else if (c.transport == "mpi") {
 #ifdef DECOPT_TRAIN_WITH_MPI

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
     config.support_patience_given = app.count("--support-patience") > 0;
     check_coder(config);  // a flag combination that means nothing is a usage error too
     check_push_sum_flags(app, config);
+    check_rejoin(config);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {

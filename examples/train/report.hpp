@@ -107,11 +107,15 @@ inline std::string hex64(std::uint64_t v) {
 }
 
 /// The JSON summary object of one run (one line). Field names are part of decopt's contract.
-/// ,"lost_nodes":[{"node":N,"round":R},…]: the nodes that stopped (--fail-node) and when.
+/// ,"lost_nodes":[{"node":N,"round":R},…]: the nodes that stopped (--fail-node) and when; a node
+/// that came back (--rejoin-round) adds "rejoined_round".
 inline std::string lost_nodes_json(const std::vector<LostPeer>& lost) {
   std::string text = ",\"lost_nodes\":[";
-  for (std::size_t k = 0; k < lost.size(); ++k)
-    text += (k ? ",{\"node\":" : "{\"node\":") + std::to_string(lost[k].node) + ",\"round\":" + std::to_string(lost[k].round) + "}";
+  for (std::size_t k = 0; k < lost.size(); ++k) {
+    text += (k ? ",{\"node\":" : "{\"node\":") + std::to_string(lost[k].node) + ",\"round\":" + std::to_string(lost[k].round);
+    if (lost[k].rejoin_round >= 0) text += ",\"rejoined_round\":" + std::to_string(lost[k].rejoin_round);
+    text += "}";
+  }
   return text + "]";
 }
 

@@ -222,3 +222,78 @@ TEST_CASE("ThreadNetwork: a hung node dropped after the timeout that wakes up is
   REQUIRE(net.stopped_at(0) == 0);
   REQUIRE(net.endpoint(1).lost_peers().front() == LostPeer{0, 0});
 }
+
+TEST_CASE("SimulatedNetwork: a rejoin is seen by the neighbours at R2, two hops away at R2 + 1, and the node is back at R2 + 2",
+          "[transport][lost][rejoin]") {
+  // ring(6): node 2 stops at round 1 and rejoins at round 3; it posts again from round 5.
+  SimulatedNetwork net(Topology::ring(6));
+  net.set_lost_peer_policy(LostPeerPolicy::drop);
+  net.inject_failure({2, 1});
+  net.inject_rejoin({2, 3});
+  REQUIRE(net.rejoin_round(2) == 3);
+  std::vector<std::vector<std::byte>> out(6);
+  std::vector<std::span<const std::byte>> inbox;
+  for (long round = 0; round < 7; ++round) {
+    if (round == 5) net.endpoint(2).rejoin(5);  // its handshake, before its first post
+    for (int r = 0; r < 6; ++r) {
+      out[static_cast<std::size_t>(r)] = message_of(r, round);
+      if (r == 2 && round >= 1 && round < 5) {
+        REQUIRE_THROWS_AS(net.endpoint(r).post(round, out[2]), NodeCrashed);
+        continue;
+      }
+      net.endpoint(r).post(round, out[static_cast<std::size_t>(r)]);
+    }
+    for (int r = 0; r < 6; ++r) {
+      if (r == 2 && round >= 1 && round < 5) continue;
+      net.endpoint(r).collect(round, inbox);
+      const auto ranks = net.endpoint(r).neighbor_ranks();
+      for (std::size_t k = 0; k < ranks.size(); ++k) {
+        const bool out_of_it = ranks[k] == 2 && round >= 1 && round < 5;
+        REQUIRE(inbox[k].empty() == out_of_it);
+        if (!out_of_it) REQUIRE(inbox[k][0] == static_cast<std::byte>(ranks[k]));
+      }
+    }
+    auto entry = [&](int r) {
+      for (const LostPeer& p : net.endpoint(r).lost_peers())
+        if (p.node == 2) return p;
+      return LostPeer{-1, -1, -1};
+    };
+    for (int r : {1, 3}) CHECK(entry(r).rejoin_round == (round >= 3 ? 3 : -1));  // seen at R2
+    for (int r : {0, 4}) CHECK(entry(r).rejoin_round == (round >= 4 ? 3 : -1));  // two hops: R2 + 1
+    if (round >= 5) REQUIRE(entry(1) == LostPeer{2, 1, 3});
+  }
+  REQUIRE(net.stopped_at(2) == 1);
+}
+
+TEST_CASE("ThreadNetwork: a rejoined node's stale messages are dropped and it exchanges again from R2 + 2",
+          "[transport][lost][rejoin]") {
+  ThreadNetwork net(Topology::ring(4));
+  net.set_lost_peer_policy(LostPeerPolicy::drop);
+  net.inject_failure({1, 2});
+  net.inject_rejoin({1, 4});
+  std::vector<std::vector<long>> empties(4);
+  net.run([&](int r) {
+    std::vector<std::span<const std::byte>> inbox;
+    std::vector<std::byte> message;
+    for (long round = 0; round < 9; ++round) {
+      message = message_of(r, round);
+      try {
+        net.endpoint(r).post(round, message);
+      } catch (const NodeCrashed&) {
+        round = 6;  // back at exchange 4 + 2 = 6
+        net.endpoint(r).rejoin(round);
+        message = message_of(r, round);
+        net.endpoint(r).post(round, message);
+      }
+      net.endpoint(r).collect(round, inbox);
+      for (const auto& m : inbox)
+        if (m.empty()) empties[static_cast<std::size_t>(r)].push_back(round);
+        else if (m[1] != static_cast<std::byte>(round)) empties[static_cast<std::size_t>(r)].push_back(-100 - round);
+    }
+  });
+  REQUIRE(empties[0] == std::vector<long>{2, 3, 4, 5});
+  REQUIRE(empties[2] == std::vector<long>{2, 3, 4, 5});
+  REQUIRE(empties[1].empty());
+  REQUIRE(empties[3].empty());
+  REQUIRE(net.endpoint(0).lost_peers().front() == LostPeer{1, 2, 4});
+}

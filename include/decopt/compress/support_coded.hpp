@@ -394,6 +394,29 @@ class SupportCoded {
     inner_ = std::move(inner);
   }
 
+  // ---- a lost node's rejoin (decopt/optimizer/rejoin.hpp) ----
+
+  /// This node restarts with a new x̂ sent raw: its support is full again (any x̂ is 0 off it) and
+  /// its patience counters start over.
+  void restart_support() {
+    support_ = detail::Bitmap::full(d_);
+    zero_rounds_.assign(d_, 0);
+  }
+  /// Neighbour `slot` restarted (restart_support): its support is full again here too.
+  void restart_neighbor_support(std::size_t slot) {
+    detail::require(slot < neighbor_support_.size(), "SupportCoded: no neighbour slot " + std::to_string(slot));
+    neighbor_support_[slot] = detail::Bitmap::full(d_);
+  }
+  /// Appends this node's announced support, for a neighbour that rejoins and must decode it.
+  void put_support(std::vector<std::byte>& out) const { put_words(out, support_); }
+  /// Reads a neighbour's put_support into slot `slot`. @throws DecodeError for malformed bytes
+  void take_neighbor_support(std::size_t slot, ByteReader& in) {
+    detail::require(slot < neighbor_support_.size(), "SupportCoded: no neighbour slot " + std::to_string(slot));
+    detail::Bitmap support(d_);
+    get_words(in, support);
+    neighbor_support_[slot] = std::move(support);
+  }
+
   /// This node's announced support (the coordinates its neighbours consider live).
   [[nodiscard]] const detail::Bitmap& support() const noexcept { return support_; }
   /// What the last encode_model sent.

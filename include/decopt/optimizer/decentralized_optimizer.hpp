@@ -62,6 +62,7 @@
 #include "decopt/optimizer/local_update.hpp"
 #include "decopt/optimizer/lost_peer_repair.hpp"
 #include "decopt/optimizer/options.hpp"
+#include "decopt/optimizer/rejoin.hpp"
 #include "decopt/optimizer/residual_coding.hpp"
 #include "decopt/optimizer/steps.hpp"
 #include "decopt/parameters/layout.hpp"
@@ -474,34 +475,54 @@ class DecentralizedOptimizer {
   }
 
   // ---- lost peers (LostPeerPolicy::drop; decopt/optimizer/lost_peer_repair.hpp) ----
-  // At the first boundary after a loss has reached every node it concerns, the node switches to
-  // Metropolis–Hastings weights on the remaining graph and repairs s over the edges that changed.
-  // step() runs it by itself; a lockstep driver calls begin_repair() on every node whose
-  // repair_due(), then finish_repair() on the same nodes.
+  // At the first boundary after a loss or a rejoin has reached every node it concerns, the node
+  // switches to Metropolis–Hastings weights on the graph without the nodes still lost and repairs
+  // s over the edges that changed. step() runs it by itself; a lockstep driver calls begin_repair()
+  // on every node whose repair_due(), then finish_repair() on the same nodes. A node that an
+  // injected failure stopped and that has a rejoin (NodeRejoin) comes back through the same two
+  // calls, made at its rejoin's boundary (Simulation) or by rejoin() on its own thread: it pulls a
+  // neighbour's model and mixes again from rejoin_round() on.
 
-  /// Whether a lost peer's repair is due before the next round.
+  /// Whether a repair is due before the next round: a loss or a rejoin to apply — or, for a node
+  /// stopped by its injected failure, its own rejoin, if it has one.
   [[nodiscard]] bool repair_due() const {
-    return lost_peers_ && !repair_plan_ && lost_peers_->due(transport_.lost_peers(), exchange_);
+    if (!lost_peers_ || repair_plan_ || rejoin_) return false;
+    if (crashed_) return rejoin_exchange() >= 0;
+    return lost_peers_->due(transport_.lost_peers(), exchange_);
   }
 
-  /// Computes W' and posts x̂ uncompressed to the neighbours whose edge the repair touches.
-  /// @throws Error (poisoning the node) when the remaining graph is disconnected
+  /// Computes W' and posts x̂ uncompressed to the neighbours whose edge the repair touches (to a
+  /// neighbour that comes back: x̂ and x, its pull message). On a rejoining node: pulls the model of
+  /// its lowest-ranked running neighbour and posts its new x̂ to every running neighbour.
+  /// @throws Error (poisoning the node) when the remaining graph is disconnected; ConfigError for
+  ///         a rejoin with a compressor that cannot rejoin (rejoin.hpp) or at a resynchronisation
   void begin_repair() {
-    require_consistent();
+    if (!crashed_) require_consistent();
     detail::require(repair_due(), "begin_repair called when no lost-peer repair is due (node " + std::to_string(rank_) + ")");
+    if (crashed_) return begin_rejoin();
     poison_on_exception(resync_phase(), [&] {
       repair_plan_.emplace(lost_peers_->plan(transport_.lost_peers(), exchange_));
       if (repair_plan_->peers.empty()) return;
       auto& message = next_message_buffer();
       put_resync_message(message);
-      for (int peer : repair_plan_->peers) transport_.post_to(exchange_, peer, message);
-      totals_.bytes_sent += message.size() * repair_plan_->peers.size();
-      totals_.resync_bytes_sent += message.size() * repair_plan_->peers.size();
+      std::vector<std::byte>* pull = nullptr;  // the other buffer: x̂ and x for a neighbour coming back
+      for (int peer : repair_plan_->peers) {
+        if (repair_plan_->brings_back(peer) && pull == nullptr) {
+          require_rejoinable();
+          pull = &next_message_buffer();
+          detail::put_pull_message(compressor_, round_, last_resync_, public_copy_, x_, *pull);
+        }
+        const auto& bytes = repair_plan_->brings_back(peer) ? *pull : message;
+        transport_.post_to(exchange_, peer, bytes);
+        totals_.bytes_sent += bytes.size();
+        totals_.resync_bytes_sent += bytes.size();
+      }
     });
   }
 
   /// Collects the peers' x̂ and makes s = w'_ii x̂_i + Σ_j w'_ij x̂_j hold for the new weights.
   void finish_repair() {
+    if (rejoin_) return finish_rejoin();
     require_consistent();
     detail::require(repair_plan_.has_value(), "finish_repair called before begin_repair (node " + std::to_string(rank_) + ")");
     poison_on_exception(resync_phase(), [&] { collect_and_repair_neighbor_sum(*repair_plan_); });
@@ -509,8 +530,36 @@ class DecentralizedOptimizer {
     repair_plan_.reset();
   }
 
+  /**
+   * Brings back this node after its injected failure stopped it (its step() threw NodeCrashed),
+   * when its transport has a rejoin for it (NodeRejoin): begin_repair() then finish_repair(), on
+   * the node's own thread. Waits for the neighbours' pull messages of the rejoin's boundary (at
+   * most the transport's timeout: call it within that time of the neighbours getting there); then
+   * x, x̂ and s are the rejoin's (lost_peer_repair.hpp) and step() continues from rejoin_round().
+   * @throws ConfigError when this node did not crash or has no rejoin
+   */
+  void rejoin() {
+    detail::require(crashed_ && rejoin_exchange() >= 0, "rejoin() on node " + std::to_string(rank_) +
+                                                            ", which was not stopped by an injected failure with a rejoin");
+    begin_repair();
+    finish_repair();
+  }
+
+  /// The optimizer round from which this node, stopped by its injected failure, mixes again after
+  /// its rejoin (NodeRejoin at transport round R2: the round of exchange R2 + 2); -1 when it runs
+  /// or has no rejoin.
+  [[nodiscard]] long rejoin_round() const {
+    const long e = crashed_ ? rejoin_exchange() : -1;
+    return e < 0 ? -1 : options_.round_of_exchange(e);
+  }
+
+  /// Whether a node of this type can rejoin: its compressor keeps no state a restart would break
+  /// (rejoin.hpp) and its step keeps a public copy x̂.
+  static constexpr bool supports_rejoin = RejoinableCompressor<Compressor> && Step::keeps_public_copy;
+
   /// The lost peers this node has dropped, sorted by node, each with the transport round it was
-  /// first missed (Options::round_of_exchange gives the optimizer round); empty under the fail policy.
+  /// first missed and, once it is back, the round its rejoin was seen (Options::round_of_exchange
+  /// gives the optimizer rounds); empty under the fail policy.
   [[nodiscard]] std::span<const LostPeer> lost_peers() const noexcept {
     return lost_peers_ ? lost_peers_->applied() : std::span<const LostPeer>{};
   }
@@ -834,6 +883,123 @@ class DecentralizedOptimizer {
     }
     self_weight_ = next.self_weight(rank_);
     for (Edge& e : neighbors_) e.weight = next.weight(rank_, e.node);
+    for (int peer : plan.back)  // a neighbour that comes back restarts its coding (rejoin.hpp)
+      if (std::any_of(neighbors_.begin(), neighbors_.end(), [peer](const Edge& e) { return e.node == peer; }))
+        detail::restart_neighbor_coding(compressor_, slot_of(peer));
+  }
+
+  /// This node's rejoin exchange (its transport lists it with the rejoin round seen), or -1.
+  [[nodiscard]] long rejoin_exchange() const {
+    for (const LostPeer& p : transport_.lost_peers())
+      if (p.node == rank_ && p.rejoin_round >= 0) return p.rejoin_round + kRepairDelay;
+    return -1;
+  }
+  /// @throws ConfigError when the compressor or step cannot rejoin (rejoin.hpp)
+  void require_rejoinable() const {
+    if constexpr (!supports_rejoin)
+      throw ConfigError("node " + std::to_string(rank_) + ": a lost node cannot rejoin with compressor " + pipeline_name() +
+                        " (it keeps encoder state a restart would break; rejoin.hpp)");
+  }
+  /// The index of neighbour `peer` in neighbors_.
+  [[nodiscard]] std::size_t slot_of(int peer) const {
+    for (std::size_t k = 0; k < neighbors_.size(); ++k)
+      if (neighbors_[k].node == peer) return k;
+    throw Error("decopt: node " + std::to_string(peer) + " is not a neighbour of node " + std::to_string(rank_));
+  }
+
+  /// begin_repair on the rejoining node (lost_peer_repair.hpp): its handshake, the pull from its
+  /// lowest-ranked running neighbour p (x := x_p, x̂ := x, counters p's, local update and RNG
+  /// restarted), then x̂ raw to every running neighbour.
+  void begin_rejoin() {
+    require_rejoinable();
+    const long e = rejoin_exchange();
+    detail::require(options_.exchange_of_round(options_.round_of_exchange(e)) == e,
+                    "node " + std::to_string(rank_) + " would rejoin at exchange " + std::to_string(e) +
+                        ", a resynchronisation's; move its rejoin by one round");
+    poison_on_exception("its rejoin before exchange " + std::to_string(e), [&] {
+      transport_.rejoin(e);
+      const auto known = transport_.lost_peers();
+      auto lost_entry = [&](int node) -> const LostPeer* {
+        const auto it = std::find_if(known.begin(), known.end(), [node](const LostPeer& p) { return p.node == node; });
+        return it == known.end() ? nullptr : &*it;
+      };
+      PendingRejoin r{e, -1, {}, {}};
+      for (const Edge& n : lost_peers_->original().neighbors(rank_)) {
+        const LostPeer* lost = lost_entry(n.node);
+        if (lost && !lost->back_by(e)) continue;  // still lost
+        r.peers.push_back(n.node);
+        const bool back_now = lost && lost->rejoin_round + kRepairDelay == e;  // rejoins at this boundary too
+        if (!back_now && (r.pulled_from < 0 || n.node < r.pulled_from)) r.pulled_from = n.node;
+      }
+      detail::require(r.pulled_from >= 0, "node " + std::to_string(rank_) + " cannot rejoin at exchange " + std::to_string(e) +
+                                              ": none of its neighbours runs to pull a model from");
+      r.pulled = transport_.collect_from(e, r.pulled_from);
+      detail::require(!r.pulled.empty(), "node " + std::to_string(rank_) + " could not pull a model from neighbour " +
+                                             std::to_string(r.pulled_from) + " (lost during the rejoin)");
+      const detail::PulledModel pulled = detail::parse_pull_message(r.pulled, dimension());
+      if (pulled.round != options_.round_of_exchange(e))
+        throw DecodeError("pull message of round " + std::to_string(pulled.round) + " for a rejoin at round " +
+                          std::to_string(options_.round_of_exchange(e)));
+      detail::read_floats(pulled.model, x_);
+      std::copy(x_.begin(), x_.end(), public_copy_.begin());
+      if constexpr (requires { local_.hyperparameters().state(dimension()); })
+        local_ = local_.hyperparameters().state(dimension());  // the local update restarts
+      if (options_momentum_) options_momentum_ = options_momentum_->hyperparameters().state(dimension());
+      rng_ = Rng::derive(options_.seed, {static_cast<std::uint64_t>(rank_), 0x726a6f69ULL /* "rjoi" */, static_cast<std::uint64_t>(e)});
+      detail::restart_coding(compressor_);
+      round_ = pulled.round;
+      last_resync_ = pulled.last_resync;
+      exchange_ = e;
+      in_round_ = false;
+      resync_posted_ = false;
+      auto& message = next_message_buffer();
+      put_resync_message(message);
+      for (int peer : r.peers) transport_.post_to(e, peer, message);
+      totals_.bytes_sent += message.size() * r.peers.size();
+      totals_.resync_bytes_sent += message.size() * r.peers.size();
+      totals_.bytes_received += r.pulled.size();
+      rejoin_ = std::move(r);
+    });
+  }
+
+  /// finish_repair on the rejoining node: every running neighbour's x̂ (and its coding state), then
+  /// W'' from what their messages told, s = w''_ii x̂_i + Σ_j w''_ij x̂_j from scratch.
+  void finish_rejoin() {
+    poison_on_exception("its rejoin before exchange " + std::to_string(rejoin_->exchange), [&] {
+      const PendingRejoin& r = *rejoin_;
+      std::vector<std::span<const std::byte>> messages(r.peers.size());
+      for (std::size_t k = 0; k < r.peers.size(); ++k) {
+        messages[k] = r.peers[k] == r.pulled_from ? r.pulled : transport_.collect_from(r.exchange, r.peers[k]);
+        detail::require(!messages[k].empty(), "neighbour " + std::to_string(r.peers[k]) + " of node " + std::to_string(rank_) +
+                                                  " was lost during its rejoin; the run cannot continue");
+      }
+      detail::LostPeerRepair::Plan plan = lost_peers_->rejoin_plan(transport_.lost_peers(), r.exchange);
+      detail::require(plan.peers == r.peers, "node " + std::to_string(rank_) + " rejoins, but its neighbours' lost sets "
+                                             "disagree with its own on which of its neighbours run");
+      const Topology& next = plan.next;
+      const float w_self = static_cast<float>(next.self_weight(rank_));
+      for (std::size_t k = 0; k < x_.size(); ++k) neighbor_sum_[k] = w_self * public_copy_[k];
+      for (std::size_t k = 0; k < r.peers.size(); ++k) {
+        const float w = static_cast<float>(next.weight(rank_, r.peers[k]));
+        const std::size_t slot = slot_of(r.peers[k]);
+        if (detail::is_pull_message(messages[k])) {
+          const detail::PulledModel pulled = detail::parse_pull_message(messages[k], dimension());
+          ByteReader in(pulled.public_copy);
+          for (std::size_t i = 0; i < x_.size(); ++i) neighbor_sum_[i] += w * in.get_le<float>();
+          detail::take_neighbor_coding(compressor_, slot, pulled.coding);
+          if (r.peers[k] != r.pulled_from) totals_.bytes_received += messages[k].size();  // that one: in begin
+        } else {  // a neighbour that rejoins at this boundary too: its x̂ plain, its coding restarted
+          add_public_copy(messages[k], w);
+          detail::restart_neighbor_coding(compressor_, slot);
+        }
+      }
+      self_weight_ = next.self_weight(rank_);
+      for (Edge& e : neighbors_) e.weight = next.weight(rank_, e.node);
+      lost_peers_->commit(std::move(plan));
+    });
+    rejoin_.reset();
+    crashed_ = false;
+    failure_.clear();
   }
 
   /// The phases due between two rounds, in order: a resynchronisation, a lost-peer repair.
@@ -880,6 +1046,10 @@ class DecentralizedOptimizer {
   void poison_on_exception(const std::string& where, Phase&& phase) {
     try {
       phase();
+    } catch (const NodeCrashed& e) {  // its injected failure: the node is dead until a rejoin
+      crashed_ = true;
+      poison(where, e.what());
+      throw;
     } catch (const std::exception& e) {
       poison(where, e.what());
       throw;
@@ -980,7 +1150,15 @@ class DecentralizedOptimizer {
   std::string graph_name_;           // the topology's or schedule's name, for error messages
   exchange_state_t<Step, Compressor> exchange_state_;
   std::optional<detail::LostPeerRepair> lost_peers_;          // on_lost_peer = drop: the weights in use, the losses applied
-  std::optional<detail::LostPeerRepair::Plan> repair_plan_;  // between begin_repair and finish_repair  // a scheduled step's edge copies (edge_exchange.hpp)
+  std::optional<detail::LostPeerRepair::Plan> repair_plan_;  // between begin_repair and finish_repair
+  struct PendingRejoin {      // a rejoining node between begin_repair and finish_repair
+    long exchange = 0;        // the exchange it mixes again at
+    int pulled_from = -1;     // the neighbour whose model it took
+    std::vector<int> peers;   // its running neighbours, in neighbour order
+    std::span<const std::byte> pulled;  // that neighbour's pull message
+  };
+  std::optional<PendingRejoin> rejoin_;
+  bool crashed_ = false;  // stopped by its injected failure (NodeCrashed), not yet back
   std::vector<float> public_copy_;   // x̂
   std::vector<float> neighbor_sum_;  // s
   typename Local::State local_;      // the local update's buffers (m, v …) and hyperparameters

@@ -1,5 +1,5 @@
-// decopt/optimizer/lost_peer_repair.hpp — how a node goes on when a peer is lost
-// (LostPeerPolicy::drop, decopt/transport/lost_peers.hpp).
+// decopt/optimizer/lost_peer_repair.hpp — how a node goes on when a peer is lost, and how a lost
+// node comes back (LostPeerPolicy::drop, NodeRejoin; decopt/transport/lost_peers.hpp).
 //
 // A peer N that stops at transport round R is missed by its neighbours in that round's collect;
 // they mix rounds R and R+1 without it, and their round-(R+1) messages tell their own neighbours.
@@ -20,10 +20,29 @@
 // and an edge takes part when its weight changed or either end is next to a lost node — both ends
 // know both facts, so they agree on whom to exchange with. Nodes farther away exchange nothing.
 //
+// Rejoin, the inverse. A node N lost at R whose neighbours see it back at R2 (NodeRejoin) mixes
+// again from exchange R2 + 2: at that boundary W'' = Metropolis–Hastings on the graph without the
+// nodes still lost, computed the same way by every node whose row changes (the news of the rejoin
+// has reached them as a loss's would), and s is repaired by the same rule, N counting as "changed":
+//   * every surviving neighbour j of N sends N its x̂_j and its model x_j raw (a pull message);
+//     N takes x := x_p from the lowest-ranked one p (a deterministic choice every transport makes
+//     alike), sets x̂_N := x_N and sends it raw to every neighbour, and computes
+//     s_N = w''_NN x̂_N + Σ_j w''_Nj x̂_j from scratch; its round counters are p's;
+//   * N's neighbours recompute s from scratch (they are next to a changed node), the nodes two hops
+//     away update s over their changed edges, as for a loss.
+// N's local-update state (momentum, Adam's moments) restarts from zero and its RNG is derived
+// afresh from (seed, rank, the rejoin exchange): what a restarted process would have, the same on
+// every transport. Its compressor must keep no state of its own (a StatefulCompressor or a
+// ModelAwareCompressor's per-neighbour supports would be stale on both ends).
+// The rejoiner's own knowledge comes from its handshake (the transport's rejoin(): which of its
+// neighbours are lost) and from the lost sets its neighbours' messages carry; a loss next to the
+// rejoiner must have reached its neighbours by R2 (one round per hop over the surviving graph).
+//
 // Needs a topology whose weights are Metropolis–Hastings already (the named generators' default):
 // under another rule the nodes that do not hear of a loss would keep weights W' no longer matches.
 #pragma once
 
+#include <algorithm>
 #include <span>
 #include <string>
 #include <vector>
@@ -34,15 +53,18 @@
 
 namespace decopt::detail {
 
-/// One node's view of the lost peers: the weights in use and the losses applied so far.
+/// One node's view of the lost peers: the weights in use and the losses and rejoins applied so far.
 class LostPeerRepair {
  public:
   /// What one repair does at a round boundary.
   struct Plan {
-    Topology next;                // W' on the remaining graph
-    std::vector<int> peers;       // surviving neighbours to exchange x̂ with, in neighbour order
-    bool full = false;            // recompute s from scratch (this node is next to a newly lost one)
-    std::vector<LostPeer> newly;  // the losses this repair applies
+    Topology next;                 // W' on the remaining graph
+    std::vector<int> peers;        // neighbours in W' to exchange x̂ with, in neighbour order
+    bool full = false;             // recompute s from scratch (next to a node lost or back, or back itself)
+    std::vector<int> removed;      // the nodes W' leaves out, sorted
+    std::vector<int> back;         // the nodes this repair brings back (kRepairDelay after their rejoin)
+    std::vector<LostPeer> events;  // the losses and rejoins applied once this plan is committed
+    [[nodiscard]] bool brings_back(int node) const { return std::binary_search(back.begin(), back.end(), node); }
   };
 
   /// @throws ConfigError when the topology's weights are not Metropolis–Hastings
@@ -52,57 +74,83 @@ class LostPeerRepair {
                 " has other weights; build it with WeightRule::MetropolisHastings (the default)");
   }
 
-  /// Whether a loss known to the transport is due at the boundary before exchange `next_exchange`
-  /// (every node it concerns knows it by then: seen at R, reported with R + 1) and not applied yet.
+  /// Whether the losses and rejoins known to the transport change what is applied at the boundary
+  /// before exchange `next_exchange` (each is due kRepairDelay rounds after it was seen).
   [[nodiscard]] bool due(std::span<const LostPeer> known, long next_exchange) const {
-    for (const LostPeer& p : known)
-      if (p.round <= next_exchange - 2 && !applied_.contains(p.node)) return true;
-    return false;
+    return events_at(known, next_exchange) != applied_;
   }
 
-  /// The repair of the due losses. @throws Error when the surviving graph is disconnected
+  /// The repair of a survivor at the boundary before `next_exchange`.
+  /// @throws Error when the remaining graph is disconnected
   [[nodiscard]] Plan plan(std::span<const LostPeer> known, long next_exchange) const {
-    Plan plan{current_, {}, false, {}};
-    std::vector<int> lost;
-    for (const LostPeer& p : applied_.peers()) lost.push_back(p.node);
-    std::vector<char> newly_lost(static_cast<std::size_t>(current_.size()), 0);
-    for (const LostPeer& p : known)
-      if (p.round <= next_exchange - 2 && !applied_.contains(p.node)) {
-        plan.newly.push_back(p);
-        lost.push_back(p.node);
-        newly_lost[static_cast<std::size_t>(p.node)] = 1;
+    Plan plan = start(known, next_exchange);
+    std::vector<char> changed(static_cast<std::size_t>(original_.size()), 0);
+    for (int v : removed_)
+      if (!std::binary_search(plan.removed.begin(), plan.removed.end(), v)) {
+        changed[static_cast<std::size_t>(v)] = 1;
+        plan.back.push_back(v);
       }
-    plan.next = original_.without(lost);
-    auto next_to_newly_lost = [&](int v) {
-      for (const Edge& e : current_.neighbors(v))
-        if (newly_lost[static_cast<std::size_t>(e.node)]) return true;
+    for (int v : plan.removed)
+      if (!std::binary_search(removed_.begin(), removed_.end(), v)) changed[static_cast<std::size_t>(v)] = 1;
+    auto touches = [&](int v) {  // next to a node lost or back at this boundary (both ends know it)
+      for (const Edge& e : original_.neighbors(v))
+        if (changed[static_cast<std::size_t>(e.node)]) return true;
       return false;
     };
-    plan.full = next_to_newly_lost(rank_);
-    for (const Edge& e : current_.neighbors(rank_)) {
-      if (newly_lost[static_cast<std::size_t>(e.node)]) continue;
-      if (plan.full || next_to_newly_lost(e.node) || plan.next.weight(rank_, e.node) != e.weight)
-        plan.peers.push_back(e.node);
-    }
+    plan.full = touches(rank_);
+    for (const Edge& e : plan.next.neighbors(rank_))
+      if (plan.full || touches(e.node) || e.weight != current_.weight(rank_, e.node)) plan.peers.push_back(e.node);
+    return plan;
+  }
+
+  /// The repair of node `rank` coming back itself at `next_exchange`: s from scratch, with every
+  /// neighbour of W'. `known` must hold its neighbours' lost sets (their repair messages carry them).
+  [[nodiscard]] Plan rejoin_plan(std::span<const LostPeer> known, long next_exchange) const {
+    Plan plan = start(known, next_exchange);
+    plan.full = true;
+    for (const Edge& e : plan.next.neighbors(rank_)) plan.peers.push_back(e.node);
     return plan;
   }
 
   /// Makes the plan's W' the one in use.
   void commit(Plan plan) {
     current_ = std::move(plan.next);
-    applied_.merge(plan.newly);
+    removed_ = std::move(plan.removed);
+    applied_ = std::move(plan.events);
   }
 
-  /// The losses applied so far, sorted by node, each with the transport round it was first missed.
-  [[nodiscard]] std::span<const LostPeer> applied() const noexcept { return applied_.peers(); }
-  /// The mixing matrix in use (the original one minus the applied losses).
+  /// The losses applied so far, sorted by node, each with the transport round it was first missed
+  /// and, once applied, the round its rejoin was seen (-1 while it is still lost).
+  [[nodiscard]] std::span<const LostPeer> applied() const noexcept { return applied_; }
+  /// The mixing matrix in use (the original one minus the nodes still lost).
   [[nodiscard]] const Topology& topology() const noexcept { return current_; }
+  /// The original mixing matrix, before any loss.
+  [[nodiscard]] const Topology& original() const noexcept { return original_; }
 
  private:
+  /// The losses due by `next_exchange` (seen at least kRepairDelay rounds before), with their
+  /// rejoins when those are due too; this node's own record left out.
+  [[nodiscard]] std::vector<LostPeer> events_at(std::span<const LostPeer> known, long next_exchange) const {
+    std::vector<LostPeer> events;
+    for (const LostPeer& p : known)
+      if (p.node != rank_ && p.round <= next_exchange - kRepairDelay)
+        events.push_back({p.node, p.round, p.back_by(next_exchange) ? p.rejoin_round : -1});
+    return events;
+  }
+  /// W' on the graph without the nodes still lost at `next_exchange`, and the events it applies.
+  [[nodiscard]] Plan start(std::span<const LostPeer> known, long next_exchange) const {
+    Plan plan{current_, {}, false, {}, {}, events_at(known, next_exchange)};
+    for (const LostPeer& p : plan.events)
+      if (p.rejoin_round < 0) plan.removed.push_back(p.node);
+    plan.next = original_.without(plan.removed);
+    return plan;
+  }
+
   Topology original_;  // W before any loss
   Topology current_;   // W in use
   int rank_;
-  LostSet applied_;
+  std::vector<int> removed_;       // the nodes current_ leaves out, sorted
+  std::vector<LostPeer> applied_;  // the events current_ reflects, sorted by node
 };
 
 }  // namespace decopt::detail

@@ -109,6 +109,9 @@ class Simulation {
     LostPeerPolicy on_lost_peer = LostPeerPolicy::fail;
     /// Injected failures: each node stops (posts nothing, is no longer driven) from its round on.
     std::vector<NodeFailure> failures{};
+    /// Injected rejoins of failed nodes (needs on_lost_peer = drop): each comes back at its round's
+    /// boundary + kRepairDelay, pulling a neighbour's model (optimizer/lost_peer_repair.hpp).
+    std::vector<NodeRejoin> rejoins{};
   };
 
   /**
@@ -205,13 +208,17 @@ class Simulation {
     return stats;
   }
 
-  /// Whether node i still runs (no injected failure stopped it).
-  [[nodiscard]] bool alive(int i) const { return network_->stopped_at(i) < 0; }
-  /// The nodes that stopped, each with the transport round it stopped at, by node.
+  /// Whether node i runs: no injected failure stopped it, or it is back from its rejoin.
+  [[nodiscard]] bool alive(int i) const {
+    return network_->stopped_at(i) < 0 || back_.at(static_cast<std::size_t>(i));
+  }
+  /// The nodes that stopped, each with the transport round it stopped at and, once it is back,
+  /// the round its rejoin was seen (-1 while it is lost), by node.
   [[nodiscard]] std::vector<LostPeer> lost_nodes() const {
     std::vector<LostPeer> lost;
     for (int i = 0; i < size(); ++i)
-      if (!alive(i)) lost.push_back({i, network_->stopped_at(i)});
+      if (network_->stopped_at(i) >= 0)
+        lost.push_back({i, network_->stopped_at(i), back_[static_cast<std::size_t>(i)] ? network_->rejoin_round(i) : -1});
     return lost;
   }
 
@@ -258,6 +265,20 @@ class Simulation {
       : network_(std::make_unique<SimulatedNetwork>(topology, setup.link)), buffers_(std::move(buffers)) {
     network_->set_lost_peer_policy(setup.on_lost_peer);
     for (const NodeFailure& f : setup.failures) network_->inject_failure(f);
+    for (const NodeRejoin& j : setup.rejoins) {
+      detail::require(setup.on_lost_peer == LostPeerPolicy::drop,
+                      "Simulation: the rejoin of node " + std::to_string(j.node) + " needs on_lost_peer = drop");
+      if constexpr (requires { Optimizer::supports_rejoin; })
+        detail::require(Optimizer::supports_rejoin, "Simulation: node " + std::to_string(j.node) +
+                                                        " cannot rejoin with compressor " + Optimizer::pipeline_name() +
+                                                        " (it keeps encoder state a restart would break)");
+      network_->inject_rejoin(j);
+      const long e = j.round + kRepairDelay;
+      detail::require(setup.options.exchange_of_round(setup.options.round_of_exchange(e)) == e,
+                      "Simulation: node " + std::to_string(j.node) + " would rejoin at exchange " + std::to_string(e) +
+                          ", a resynchronisation's; move its rejoin by one round");
+    }
+    back_.assign(static_cast<std::size_t>(topology.size()), 0);
     detail::require(static_cast<int>(buffers_.size()) == topology.size(),
                     "Simulation: " + std::to_string(buffers_.size()) + " parameter buffers for " +
                         std::to_string(topology.size()) + " nodes");
@@ -318,10 +339,23 @@ class Simulation {
   }
   void repair_due_nodes(long round) {
     std::vector<char> due(nodes_.size(), 0);
-    for (std::size_t i = 0; i < nodes_.size(); ++i) due[i] = alive(static_cast<int>(i)) && nodes_[i].repair_due();
-    if (std::find(due.begin(), due.end(), 1) == due.end()) return;
+    std::vector<char> rejoining(nodes_.size(), 0);  // stopped nodes whose rejoin is at this boundary
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      due[i] = alive(static_cast<int>(i)) && nodes_[i].repair_due();
+      rejoining[i] = !alive(static_cast<int>(i)) && nodes_[i].rejoin_round() == round + 1;
+    }
+    if (std::find(due.begin(), due.end(), 1) == due.end() && std::find(rejoining.begin(), rejoining.end(), 1) == rejoining.end())
+      return;
     for_each_node("begin_repair", round, [&due](Optimizer& node) {
       if (due[static_cast<std::size_t>(node.rank())]) node.begin_repair();
+    });
+    for (std::size_t i = 0; i < nodes_.size(); ++i)  // driven again: they pull what the others just posted
+      if (rejoining[i]) {
+        back_[i] = 1;
+        due[i] = 1;
+      }
+    for_each_node("rejoin", round, [&rejoining](Optimizer& node) {
+      if (rejoining[static_cast<std::size_t>(node.rank())]) node.begin_repair();
     });
     for_each_node("finish_repair", round, [&due](Optimizer& node) {
       if (due[static_cast<std::size_t>(node.rank())]) node.finish_repair();
@@ -378,6 +412,7 @@ class Simulation {
   std::vector<std::span<float>> buffers_;
   std::vector<Optimizer> nodes_;
   std::vector<RoundStats> node_stats_;       // this round's, one per node (each by its node's thread)
+  std::vector<char> back_;                   // per node: back from its rejoin
   std::function<double(long)> schedule_;     // lr of a round, when a schedule is set
   std::unique_ptr<detail::IndexPool> pool_;  // last: its workers are joined before the nodes die
 };

@@ -20,6 +20,8 @@
 // Lost peers (lost_peers.hpp): inject_failure makes a node's post throw NodeCrashed from a round on;
 // a neighbour collecting that round then sees the node stopped and, under LostPeerPolicy::drop,
 // gets an empty span in its slot and the node in lost_peers(); under fail, a TransportError.
+// inject_rejoin brings it back: its neighbours see the rejoin in their collect of its rejoin round
+// R2, its slot stays empty until exchange R2 + kRepairDelay and holds its messages from then on.
 #pragma once
 
 #include <algorithm>
@@ -117,6 +119,18 @@ class SimulatedNetwork {
     /// messages reported (lost_peers.hpp), sorted by node, each with the round first missed.
     [[nodiscard]] std::span<const LostPeer> lost_peers() const noexcept { return lost_.peers(); }
 
+    /// A rejoining node's handshake when it comes back at exchange `round` (NodeRejoin): it learns
+    /// which of its neighbours are lost (and which of those are back by then) from their
+    /// connections, as a restarted process would. @throws ConfigError when no rejoin is planned
+    void rejoin(long round) {
+      detail::require(network_->failures_.back_by(rank_, round),
+                      "SimulatedNetwork: node " + std::to_string(rank_) + " has no rejoin due by round " + std::to_string(round));
+      for (const Edge& e : network_->topology_.neighbors(rank_)) {
+        const long stopped = network_->stopped_at_[static_cast<std::size_t>(e.node)];
+        if (stopped >= 0) lost_.add(network_->failures_.seen_at(e.node, stopped, round - kRepairDelay));
+      }
+    }
+
     /// Adds `seconds` of measured computation to this node's virtual clock — or, under a
     /// LinkModel with declared_compute, the compute declared for this node since the last advance.
     void advance(double seconds) {
@@ -168,20 +182,27 @@ class SimulatedNetwork {
       double arrival = 0;
       std::vector<LostPeer> lost;  // the sender's lost set when it posted
     };
-    /// An injected failure due at `round`: this node stops (NodeCrashed), for good.
+    /// An injected failure due at `round`: this node stops (NodeCrashed), until its rejoin if it has
+    /// one (its own lost set then lists it with the rejoin round).
     void stop_if_due(long round) {
       try {
         network_->failures_.check_post(rank_, round);
       } catch (const NodeCrashed&) {
         long& stopped = network_->stopped_at_[static_cast<std::size_t>(rank_)];
         if (stopped < 0) stopped = round;
+        if (network_->failures_.rejoin_round(rank_) >= 0) lost_.add({rank_, stopped, network_->failures_.rejoin_round(rank_)});
         throw;
       }
     }
     /// Whether `peer`, which has not posted `round`, is lost (true: the slot is empty) rather than
     /// behind (false: a driving error). Under the fail policy a stopped peer is a TransportError.
+    /// A lost peer's rejoin is seen from its rejoin round on; from kRepairDelay rounds later it is
+    /// a neighbour again.
     bool missing(int peer, long round) {
-      if (lost_.contains(peer)) return true;
+      if (const LostPeer* known = lost_.find(peer)) {
+        lost_.add(network_->failures_.seen_at(peer, known->round, round));
+        return !lost_.find(peer)->back_by(round);
+      }
       const long stopped = network_->stopped_at_[static_cast<std::size_t>(peer)];
       if (stopped < 0 || stopped > round) return false;
       if (network_->policy_ == LostPeerPolicy::fail) throw detail::neighbor_stopped(rank_, peer, round);
@@ -268,6 +289,13 @@ class SimulatedNetwork {
   /// Makes `failure.node` post nothing from `failure.round` on (its post throws NodeCrashed).
   /// @throws ConfigError for a node out of range or a negative round
   void inject_failure(NodeFailure failure) { failures_.add(failure, size()); }
+  /// Brings `rejoin.node` back: seen by its neighbours at `rejoin.round`, a neighbour again from
+  /// exchange `rejoin.round` + kRepairDelay (lost_peers.hpp). Inject its failure first.
+  /// @throws ConfigError naming the node when no injected failure stops it, or when the rejoin is
+  ///         not after the failure's round
+  void inject_rejoin(NodeRejoin rejoin) { failures_.add(rejoin, size()); }
+  /// The round `node`'s neighbours see it rejoin (NodeRejoin), or -1.
+  [[nodiscard]] long rejoin_round(int node) const { return failures_.rejoin_round(node); }
   /// The round at which `node` stopped (its post threw NodeCrashed), or -1 while it runs.
   [[nodiscard]] long stopped_at(int node) const { return stopped_at_.at(static_cast<std::size_t>(node)); }
 

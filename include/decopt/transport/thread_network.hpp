@@ -16,7 +16,11 @@
 // process, and wakes its neighbours at once instead of after the timeout), leaves an empty span in
 // its slot and is in lost_peers() from then on; nothing more is delivered to it. A node dropped
 // after the timeout is evicted: if it wakes up, its next post throws NodeCrashed and run() ends its
-// thread, instead of letting it run on alone (no rejoin).
+// thread, instead of letting it run on alone. A node with an injected rejoin (NodeRejoin) comes
+// back instead: its thread catches NodeCrashed and calls the optimizer's rejoin(), whose pull from
+// a neighbour waits, like any collect, at most the timeout (call it within that time of the
+// rejoin's boundary); its neighbours see it at its rejoin round R2 and deliver to it again from
+// exchange R2 + kRepairDelay (lost_peers.hpp). Evicted (hung) nodes do not rejoin.
 #pragma once
 
 #include <algorithm>
@@ -115,6 +119,20 @@ class ThreadNetwork {
               std::make_shared<const std::vector<std::byte>>(message.begin(), message.end()));
     }
 
+    /// A rejoining node's handshake when it comes back at exchange `round` (NodeRejoin): it learns
+    /// which of its neighbours are lost from their connections, and drops the messages of the
+    /// rounds it missed (a restarted process starts with an empty inbox).
+    /// @throws ConfigError when no rejoin is planned
+    void rejoin(long round) {
+      detail::require(network_->failures_.back_by(rank_, round),
+                      "ThreadNetwork: node " + std::to_string(rank_) + " has no rejoin due by round " + std::to_string(round));
+      for (const Slot& slot : slots_) {
+        const long stopped = network_->stopped_at_[static_cast<std::size_t>(slot.neighbor)].load();
+        if (stopped >= 0) lost_.add(network_->failures_.seen_at(slot.neighbor, stopped, round - kRepairDelay));
+      }
+      back_from_ = round;
+    }
+
     /// Waits for round `round` from every neighbour, in neighbour order, for at most the network's
     /// timeout in all (the wait for a message's modelled arrival included).
     /// @throws TransportError naming this rank, the neighbour and the round after the timeout, or
@@ -193,7 +211,7 @@ class ThreadNetwork {
     /// Files `bytes` in neighbour slot k's mailbox, due at the link model's arrival time (nothing
     /// for a neighbour known to be lost).
     void deliver(std::size_t k, long round, Clock::time_point now, std::shared_ptr<const std::vector<std::byte>> bytes) {
-      if (lost_.contains(slots_[k].neighbor)) return;
+      if (const LostPeer* lost = lost_.find(slots_[k].neighbor); lost && !lost->back_by(round)) return;
       const auto arrival = network_->arrival_time(now, links_[k], bytes->size());
       Mailbox& box = *network_->mailboxes_[static_cast<std::size_t>(slots_[k].neighbor)];
       {
@@ -210,12 +228,16 @@ class ThreadNetwork {
                                     Clock::time_point deadline) {
       auto& queue = box.from[k];
       const int peer = slots_[k].neighbor;
-      if (lost_.contains(peer)) return {};
+      if (const LostPeer* known = lost_.find(peer)) {  // its rejoin is seen from its rejoin round on
+        lost_.add(network_->failures_.seen_at(peer, known->round, round));
+        if (!lost_.find(peer)->back_by(round)) return {};
+      }
       const bool drop = network_->policy_ == LostPeerPolicy::drop;
       for (;;) {
         if (network_->aborted_.load()) throw NetworkAborted(network_->abort_reason());
+        while (!queue.empty() && queue.front().round < back_from_) queue.pop_front();  // posted before it crashed
         const auto now = Clock::now();
-        if (queue.empty()) {
+        if (queue.empty() || (queue.front().round > round && network_->stopped(peer, round))) {  // > round: back already
           if (network_->stopped(peer, round)) {
             if (!drop) throw detail::neighbor_stopped(rank_, peer, round);
             lost_.add({peer, round});
@@ -261,10 +283,19 @@ class ThreadNetwork {
       return {round, std::span<const std::byte>(*held_[slot])};
     }
     /// An injected failure due, or this node dropped by a neighbour (it hung past the timeout and
-    /// woke up): NodeCrashed, so that it ends instead of running on alone.
-    void check_not_stopped(long round) const {
-      network_->failures_.check_post(rank_, round);
-      if (network_->stopped_at_[static_cast<std::size_t>(rank_)].load() >= 0) throw NodeCrashed(rank_, round);
+    /// woke up): NodeCrashed, so that it ends instead of running on alone. A crash is recorded at
+    /// once (the neighbours' collects wake up), and a node with a rejoin lists itself with it.
+    void check_not_stopped(long round) {
+      try {
+        network_->failures_.check_post(rank_, round);
+      } catch (const NodeCrashed&) {
+        network_->stop(rank_, round);
+        if (network_->failures_.rejoin_round(rank_) >= 0)
+          lost_.add({rank_, network_->stopped_at(rank_), network_->failures_.rejoin_round(rank_)});
+        throw;
+      }
+      if (network_->stopped_at_[static_cast<std::size_t>(rank_)].load() >= 0 && !network_->failures_.back_by(rank_, round))
+        throw NodeCrashed(rank_, round);
     }
     /// A neighbour that timed out under drop: lost to this node, and to the network (evicted: its
     /// next post ends it), so that a hung node that wakes up does not run on without neighbours.
@@ -293,6 +324,7 @@ class ThreadNetwork {
     ThreadNetwork* network_ = nullptr;
     int rank_ = 0;
     detail::LostSet lost_;  // the lost nodes this endpoint knows of (its own thread's only)
+    long back_from_ = -1;   // after a rejoin: the exchange it came back at; older messages are stale
     std::vector<Slot> slots_;
     std::vector<LinkClock> links_;  // one per outgoing link
     std::vector<std::shared_ptr<const std::vector<std::byte>>> held_;  // keeps inbox spans alive
@@ -354,6 +386,14 @@ class ThreadNetwork {
   /// run() ends its thread quietly. Set before run().
   /// @throws ConfigError for a node out of range or a negative round
   void inject_failure(NodeFailure failure) { failures_.add(failure, size()); }
+  /// Brings `rejoin.node` back: seen by its neighbours at `rejoin.round`, a neighbour again from
+  /// exchange `rejoin.round` + kRepairDelay (lost_peers.hpp); its thread calls the optimizer's
+  /// rejoin() after its NodeCrashed. Inject its failure first; set before run().
+  /// @throws ConfigError naming the node when no injected failure stops it, or when the rejoin is
+  ///         not after the failure's round
+  void inject_rejoin(NodeRejoin rejoin) { failures_.add(rejoin, size()); }
+  /// The round `node`'s neighbours see it rejoin (NodeRejoin), or -1.
+  [[nodiscard]] long rejoin_round(int node) const { return failures_.rejoin_round(node); }
   /// The round at which `node`'s thread ended by an injected failure, or at which a neighbour
   /// dropped it after the timeout (LostPeerPolicy::drop), or -1 while it runs.
   [[nodiscard]] long stopped_at(int node) const {
@@ -394,6 +434,7 @@ class ThreadNetwork {
       e.links_.assign(e.links_.size(), LinkClock{});
       e.held_.clear();
       e.lost_.clear();
+      e.back_from_ = -1;
     }
     for (int i = 0; i < size(); ++i) stopped_at_[static_cast<std::size_t>(i)].store(-1);
     std::lock_guard lock(reason_mutex_);
@@ -474,10 +515,11 @@ class ThreadNetwork {
       box.arrived.notify_all();
     }
   }
-  /// Whether `node` has stopped at or before `round` (so its round-`round` message never comes).
+  /// Whether `node` has stopped at or before `round` and is not back by then from a rejoin (so its
+  /// round-`round` message never comes).
   [[nodiscard]] bool stopped(int node, long round) const {
     const long at = stopped_at_[static_cast<std::size_t>(node)].load();
-    return at >= 0 && at <= round;
+    return at >= 0 && at <= round && !failures_.back_by(node, round);
   }
 
   Topology topology_;

@@ -90,6 +90,11 @@ concept LossAwareTransport = Transport<T> && requires(const T& t) {
   { t.lost_peers() } -> std::convertible_to<std::span<const LostPeer>>;
 };
 
+/// A loss-aware transport whose endpoints can come back after an injected failure (NodeRejoin):
+/// `rejoin(round)` is the restarted node's handshake with its neighbours at exchange `round`.
+template <class T>
+concept RejoinTransport = LossAwareTransport<T> && requires(T& t, long round) { t.rejoin(round); };
+
 /// What TransportRef throws when a per-peer call reaches a transport that has no per-peer delivery.
 [[noreturn]] inline void throw_not_per_peer(int rank) {
   throw ConfigError("the transport of rank " + std::to_string(rank) +
@@ -132,6 +137,12 @@ class TransportRef {
           if constexpr (LossAwareTransport<T>) return static_cast<T*>(o)->lost_peers();
           else return (void)o, std::span<const LostPeer>{};
         }),
+        rejoin_([](void* o, long r) {
+          if constexpr (RejoinTransport<T>) static_cast<T*>(o)->rejoin(r);
+          else
+            (void)r, throw ConfigError("the transport of rank " + std::to_string(static_cast<T*>(o)->rank()) +
+                                       " cannot bring a node back (no rejoin(round)): use SimulatedNetwork or ThreadNetwork");
+        }),
         delivers_per_peer_(PeerTransport<T>),
         drops_lost_peers_([&transport] {
           if constexpr (LossAwareTransport<T>) return transport.lost_peer_policy() == LostPeerPolicy::drop;
@@ -163,6 +174,8 @@ class TransportRef {
   [[nodiscard]] bool drops_lost_peers() const noexcept { return drops_lost_peers_; }
   /// The lost nodes the transport knows of (empty for a transport that is not LossAwareTransport).
   [[nodiscard]] std::span<const LostPeer> lost_peers() const { return lost_peers_(object_); }
+  /// A rejoining node's handshake at exchange `round` (RejoinTransport); ConfigError on others.
+  void rejoin(long round) const { rejoin_(object_, round); }
 
  private:
   void* object_;
@@ -175,6 +188,7 @@ class TransportRef {
   void (*post_to_)(void*, long, int, std::span<const std::byte>);
   std::span<const std::byte> (*collect_from_)(void*, long, int);
   std::span<const LostPeer> (*lost_peers_)(void*);
+  void (*rejoin_)(void*, long);
   bool delivers_per_peer_;
   bool drops_lost_peers_;
 };
