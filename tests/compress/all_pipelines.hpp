@@ -51,6 +51,30 @@ P make_pipeline(int levels = 4, Norm norm = Norm::Linf, bool natural = false) {
   return P(s, q, typename P::coder_type{});
 }
 
+/// Dithering at s = 4, ℓ2, one σ per `bucket` values sent in `format`.
+inline DitheredQuantizer bucketed(std::size_t bucket, ScaleFormat format) {
+  DitheredQuantizer q{4, Norm::L2};
+  q.bucket = bucket;
+  q.scale_format = format;
+  return q;
+}
+
+/// The pipelines beside AllPipelines whose options are not their types (issue 16): bucketed
+/// dithering with float32 and float16 scales, and HalfFloat (float16 and bfloat16, both
+/// roundings) through every sparsifier and coder family. Each configured as it is sent.
+inline auto configured_pipelines() {
+  using F = HalfFormat;
+  using R = HalfRounding;
+  return std::make_tuple(Compressor<Dense, DitheredQuantizer, VectorSourceCoder>({}, bucketed(16, ScaleFormat::Float32), {}),
+                         Compressor<Dense, DitheredQuantizer, RawCoder>({}, bucketed(8, ScaleFormat::Float16), {}),
+                         Compressor<Dense, DitheredQuantizer, EliasCoder>({}, bucketed(32, ScaleFormat::Float16), {}),
+                         Compressor<Dense, HalfFloat, RawCoder>({}, {F::Float16, R::NearestEven}, {}),
+                         Compressor<Dense, HalfFloat, VectorSourceCoder>({}, {F::BFloat16, R::Stochastic}, {}),
+                         Compressor<TopK, HalfFloat, EliasCoder>(TopK{0.1}, {F::Float16, R::Stochastic}, {}),
+                         Compressor<RandomK, HalfFloat, RawCoder>(RandomK{0.1, true}, {F::BFloat16, R::NearestEven}, {}),
+                         Compressor<RandTopK, HalfFloat, VectorSourceCoder>(RandTopK{0.1, 3.0}, {F::Float16, R::NearestEven}, {}));
+}
+
 inline std::vector<float> gaussian(std::size_t d, std::uint64_t seed, double scale = 1.0) {
   std::vector<float> v(d);
   Rng rng(seed);

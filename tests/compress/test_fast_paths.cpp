@@ -134,9 +134,10 @@ TEST_CASE("RandomK checks only the values it sends; the rest of v is never read"
   }
 }
 
-TEST_CASE("Sign: the one-pass |v| sum is the fixed lane order's, bit for bit, with the signs; flags non-finite input",
+TEST_CASE("Sign: the one-pass |v| sum is the fixed lane order's, bit for bit, with the sign masks; flags non-finite input",
           "[compress][sign]") {
-  for (const std::size_t n : {std::size_t{1}, std::size_t{15}, std::size_t{16}, std::size_t{17}, std::size_t{1000}, std::size_t{100003}}) {
+  for (const std::size_t n : {std::size_t{1}, std::size_t{15}, std::size_t{16}, std::size_t{17}, std::size_t{63}, std::size_t{64},
+                              std::size_t{65}, std::size_t{1000}, std::size_t{100003}}) {
     CAPTURE(n);
     auto v = gaussian(n, n, 3.0);
     if (n > 3) v[3] = 0.0f, v[n - 1] = -0.0f;
@@ -145,8 +146,9 @@ TEST_CASE("Sign: the one-pass |v| sum is the fixed lane order's, bit for bit, wi
     for (std::size_t i = 0; i < n; ++i) part[i % 16] += std::fabs(static_cast<double>(v[i]));
     for (std::size_t width = 8; width > 0; width /= 2)
       for (std::size_t j = 0; j < width; ++j) part[j] += part[j + width];
-    std::vector<std::int16_t> levels(n, 7);
-    const double sum = Sign::abs_sum_and_signs(v, levels.data());
+    const std::size_t words = (n + 63) / 64;
+    std::vector<std::uint64_t> pos(words, 7), neg(words, 7);
+    const double sum = detail::sign::abs_sum_and_masks(v.data(), n, pos.data(), neg.data());
     std::uint64_t got, want;
     std::memcpy(&got, &sum, 8);
     std::memcpy(&want, &part[0], 8);
@@ -154,18 +156,70 @@ TEST_CASE("Sign: the one-pass |v| sum is the fixed lane order's, bit for bit, wi
     long double serial = 0.0L;
     for (const float x : v) serial += std::fabs(static_cast<long double>(x));
     REQUIRE(std::fabs(static_cast<long double>(sum) - serial) <= 1e-13L * serial);
-    for (std::size_t i = 0; i < n; ++i) REQUIRE(levels[i] == (v[i] > 0.0f ? 1 : v[i] < 0.0f ? -1 : 0));
+    for (std::size_t i = 0; i < 64 * words; ++i) {
+      const bool p = (pos[i / 64] >> (i % 64)) & 1u, m = (neg[i / 64] >> (i % 64)) & 1u;
+      REQUIRE(p == (i < n && v[i] > 0.0f));
+      REQUIRE(m == (i < n && v[i] < 0.0f));
+    }
+    // q and the levels from the masks, a chunk at a time as Sign writes them
+    std::vector<float> q(n, 5.0f);
+    std::vector<std::int16_t> levels(n, 7);
+    for (std::size_t at = 0; at < n; at += 128)
+      detail::sign::write_from_masks(pos.data(), neg.data(), at, std::min<std::size_t>(128, n - at), 2.5f, -2.5f, q.data() + at, levels.data() + at);
+    for (std::size_t i = 0; i < n; ++i) {
+      REQUIRE(levels[i] == (v[i] > 0.0f ? 1 : v[i] < 0.0f ? -1 : 0));
+      REQUIRE(same_bits(q[i], v[i] > 0.0f ? 2.5f : v[i] < 0.0f ? -2.5f : 0.0f));
+    }
     for (const std::size_t at : {std::size_t{0}, n / 2, n - 1}) {  // head, body and tail lanes
       auto w = v;
       w[at] = std::numeric_limits<float>::quiet_NaN();
-      REQUIRE_FALSE(std::isfinite(Sign::abs_sum_and_signs(w, levels.data())));
+      REQUIRE_FALSE(std::isfinite(detail::sign::abs_sum_and_masks(w.data(), n, pos.data(), neg.data())));
+      REQUIRE(((pos[at / 64] | neg[at / 64]) >> (at % 64) & 1u) == 0);  // NaN: level 0
       w[at] = -std::numeric_limits<float>::infinity();
-      REQUIRE_FALSE(std::isfinite(Sign::abs_sum_and_signs(w, levels.data())));
+      REQUIRE_FALSE(std::isfinite(detail::sign::abs_sum_and_masks(w.data(), n, pos.data(), neg.data())));
     }
   }
   std::vector<float> largest(1 << 12, std::numeric_limits<float>::max());  // finite floats cannot overflow the sum
-  std::vector<std::int16_t> levels(largest.size());
-  REQUIRE(std::isfinite(Sign::abs_sum_and_signs(largest, levels.data())));
+  std::vector<std::uint64_t> pos(64), neg(64);
+  REQUIRE(std::isfinite(detail::sign::abs_sum_and_masks(largest.data(), largest.size(), pos.data(), neg.data())));
+}
+
+TEST_CASE("Sign + VSC: the message coded from the sign masks is the one coded from the levels", "[compress][sign][vsc]") {
+  for (const std::size_t n : {std::size_t{1}, std::size_t{63}, std::size_t{64}, std::size_t{1000}, std::size_t{100003}}) {
+    // dense signs, some zeros, mostly zeros (the sparse suffix ranks), and one sign only
+    for (int pattern = 0; pattern < 4; ++pattern) {
+      CAPTURE(n, pattern);
+      auto v = gaussian(n, 40 + n + static_cast<std::size_t>(pattern));
+      Rng pick(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        if (pattern == 1 && pick.below(4) == 0) v[i] = 0.0f;
+        if (pattern == 2 && pick.below(200) != 0) v[i] = 0.0f;
+        if (pattern == 3) v[i] = std::fabs(v[i]) + (pick.below(300) == 0 ? -10.0f : 0.0f);
+      }
+      Compressor<Dense, Sign, VectorSourceCoder> c;
+      Rng rng(1);
+      std::vector<float> q(n), acc(n, 0.0f);
+      std::vector<std::byte> msg;
+      c.encode(v, rng, msg, q);
+      // the reference: the quantizer's levels through the coder's level path
+      detail::LevelBlock blk;
+      std::vector<float> q2(n);
+      Sign{}.quantize(v, 1.0f, rng, blk, q2);
+      for (std::size_t i = 0; i < n; ++i) REQUIRE(same_bits(q[i], q2[i]));
+      std::vector<std::byte> payload;
+      VectorSourceCoder coder;
+      detail::CodeShape shape;
+      shape.n = n;
+      coder.encode_levels(shape, blk.levels, 1, payload);
+      REQUIRE(msg.size() >= payload.size() + message::checksum_bytes);
+      const std::vector<std::byte> tail(msg.end() - static_cast<std::ptrdiff_t>(payload.size() + message::checksum_bytes),
+                                        msg.end() - static_cast<std::ptrdiff_t>(message::checksum_bytes));
+      REQUIRE(tail == payload);
+      c.decode_add(msg, 1.0f, acc);
+      for (std::size_t i = 0; i < n; ++i)
+        if (!same_bits(q[i], acc[i])) FAIL("q and the decoded message differ at " << i);
+    }
+  }
 }
 
 TEST_CASE("Sign: q is written from the levels with the decoder's values, streamed or not", "[compress][sign]") {

@@ -81,6 +81,71 @@ TEST_CASE("HalfFloat rounds to nearest even exactly as a search over the format'
   }
 }
 
+TEST_CASE("HalfFloat: quantize (vectorised where the target has it) gives the scalar codes, q, draws and errors", "[compress][half]") {
+  for (const HalfFormat f : formats) {
+    CAPTURE(static_cast<int>(f));
+    const auto values = all_values(f);
+    std::vector<float> inputs;
+    for (std::size_t c = 0; c + 1 < values.size(); c += (f == HalfFormat::Float16 ? 3 : 11)) {
+      const float mid = static_cast<float>((static_cast<double>(values[c]) + values[c + 1]) / 2);
+      for (const float x : {values[c], mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e30f)})
+        inputs.push_back(c % 2 ? -x : x);
+    }
+    // groups of 8 of ordinary values, zeros (float16 stochastic keeps them in the vector path)
+    // and, in the middle, one with a float16 subnormal result (that group goes scalar)
+    Rng gen(5);
+    for (int g = 0; g < 64; ++g)
+      for (int j = 0; j < 8; ++j) inputs.push_back(g % 3 == 0 && j % 2 ? 0.0f : static_cast<float>(gen.normal()));
+    inputs.push_back(-0.0f);
+    inputs.push_back(std::numeric_limits<float>::denorm_min());
+    inputs.push_back(-std::numeric_limits<float>::denorm_min());
+    inputs.push_back(3e-6f);
+    inputs.push_back(1.0f);  // an odd count: a scalar tail too
+    for (const HalfRounding r : {HalfRounding::NearestEven, HalfRounding::Stochastic})
+      for (const float scale : {1.0f, 0.75f}) {
+        CAPTURE(static_cast<int>(r), scale);
+        std::vector<float> x = inputs;
+        const std::uint32_t overflow = detail::half::overflow_bits(f, r);
+        // keep x·scale below the overflow
+        for (float& v : x)
+          if ((std::bit_cast<std::uint32_t>(v * scale) & 0x7FFFFFFFu) >= overflow) v = 0.5f;
+        detail::LevelBlock blk;
+        std::vector<float> out(x.size());
+        Rng rng(1), reference(1);
+        HalfFloat{f, r}.quantize(x, scale, rng, blk, out);
+        std::size_t wrong = 0;
+        std::uint32_t largest = 0;
+        for (std::size_t i = 0; i < x.size(); ++i) {
+          const std::uint32_t y = std::bit_cast<std::uint32_t>(scale == 1.0f ? x[i] : x[i] * scale);
+          const std::uint64_t random = r == HalfRounding::Stochastic ? reference.next() : 0;
+          const std::uint32_t c = detail::half::code(f, r, y & 0x7FFFFFFFu, random);
+          const bool negative = (y >> 31) != 0 && c != 0;
+          largest = std::max(largest, c);
+          const float want = negative ? -detail::half::value(f, c) : detail::half::value(f, c);
+          wrong += blk.levels[i] == (negative ? -static_cast<int>(c) : static_cast<int>(c)) &&
+                           std::bit_cast<std::uint32_t>(out[i]) == std::bit_cast<std::uint32_t>(want)
+                       ? 0
+                       : 1;
+        }
+        REQUIRE(wrong == 0);
+        REQUIRE(blk.s == static_cast<int>(largest));
+        REQUIRE(rng.next() == reference.next());  // one draw per value, stochastic only
+      }
+    // an overflow or a non-finite value anywhere in a group of 8 is the scalar loop's error
+    for (const std::size_t at : {std::size_t{0}, std::size_t{13}, std::size_t{38}}) {
+      std::vector<float> x(40, 0.25f);
+      detail::LevelBlock blk;
+      std::vector<float> out(x.size());
+      Rng rng(1);
+      x[at] = f == HalfFormat::Float16 ? 70000.0f : std::numeric_limits<float>::max();
+      const HalfFloat nearest{f, f == HalfFormat::Float16 ? HalfRounding::NearestEven : HalfRounding::Stochastic};
+      REQUIRE_THROWS_WITH(nearest.quantize(x, 1.0f, rng, blk, out), Catch::Contains("exceeds"));
+      x[at] = std::numeric_limits<float>::quiet_NaN();
+      REQUIRE_THROWS_WITH(nearest.quantize(x, 1.0f, rng, blk, out), Catch::Contains("non-finite"));
+    }
+  }
+}
+
 TEST_CASE("HalfFloat's stochastic rounding picks a neighbour and is unbiased", "[compress][half]") {
   for (const HalfFormat f : formats) {
     const auto values = all_values(f);

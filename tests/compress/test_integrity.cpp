@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "all_pipelines.hpp"
@@ -104,10 +105,12 @@ TEST_CASE("messages are version 2 and end with the CRC-32C of everything before"
   REQUIRE_THROWS_WITH(c.decode_add(wrong, 1.0f, acc), Catch::Contains("checksum"));
 }
 
-TEMPLATE_LIST_TEST_CASE("every flipped bit and every burst of up to 32 bits in a genuine message is refused",
-                        "[compress][integrity]", AllPipelines) {
-  auto pipeline = make_pipeline<TestType>();
-  CAPTURE(TestType::name());
+namespace {
+
+// Every single-bit flip and 400 bursts of 2–32 bits of a genuine message of `pipeline` are refused.
+template <class P>
+void every_corruption_refused(P pipeline) {
+  CAPTURE(P::name());
   const std::size_t d = 200;
   const auto v = gaussian(d, 17);
   Rng rng(4);
@@ -142,6 +145,21 @@ TEMPLATE_LIST_TEST_CASE("every flipped bit and every burst of up to 32 bits in a
   }
   REQUIRE(accepted == 0);
   REQUIRE(refused == bits + 400);
+  // the genuine message itself still decodes to q
+  std::vector<float> fresh(d, 0.0f);
+  pipeline.decode_add(msg, 1.0f, fresh);
+  REQUIRE(fresh == q);
+}
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("every flipped bit and every burst of up to 32 bits in a genuine message is refused",
+                        "[compress][integrity]", AllPipelines) {
+  every_corruption_refused(make_pipeline<TestType>());
+}
+
+TEST_CASE("bucketed dithering and half-precision pipelines refuse every flipped bit and short burst too", "[compress][integrity]") {
+  std::apply([](auto... pipeline) { (every_corruption_refused(pipeline), ...); }, configured_pipelines());
 }
 
 TEST_CASE("a float payload larger than the caches is copied, streamed and checksummed exactly", "[compress][integrity]") {

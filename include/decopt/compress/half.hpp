@@ -25,6 +25,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__AVX2__) && defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 #include "decopt/compress/detail/pipeline.hpp"
 #include "decopt/compress/message.hpp"
 #include "decopt/core/bytes.hpp"
@@ -76,6 +80,90 @@ inline std::uint32_t code(HalfFormat f, HalfRounding r, std::uint32_t a, std::ui
   return shift_round(m, 126u - (e != 0 ? e : 1u), r, random);
 }
 
+/// Rounds x[0, n) 8 values at a time where the target has the instructions (AVX2, and F16C's
+/// vcvtps2ph for float16 to nearest even), with the codes of code(): IEEE round to nearest even,
+/// or stochastic rounding with the same 64-bit draw per value, in the same order, as the scalar
+/// loop — so the message does not depend on the instruction set. A group of 8 holding a value at
+/// or past `overflow` (the scalar loop reports it), or for stochastic float16 a subnormal result,
+/// goes to scalar(first, last) with the generator as it was before the group, as does the tail
+/// (and everything on other targets). levels[i] = ±code, out[i] = ±value(code), +0 for code 0;
+/// the maxima of |x| bits and of the codes are merged into largest_input / largest_code.
+template <class Scalar>
+void round_values(HalfFormat f, HalfRounding r, const float* x, std::size_t n, float scale, std::uint32_t overflow, Rng& rng,
+                  std::int16_t* levels, float* out, std::uint32_t& largest_input, std::uint32_t& largest_code, Scalar&& scalar) {
+  std::size_t i = 0;
+#if defined(__AVX2__) && defined(__F16C__)
+  const __m256i magnitude = _mm256_set1_epi32(0x7FFFFFFF);
+  const __m256i limit = _mm256_set1_epi32(static_cast<int>(overflow - 1));  // a ≤ limit, a signed compare (a < 2^31)
+  const __m256i below_normal = _mm256_set1_epi32(static_cast<int>((113u << 23) - 1));
+  const __m256 scalev = _mm256_set1_ps(scale);
+  __m256i input_max = _mm256_setzero_si256(), code_max = _mm256_setzero_si256();
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 y = scale == 1.0f ? v : _mm256_mul_ps(v, scalev);
+    const __m256i yb = _mm256_castps_si256(y);
+    const __m256i a = _mm256_and_si256(yb, magnitude);
+    const __m256i over = _mm256_cmpgt_epi32(a, limit);
+    if (!_mm256_testz_si256(over, over)) {
+      scalar(i, i + 8);
+      continue;
+    }
+    __m256i code;
+    if (r == HalfRounding::NearestEven) {
+      if (f == HalfFormat::Float16) {
+        code = _mm256_cvtepu16_epi32(_mm256_cvtps_ph(_mm256_castsi256_ps(a), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      } else {  // (a + 0x7FFF + bit 16 of a) >> 16
+        const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(a, 16), _mm256_set1_epi32(1));
+        code = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(a, _mm256_set1_epi32(0x7FFF)), odd), 16);
+      }
+    } else {
+      const Rng before = rng;
+      alignas(32) std::uint32_t low[8];
+      for (std::uint32_t& w : low) w = static_cast<std::uint32_t>(rng.next());  // the bits code() uses
+      const __m256i random = _mm256_load_si256(reinterpret_cast<const __m256i*>(low));
+      if (f == HalfFormat::BFloat16) {  // (a + 16 random bits) >> 16
+        code = _mm256_srli_epi32(_mm256_add_epi32(a, _mm256_and_si256(random, _mm256_set1_epi32(0xFFFF))), 16);
+      } else {
+        // normal results (rebias, add 13 random bits, drop 13) and zeros; a subnormal goes scalar
+        const __m256i zero = _mm256_cmpeq_epi32(a, _mm256_setzero_si256());
+        const __m256i normal = _mm256_cmpgt_epi32(a, below_normal);
+        if (_mm256_movemask_epi8(_mm256_or_si256(zero, normal)) != -1) {
+          rng = before;
+          scalar(i, i + 8);
+          continue;
+        }
+        const __m256i rebiased = _mm256_sub_epi32(a, _mm256_set1_epi32(static_cast<int>(112u << 23)));
+        code = _mm256_andnot_si256(zero, _mm256_srli_epi32(_mm256_add_epi32(rebiased, _mm256_and_si256(random, _mm256_set1_epi32(0x1FFF))), 13));
+      }
+    }
+    input_max = _mm256_max_epu32(input_max, _mm256_and_si256(_mm256_castps_si256(v), magnitude));
+    code_max = _mm256_max_epu32(code_max, code);
+    // negative where y's sign is set and the code is not 0 (−0 rounds to level 0 and +0)
+    const __m256i zero_code = _mm256_cmpeq_epi32(code, _mm256_setzero_si256());
+    const __m256i negative = _mm256_andnot_si256(zero_code, _mm256_srai_epi32(yb, 31));
+    const __m256i level = _mm256_sub_epi32(_mm256_xor_si256(code, negative), negative);  // ±code
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(levels + i),
+                     _mm_packs_epi32(_mm256_castsi256_si128(level), _mm256_extracti128_si256(level, 1)));
+    __m256 value;
+    if (f == HalfFormat::Float16) {
+      const __m256i h32 = _mm256_or_si256(code, _mm256_and_si256(negative, _mm256_set1_epi32(0x8000)));
+      value = _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(h32), _mm256_extracti128_si256(h32, 1)));
+    } else {
+      value = _mm256_castsi256_ps(_mm256_or_si256(_mm256_slli_epi32(code, 16), _mm256_slli_epi32(negative, 31)));
+    }
+    _mm256_storeu_ps(out + i, value);
+  }
+  alignas(32) std::uint32_t lanes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), input_max);
+  for (const std::uint32_t l : lanes) largest_input = std::max(largest_input, l);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), code_max);
+  for (const std::uint32_t l : lanes) largest_code = std::max(largest_code, l);
+#else
+  (void)f, (void)r, (void)x, (void)scale, (void)overflow, (void)rng, (void)levels, (void)out, (void)largest_input, (void)largest_code;
+#endif
+  scalar(i, n);
+}
+
 }  // namespace detail::half
 
 /// Each value (times the sparsifier's scale) as a float16 or bfloat16, rounded to nearest even
@@ -108,24 +196,28 @@ struct HalfFloat {
     blk.levels.resize(n);
     const std::uint32_t overflow = detail::half::overflow_bits(format, rounding);
     std::uint32_t largest_input = 0, largest_code = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::uint32_t bits = std::bit_cast<std::uint32_t>(x[i]);
-      largest_input = std::max(largest_input, bits & 0x7FFFFFFFu);
-      const std::uint32_t y = std::bit_cast<std::uint32_t>(scale == 1.0f ? x[i] : x[i] * scale);
-      const std::uint32_t a = y & 0x7FFFFFFFu;
-      if (a >= overflow) {
-        detail::require(largest_input < 0x7F800000u, detail::non_finite_input);
-        throw ConfigError(format == HalfFormat::Float16 ? "HalfFloat: a value (times the sparsifier's scale) exceeds float16's largest, 65504"
-                                                        : "HalfFloat: a value (times the sparsifier's scale) exceeds bfloat16's largest");
+    auto scalar = [&](std::size_t first, std::size_t last) {
+      for (std::size_t i = first; i < last; ++i) {
+        const std::uint32_t bits = std::bit_cast<std::uint32_t>(x[i]);
+        largest_input = std::max(largest_input, bits & 0x7FFFFFFFu);
+        const std::uint32_t y = std::bit_cast<std::uint32_t>(scale == 1.0f ? x[i] : x[i] * scale);
+        const std::uint32_t a = y & 0x7FFFFFFFu;
+        if (a >= overflow) {
+          detail::require(largest_input < 0x7F800000u, detail::non_finite_input);
+          throw ConfigError(format == HalfFormat::Float16 ? "HalfFloat: a value (times the sparsifier's scale) exceeds float16's largest, 65504"
+                                                          : "HalfFloat: a value (times the sparsifier's scale) exceeds bfloat16's largest");
+        }
+        const std::uint64_t random = rounding == HalfRounding::Stochastic ? rng.next() : 0;
+        const std::uint32_t c = detail::half::code(format, rounding, a, random);
+        largest_code = std::max(largest_code, c);
+        const bool negative = (y >> 31) != 0 && c != 0;
+        blk.levels[i] = static_cast<std::int16_t>(negative ? -static_cast<int>(c) : static_cast<int>(c));
+        const float v = detail::half::value(format, c);
+        out[i] = negative ? -v : v;  // the receiver's weight·(−table[c]) with weight 1
       }
-      const std::uint64_t random = rounding == HalfRounding::Stochastic ? rng.next() : 0;
-      const std::uint32_t c = detail::half::code(format, rounding, a, random);
-      largest_code = std::max(largest_code, c);
-      const bool negative = (y >> 31) != 0 && c != 0;
-      blk.levels[i] = static_cast<std::int16_t>(negative ? -static_cast<int>(c) : static_cast<int>(c));
-      const float v = detail::half::value(format, c);
-      out[i] = negative ? -v : v;  // the receiver's weight·(−table[c]) with weight 1
-    }
+    };
+    detail::half::round_values(format, rounding, x.data(), n, scale, overflow, rng, blk.levels.data(), out.data(), largest_input,
+                               largest_code, scalar);
     // The level count is the largest code, so RawCoder's width ⌈log2(2s+1)⌉ = bit_width(2s) follows
     // the data: 2.0 is code 0x4000 in both formats (float16 exponent field 16, bfloat16 the top half
     // of 0x40000000), so while every |q| < 2 the largest code is below 0x4000 and the levels take 15

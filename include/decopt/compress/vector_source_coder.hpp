@@ -96,7 +96,28 @@ class VectorSourceCoder {
     // Dense levels: the histogram, then the word-major run pass.
     dense_histogram(levels, s);
     prepare_ranks(levels.size(), s);
-    encode_words(levels);
+    std::int16_t tail[64] = {};
+    encode_words(levels.size(), [&](std::size_t base, std::size_t width) {
+      const std::int16_t* lv = levels.data() + base;
+      if (width < 64) {
+        std::copy(lv, lv + width, tail);  // zero padding never matches a (non-zero) symbol
+        lv = tail;
+      }
+      return LevelWord{lv};
+    });
+    write_message(out);
+  }
+
+  /// The message encode_levels writes for dense levels in {−1, 0, +1} given as bit masks (the
+  /// Sign quantizer's: bit j of word w set where level 64w + j is +1 in `positive`, −1 in
+  /// `negative`; ⌈n/64⌉ words each, bits past n clear). The same bytes, from n/32 bytes of input.
+  void encode_sign_masks(std::size_t n, std::span<const std::uint64_t> positive, std::span<const std::uint64_t> negative,
+                         std::vector<std::byte>& out) {
+    counts_.assign(3, 0);
+    for (const std::uint64_t w : positive) counts_[2] += static_cast<std::uint64_t>(detail::bits::popcount(w));
+    for (const std::uint64_t w : negative) counts_[0] += static_cast<std::uint64_t>(detail::bits::popcount(w));
+    prepare_ranks(n, 1);
+    encode_words(n, [&](std::size_t base, std::size_t) { return MaskWord{positive[base / 64], negative[base / 64]}; });
     write_message(out);
   }
 
@@ -269,8 +290,25 @@ class VectorSourceCoder {
   // the word not claimed by lower ranks, and each rank appends its hit mask compacted onto them
   // (pext) to its hit bitmap. A b = 1 Golomb code is unary, so for b = 1 that bitmap, up to the
   // last hit, is the stream itself; phase B Golomb-codes the runs of every other bitmap.
-  void encode_words(std::span<const std::int16_t> levels) {
-    const std::size_t n = levels.size();
+  // 64 dense levels for encode_words: the mask of a symbol's positions, of the non-zeros, and the
+  // level at a position.
+  struct LevelWord {
+    const std::int16_t* lv;
+    [[nodiscard]] std::uint64_t hits(int symbol) const noexcept { return detail::bits::equal_mask64(lv, static_cast<std::int16_t>(symbol)); }
+    [[nodiscard]] std::uint64_t nonzero() const noexcept { return ~detail::bits::equal_mask64(lv, 0); }
+    [[nodiscard]] int level(int t) const noexcept { return lv[t]; }
+  };
+  // The same from sign masks (levels in {−1, 0, +1}).
+  struct MaskWord {
+    std::uint64_t positive, negative;
+    [[nodiscard]] std::uint64_t hits(int symbol) const noexcept { return symbol > 0 ? positive : negative; }
+    [[nodiscard]] std::uint64_t nonzero() const noexcept { return positive | negative; }
+    [[nodiscard]] int level(int t) const noexcept { return (positive >> t) & 1u ? 1 : -1; }
+  };
+
+  // word(base, width) gives the LevelWord or MaskWord of positions [base, base + width), width ≤ 64.
+  template <class WordAt>
+  void encode_words(std::size_t n, WordAt&& word) {
     const std::size_t m = ranks_.size();
     left_.resize(m);
     if (bitmaps_.size() < m) bitmaps_.resize(m);
@@ -289,20 +327,15 @@ class VectorSourceCoder {
     }
     suffix_.clear();
     std::uint64_t claimed = 0;  // positions taken by the word ranks so far
-    std::int16_t tail[64] = {};
     for (std::size_t base = 0; base < n; base += 64) {
       const std::size_t width = std::min<std::size_t>(64, n - base);
-      const std::int16_t* lv = levels.data() + base;
-      if (width < 64) {
-        std::copy(lv, lv + width, tail);  // zero padding never matches a (non-zero) symbol
-        lv = tail;
-      }
+      const auto lv = word(base, width);
       const std::uint64_t all = detail::bits::low_mask(static_cast<unsigned>(width));
       std::uint64_t free = all;
       for (std::size_t r = 0; r < word_ranks && free != 0; ++r) {
         if (left_[r] == 0) continue;
         const Rank& rk = ranks_[r];
-        const std::uint64_t hits = detail::bits::equal_mask64(lv, static_cast<std::int16_t>(rk.symbol));
+        const std::uint64_t hits = lv.hits(rk.symbol);
         const auto c = static_cast<std::uint64_t>(detail::bits::popcount(hits));
         if (!rk.implied) {
           const auto slots = static_cast<unsigned>(detail::bits::popcount(free));
@@ -321,10 +354,10 @@ class VectorSourceCoder {
       }
       if (word_ranks < m) {
         const std::uint64_t taken = all & ~free;
-        for (std::uint64_t rest = free & ~detail::bits::equal_mask64(lv, 0); rest != 0; rest &= rest - 1) {
+        for (std::uint64_t rest = free & lv.nonzero(); rest != 0; rest &= rest - 1) {
           const int t = std::countr_zero(rest);
           const auto below = static_cast<std::uint64_t>(detail::bits::popcount(taken & detail::bits::low_mask(static_cast<unsigned>(t))));
-          suffix_.push_back({base + static_cast<std::uint64_t>(t) - claimed - below, lv[t]});
+          suffix_.push_back({base + static_cast<std::uint64_t>(t) - claimed - below, lv.level(t)});
         }
         claimed += static_cast<std::uint64_t>(detail::bits::popcount(taken));
       }
@@ -763,12 +796,24 @@ class VectorSourceCoder {
       if (!rk.implied && rk.count >= detail::GolombRunTable::min_codewords && detail::GolombRunTable::useful(rk.golomb)) {
         // TopK-like positions: a codeword per table lookup; a run past the end stops the loop, and
         // a stream read past its end is flagged once after it (the cursor supplies zero bits)
-        const detail::GolombRunTable table(rk.golomb);
-        for (std::uint64_t t = 0; t < total && !bad; ++t) {
-          sink(static_cast<std::size_t>(pos), rk.symbol);
-          if (t + 1 == rk.count) break;
-          pos += table.read(cursor, rk.golomb, max_quotient[0]) + 1;
-          bad |= pos >= rk.remaining;
+        // (the same reads as one table.read() per codeword, four per refill of the bit buffer)
+        const detail::GolombRunTable& table = detail::GolombRunTable::cached(rk.golomb);
+        std::uint64_t t = 0;
+        for (bool done = total == 0 || bad; !done;) {
+          cursor.fill();
+          for (int u = 0; u < 4; ++u) {
+            sink(static_cast<std::size_t>(pos), rk.symbol);
+            if (++t == rk.count) {
+              done = true;
+              break;
+            }
+            pos += table.read_buffered(cursor, rk.golomb, max_quotient[0]) + 1;
+            bad |= pos >= rk.remaining;
+            if (bad || t >= total) {
+              done = true;
+              break;
+            }
+          }
         }
       } else {
         for (std::uint64_t t = 0; t < total && !bad; ++t) {

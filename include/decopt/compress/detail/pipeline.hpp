@@ -53,6 +53,9 @@ struct LevelBlock {
   float sigma = 0.0f;                ///< the scale the quantizer sends (σ, or the sign magnitude)
   std::uint8_t flags = 0;            ///< quantizer-specific option bits sent with the message
   std::vector<float> signed_scratch; ///< encoder scratch for signed_table
+  /// Sign's levels as bit masks (encoder only): bit j of word w set where level 64w + j is +1
+  /// (`positive`) or −1 (`negative`); coders that code masks read these instead of `levels`.
+  std::vector<std::uint64_t> positive, negative;
   /// Scale groups with a σ each (scale blocks or buckets): then `table` holds the magnitudes for
   /// σ = 1 and q = sign(ℓ)·(σ_g·table[|ℓ|]); else the one σ is `sigma`, already in `table`.
   ScaleLayout layout;

@@ -1,0 +1,123 @@
+// decopt/compress/detail/sign_masks.hpp — the kernels of the scaled sign quantizer: one pass over
+// x that sums |x_i| in a fixed order and writes the signs as two bit masks, and one pass over the
+// masks that writes q (and, for coders that take levels, the int16 levels). Internal: include
+// "decopt/compress/compress.hpp" instead.
+//
+// Masks: word w of `positive` has bit j set where x[64w + j] > 0, of `negative` where it is < 0
+// (zeros and NaNs in neither); bits past n are clear. The sum is Σ|x_i| in double as 16
+// interleaved partial sums (lane j: i ≡ j mod 16, in index order) added pairwise in a fixed tree
+// at the end (part[j] += part[j + 8], then + 4, + 2, + 1). The AVX path keeps the 16 lanes in four
+// registers of four doubles and the portable path in an array, in the same order, so every
+// instruction set gives the same bits (the project builds with -ffp-contract=off).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+namespace decopt::detail::sign {
+
+inline constexpr std::size_t lanes = 16;
+
+/// Writes the masks of x (ceil(n/64) words each) and returns Σ|x_i| (header comment). A NaN or ±∞
+/// makes the sum non-finite, and finite floats cannot overflow it: the sum doubles as the
+/// finiteness check.
+inline double abs_sum_and_masks(const float* x, std::size_t n, std::uint64_t* positive, std::uint64_t* negative) noexcept {
+  double part[lanes] = {};
+  std::size_t i = 0;
+#if defined(__AVX__)
+  {
+    const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    const __m256 zero = _mm256_setzero_ps();
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;  // lanes 0–3, 4–7, 8–11, 12–15
+    auto abs_pd = [&](__m128 v) { return _mm256_and_pd(_mm256_cvtps_pd(v), abs_mask); };
+    for (; i + 64 <= n; i += 64) {
+      std::uint64_t pos = 0, neg = 0;
+      for (std::size_t g = 0; g < 64; g += 16) {
+        const __m256 lo = _mm256_loadu_ps(x + i + g), hi = _mm256_loadu_ps(x + i + g + 8);
+        const auto p = static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(lo, zero, _CMP_GT_OQ))) |
+                       static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(hi, zero, _CMP_GT_OQ))) << 8;
+        const auto m = static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(lo, zero, _CMP_LT_OQ))) |
+                       static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(hi, zero, _CMP_LT_OQ))) << 8;
+        pos |= std::uint64_t{p} << g;
+        neg |= std::uint64_t{m} << g;
+        a0 = _mm256_add_pd(a0, abs_pd(_mm256_castps256_ps128(lo)));
+        a1 = _mm256_add_pd(a1, abs_pd(_mm256_extractf128_ps(lo, 1)));
+        a2 = _mm256_add_pd(a2, abs_pd(_mm256_castps256_ps128(hi)));
+        a3 = _mm256_add_pd(a3, abs_pd(_mm256_extractf128_ps(hi, 1)));
+      }
+      positive[i / 64] = pos;
+      negative[i / 64] = neg;
+    }
+    _mm256_storeu_pd(part, a0);
+    _mm256_storeu_pd(part + 4, a1);
+    _mm256_storeu_pd(part + 8, a2);
+    _mm256_storeu_pd(part + 12, a3);
+  }
+#endif
+  for (; i + 64 <= n; i += 64) {
+    std::uint64_t pos = 0, neg = 0;
+    for (std::size_t j = 0; j < 64; ++j) {
+      const float v = x[i + j];
+      part[j % lanes] += std::fabs(static_cast<double>(v));
+      pos |= std::uint64_t{v > 0.0f} << j;
+      neg |= std::uint64_t{v < 0.0f} << j;
+    }
+    positive[i / 64] = pos;
+    negative[i / 64] = neg;
+  }
+  if (i < n) {  // the last, partial word; lane i mod 16 still
+    std::uint64_t pos = 0, neg = 0;
+    for (std::size_t j = 0; i + j < n; ++j) {
+      const float v = x[i + j];
+      part[j % lanes] += std::fabs(static_cast<double>(v));
+      pos |= std::uint64_t{v > 0.0f} << j;
+      neg |= std::uint64_t{v < 0.0f} << j;
+    }
+    positive[i / 64] = pos;
+    negative[i / 64] = neg;
+  }
+  for (std::size_t width = lanes / 2; width > 0; width /= 2)
+    for (std::size_t j = 0; j < width; ++j) part[j] += part[j + width];
+  return part[0];
+}
+
+/// q[i] = up where bit i of `positive` is set, down where bit i of `negative` is, +0 elsewhere,
+/// for the m ≤ 64·(words) positions [first, first + m) with first a multiple of 64 (a chunk of a
+/// larger q); and levels[i] = +1 / −1 / 0 alike when `levels` is not null.
+inline void write_from_masks(const std::uint64_t* positive, const std::uint64_t* negative, std::size_t first, std::size_t m,
+                             float up, float down, float* q, std::int16_t* levels) noexcept {
+  std::size_t j = 0;
+#if defined(__AVX2__)
+  const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256 upv = _mm256_set1_ps(up), downv = _mm256_set1_ps(down);
+  for (; j + 64 <= m; j += 64) {
+    std::uint64_t p = positive[(first + j) / 64], n = negative[(first + j) / 64];
+    for (std::size_t g = 0; g < 64; g += 8, p >>= 8, n >>= 8) {
+      const __m256i pm = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(p & 0xffu)), bit), bit);
+      const __m256i nm = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(n & 0xffu)), bit), bit);
+      _mm256_storeu_ps(q + j + g, _mm256_or_ps(_mm256_and_ps(_mm256_castsi256_ps(pm), upv), _mm256_and_ps(_mm256_castsi256_ps(nm), downv)));
+      if (levels) {
+        // +1 / −1 per lane as 32-bit integers (a set compare is −1), packed to int16
+        const __m256i l32 = _mm256_sub_epi32(nm, pm);
+        const __m128i l16 = _mm_packs_epi32(_mm256_castsi256_si128(l32), _mm256_extracti128_si256(l32, 1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(levels + j + g), l16);
+      }
+    }
+  }
+#endif
+  for (; j < m; ++j) {
+    const std::size_t at = first + j;
+    const bool p = (positive[at / 64] >> (at % 64)) & 1u;
+    const bool n = (negative[at / 64] >> (at % 64)) & 1u;
+    q[j] = p ? up : (n ? down : 0.0f);
+    if (levels) levels[j] = static_cast<std::int16_t>(static_cast<int>(p) - static_cast<int>(n));
+  }
+}
+
+}  // namespace decopt::detail::sign
