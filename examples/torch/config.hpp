@@ -128,6 +128,9 @@ inline void resolve(TorchTrainConfig& c, const CLI::App& app) {
     throw ConfigError("--bucket gives every " + std::to_string(c.train.bucket) +
                       " values their own scale and --layerwise every weight tensor: choose one");
   check_compressor(c, algorithms);
+  for (const auto& a : algorithms)
+    if (a != "malcom" && a != "choco" && a != "dpsgd")
+      throw ConfigError("--algorithm " + a + " runs in decopt-train (the MLP); decopt-torch-train runs malcom, choco or dpsgd");
 }
 
 }  // namespace decopt::torch_example
