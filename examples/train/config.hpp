@@ -219,8 +219,8 @@ inline void add_flags(CLI::App& app, TrainConfig& c) {
   app.add_option("--local-steps", c.local_steps, "local SGD steps per round")->check(flags::integer(1, 1'000'000));
   app.add_option("--nodes", c.nodes, "number of nodes")->check(flags::integer(1, 4096));
   app.add_option("--topology", c.topology,
-                 "ring|torus|complete|star|hypercube|exponential|erdos-renyi, or for --algorithm sgp only the directed "
-                 "directed-ring (i -> i+1) | directed-exponential (i -> i + 2^k)")
+                 "ring|torus|complete|star|hypercube|exponential|erdos-renyi, or, for --algorithm sgp only, a directed "
+                 "graph: directed-ring (i -> i+1) | directed-exponential (i -> i + 2^k)")
       ->check(CLI::IsMember({"ring", "torus", "complete", "star", "hypercube", "exponential", "erdos-renyi",
                              "directed-ring", "directed-exponential"}));
   app.add_option("--schedule", c.schedule,
