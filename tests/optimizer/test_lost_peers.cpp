@@ -9,6 +9,8 @@
 
 #include <decopt/decopt.hpp>
 
+#include "optimizer/lost_peer_fixtures.hpp"
+
 #include <cmath>
 #include <cstddef>
 #include <span>
@@ -16,19 +18,9 @@
 #include <vector>
 
 using namespace decopt;
+using namespace decopt::test;
 
 namespace {
-
-using Choco = ChocoSGD<>;
-
-Choco::Compressor choco_compressor() { return Choco::Compressor(Dense{}, DitheredQuantizer{16, Norm::L2}, RawCoder{}); }
-
-/// 7 nodes: the ring 0-1-…-6-0 with chords 0-2 and 0-3. Losing node 3 changes the rows of its
-/// neighbours 0, 2, 4 and of nodes 1 and 6 (two hops: their edge to node 0, whose degree drops
-/// from 4 to 3, goes from 1/5 to 1/4), not node 5's.
-Topology chorded_ring() {
-  return Topology::from_edges(7, {{0, 1}, {1, 2}, {2, 3}, {3, 4}, {4, 5}, {5, 6}, {6, 0}, {0, 2}, {0, 3}});
-}
 
 constexpr int kLost = 3;
 constexpr long kFailRound = 10;
@@ -44,12 +36,7 @@ Options consensus_options() {
 }
 
 /// Node-dependent starting models: a consensus problem (the gradient is 0).
-std::vector<std::vector<float>> starting_models(int n) {
-  std::vector<std::vector<float>> models(static_cast<std::size_t>(n), std::vector<float>(kDim));
-  for (int i = 0; i < n; ++i)
-    for (int k = 0; k < kDim; ++k) models[static_cast<std::size_t>(i)][static_cast<std::size_t>(k)] = std::sin(7.0f * i + k);
-  return models;
-}
+std::vector<std::vector<float>> starting_models(int n) { return test::starting_models(n, kDim); }
 void zero_gradient(int, std::span<const float>, std::span<float> g) { std::fill(g.begin(), g.end(), 0.0f); }
 
 Simulation<Choco>::Setup drop_setup(LostPeerPolicy policy = LostPeerPolicy::drop) {
@@ -79,17 +66,6 @@ std::vector<std::vector<float>> run_threads(const Topology& topology, int rounds
     REQUIRE(node.lost_peers().front() == LostPeer{kLost, kFailRound});
   });
   return models;
-}
-
-/// The weights each survivor mixes with, as a matrix (rows of lost nodes empty).
-Eigen::MatrixXd weights_in_use(const Simulation<Choco>& sim) {
-  Eigen::MatrixXd W = Eigen::MatrixXd::Zero(sim.size(), sim.size());
-  for (int i = 0; i < sim.size(); ++i) {
-    if (!sim.alive(i)) continue;
-    W(i, i) = sim.node(i).self_weight();
-    for (const Edge& e : sim.node(i).neighbors()) W(i, e.node) = e.weight;
-  }
-  return W;
 }
 
 }  // namespace

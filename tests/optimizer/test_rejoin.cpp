@@ -10,6 +10,8 @@
 
 #include <decopt/decopt.hpp>
 
+#include "optimizer/lost_peer_fixtures.hpp"
+
 #include <cmath>
 #include <cstddef>
 #include <span>
@@ -17,17 +19,9 @@
 #include <vector>
 
 using namespace decopt;
+using namespace decopt::test;  // chorded_ring (node 3's neighbours: 0, 2, 4), choco_compressor, weights_in_use
 
 namespace {
-
-using Choco = ChocoSGD<>;
-
-Choco::Compressor choco_compressor() { return Choco::Compressor(Dense{}, DitheredQuantizer{16, Norm::L2}, RawCoder{}); }
-
-/// 7 nodes: the ring 0-1-…-6-0 with chords 0-2 and 0-3 (node 3's neighbours: 0, 2, 4).
-Topology chorded_ring() {
-  return Topology::from_edges(7, {{0, 1}, {1, 2}, {2, 3}, {3, 4}, {4, 5}, {5, 6}, {6, 0}, {0, 2}, {0, 3}});
-}
 
 constexpr int kNode = 3;
 constexpr long kFailRound = 10;
@@ -43,13 +37,7 @@ Options quadratic_options() {
   return o;
 }
 
-/// Node-dependent starting models.
-std::vector<std::vector<float>> starting_models(int n) {
-  std::vector<std::vector<float>> models(static_cast<std::size_t>(n), std::vector<float>(kDim));
-  for (int i = 0; i < n; ++i)
-    for (int k = 0; k < kDim; ++k) models[static_cast<std::size_t>(i)][static_cast<std::size_t>(k)] = std::sin(7.0f * i + k);
-  return models;
-}
+std::vector<std::vector<float>> starting_models(int n) { return test::starting_models(n, kDim); }
 /// f(x) = ½‖x − b‖², the same b on every node: the minimiser every node must reach.
 float target(int k) { return 0.25f * std::cos(0.5f * k); }
 void quadratic(int, std::span<const float> x, std::span<float> g) {
@@ -60,18 +48,6 @@ template <class Node>
 typename Simulation<Node>::Setup rejoin_setup(typename Node::Compressor compressor, long rejoin_round = kRejoinRound) {
   return {.options = quadratic_options(), .compressor = std::move(compressor), .threads = 2,
           .on_lost_peer = LostPeerPolicy::drop, .failures = {{kNode, kFailRound}}, .rejoins = {{kNode, rejoin_round}}};
-}
-
-/// The weights each running node mixes with, as a matrix (rows of stopped nodes empty).
-template <class Node>
-Eigen::MatrixXd weights_in_use(const Simulation<Node>& sim) {
-  Eigen::MatrixXd W = Eigen::MatrixXd::Zero(sim.size(), sim.size());
-  for (int i = 0; i < sim.size(); ++i) {
-    if (!sim.alive(i)) continue;
-    W(i, i) = sim.node(i).self_weight();
-    for (const Edge& e : sim.node(i).neighbors()) W(i, e.node) = e.weight;
-  }
-  return W;
 }
 
 template <class Node>

@@ -59,7 +59,7 @@ class LostPeerRepair {
   /// What one repair does at a round boundary.
   struct Plan {
     Topology next;                 // W' on the remaining graph
-    std::vector<int> peers;        // neighbours in W' to exchange x̂ with, in neighbour order
+    std::vector<int> peers;        // neighbours in W' to exchange x̂ with, in the original neighbour order
     bool full = false;             // recompute s from scratch (next to a node lost or back, or back itself)
     std::vector<int> removed;      // the nodes W' leaves out, sorted
     std::vector<int> back;         // the nodes this repair brings back (kRepairDelay after their rejoin)
@@ -98,8 +98,8 @@ class LostPeerRepair {
       return false;
     };
     plan.full = touches(rank_);
-    for (const Edge& e : plan.next.neighbors(rank_))
-      if (plan.full || touches(e.node) || e.weight != current_.weight(rank_, e.node)) plan.peers.push_back(e.node);
+    for (int j : running_neighbors(plan))
+      if (plan.full || touches(j) || plan.next.weight(rank_, j) != current_.weight(rank_, j)) plan.peers.push_back(j);
     return plan;
   }
 
@@ -108,7 +108,7 @@ class LostPeerRepair {
   [[nodiscard]] Plan rejoin_plan(std::span<const LostPeer> known, long next_exchange) const {
     Plan plan = start(known, next_exchange);
     plan.full = true;
-    for (const Edge& e : plan.next.neighbors(rank_)) plan.peers.push_back(e.node);
+    plan.peers = running_neighbors(plan);
     return plan;
   }
 
@@ -136,6 +136,13 @@ class LostPeerRepair {
       if (p.node != rank_ && p.round <= next_exchange - kRepairDelay)
         events.push_back({p.node, p.round, p.back_by(next_exchange) ? p.rejoin_round : -1});
     return events;
+  }
+  /// This node's neighbours that W' keeps, in the original neighbour order (the optimizer's).
+  [[nodiscard]] std::vector<int> running_neighbors(const Plan& plan) const {
+    std::vector<int> running;
+    for (const Edge& e : original_.neighbors(rank_))
+      if (!std::binary_search(plan.removed.begin(), plan.removed.end(), e.node)) running.push_back(e.node);
+    return running;
   }
   /// W' on the graph without the nodes still lost at `next_exchange`, and the events it applies.
   [[nodiscard]] Plan start(std::span<const LostPeer> known, long next_exchange) const {

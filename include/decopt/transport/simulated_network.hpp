@@ -296,7 +296,8 @@ class SimulatedNetwork {
   void inject_rejoin(NodeRejoin rejoin) { failures_.add(rejoin, size()); }
   /// The round `node`'s neighbours see it rejoin (NodeRejoin), or -1.
   [[nodiscard]] long rejoin_round(int node) const { return failures_.rejoin_round(node); }
-  /// The round at which `node` stopped (its post threw NodeCrashed), or -1 while it runs.
+  /// The round at which `node` stopped (its post threw NodeCrashed), or -1 while it runs; it stays
+  /// set after a rejoin (rejoin_round() says when it came back).
   [[nodiscard]] long stopped_at(int node) const { return stopped_at_.at(static_cast<std::size_t>(node)); }
 
  private:

@@ -395,7 +395,8 @@ class ThreadNetwork {
   /// The round `node`'s neighbours see it rejoin (NodeRejoin), or -1.
   [[nodiscard]] long rejoin_round(int node) const { return failures_.rejoin_round(node); }
   /// The round at which `node`'s thread ended by an injected failure, or at which a neighbour
-  /// dropped it after the timeout (LostPeerPolicy::drop), or -1 while it runs.
+  /// dropped it after the timeout (LostPeerPolicy::drop), or -1 while it runs; it stays set after
+  /// a rejoin (rejoin_round() says when it came back).
   [[nodiscard]] long stopped_at(int node) const {
     detail::require(node >= 0 && node < size(), "ThreadNetwork::stopped_at: node " + std::to_string(node) + " out of range");
     return stopped_at_[static_cast<std::size_t>(node)].load();
