@@ -22,9 +22,11 @@ struct Fields {
   std::uint64_t k = 1;            ///< TopK, RandomK, RandTopK: the selected count
   std::uint64_t seed = 7;         ///< RandomK
   std::uint8_t unbiased = 0;      ///< RandomK
-  std::uint8_t options = 0;       ///< DitheredQuantizer: bit 0 ℓ∞, bit 1 natural
-  std::uint64_t levels = 1;       ///< DitheredQuantizer: s
-  float scale = 1.0f;             ///< DitheredQuantizer σ, Sign magnitude
+  std::uint8_t options = 0;       ///< DitheredQuantizer: bit 0 ℓ∞, bit 1 natural, bit 2 float16 scales, bit 3 buckets;
+                                  ///< HalfFloat: bit 0 bfloat16, bit 1 stochastic
+  std::uint64_t levels = 1;       ///< DitheredQuantizer: s; HalfFloat: the largest code
+  float scale = 1.0f;             ///< DitheredQuantizer σ (every bucket's), Sign magnitude
+  std::uint64_t bucket = 0;       ///< DitheredQuantizer: values per bucket (0: one σ)
 };
 
 /// The fields a receiver configured like `p` accepts for dimension d.
@@ -38,7 +40,14 @@ Fields fields_of(const P& p, std::size_t d) {
   if constexpr (std::is_same_v<S, RandomK>) f.unbiased = p.sparsifier().unbiased ? 1 : 0;
   if constexpr (std::is_same_v<Q, DitheredQuantizer>) {
     f.levels = static_cast<std::uint64_t>(p.quantizer().levels);
-    f.options = static_cast<std::uint8_t>((p.quantizer().norm == Norm::Linf ? 1 : 0) | (p.quantizer().natural ? 2 : 0));
+    f.options = static_cast<std::uint8_t>((p.quantizer().norm == Norm::Linf ? 1 : 0) | (p.quantizer().natural ? 2 : 0) |
+                                          (p.quantizer().scale_format == ScaleFormat::Float16 ? 4 : 0) |
+                                          (p.quantizer().bucket != 0 ? 8 : 0));
+    f.bucket = p.quantizer().bucket;
+  }
+  if constexpr (std::is_same_v<Q, HalfFloat>) {
+    f.options = static_cast<std::uint8_t>(static_cast<unsigned>(p.quantizer().format) | (static_cast<unsigned>(p.quantizer().rounding) << 1));
+    f.levels = detail::half::max_code(p.quantizer().format);
   }
   return f;
 }
@@ -50,6 +59,8 @@ template <class P>
 long long decode_allocation_bound(const P& p, std::size_t d) {
   std::uint64_t s = 1;
   if constexpr (std::is_same_v<typename P::quantizer_type, DitheredQuantizer>) s = static_cast<std::uint64_t>(p.quantizer().levels);
+  // a HalfFloat message carries its largest code, up to the format's
+  if constexpr (std::is_same_v<typename P::quantizer_type, HalfFloat>) s = detail::half::max_code(p.quantizer().format);
   return static_cast<long long>(16 * d + 12 * s + (256u << 10));
 }
 
@@ -68,7 +79,18 @@ std::vector<std::byte> header(const Fields& f) {
   if constexpr (std::is_same_v<Q, DitheredQuantizer>) {
     out.push_back(static_cast<std::byte>(f.options));
     put_varint(out, f.levels);
-    put_le<float>(out, f.scale);
+    if (f.bucket != 0) {  // buckets: b, their count ⌈d/b⌉ and a σ each
+      detail::ScaleLayout layout;
+      layout.bucket = static_cast<std::size_t>(f.bucket);
+      layout.scales.assign(static_cast<std::size_t>((f.dimension + f.bucket - 1) / f.bucket), f.scale);
+      layout.write(out, (f.options & 4) != 0 ? ScaleFormat::Float16 : ScaleFormat::Float32);
+    } else {
+      put_le<float>(out, f.scale);
+    }
+  }
+  if constexpr (std::is_same_v<Q, HalfFloat>) {
+    out.push_back(static_cast<std::byte>(f.options));
+    put_le<std::uint16_t>(out, static_cast<std::uint16_t>(f.levels));
   }
   if constexpr (std::is_same_v<Q, Sign>) put_le<float>(out, f.scale);
   return out;

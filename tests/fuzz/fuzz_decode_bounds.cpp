@@ -98,14 +98,20 @@ std::vector<std::byte> craft(const P& receiver, std::size_t d, FuzzedDataProvide
     if (in.ConsumeBool()) f.levels = in.ConsumeBool() ? DitheredQuantizer::max_levels : in.ConsumeIntegralInRange<std::uint64_t>(0, 1u << 20);
     if (in.ConsumeBool()) f.options = in.ConsumeIntegral<std::uint8_t>();
   }
-  if constexpr (!std::is_same_v<Q, Identity>) {
+  if constexpr (std::is_same_v<Q, HalfFloat>) {
+    if (in.ConsumeBool()) f.levels = in.ConsumeIntegralInRange<std::uint64_t>(0, 0xFFFF);
+    if (in.ConsumeBool()) f.options = in.ConsumeIntegral<std::uint8_t>();
+  }
+  if constexpr (!std::is_same_v<Q, Identity> && !std::is_same_v<Q, HalfFloat>) {
     if (in.ConsumeBool()) f.scale = in.ConsumeFloatingPoint<float>();
   }
   std::vector<std::byte> msg = fuzz::header<P>(f);
   const std::uint64_t k = std::min<std::uint64_t>(f.k, d);
   const bool positions = S::sparse && !std::is_same_v<S, RandomK>;
   const std::uint64_t n = std::is_same_v<S, RandomK> ? k : d;  // the coded vector's length
-  const std::uint64_t s = std::is_same_v<Q, DitheredQuantizer> ? std::clamp<std::uint64_t>(f.levels, 1, DitheredQuantizer::max_levels) : 1;
+  std::uint64_t s = 1;
+  if constexpr (std::is_same_v<Q, DitheredQuantizer>) s = std::clamp<std::uint64_t>(f.levels, 1, DitheredQuantizer::max_levels);
+  if constexpr (std::is_same_v<Q, HalfFloat>) s = std::clamp<std::uint64_t>(f.levels, 1, 0x7F7F);
   const auto tail = in.ConsumeRemainingBytes<std::uint8_t>();
   const std::span<const std::byte> rest(reinterpret_cast<const std::byte*>(tail.data()), tail.size());
   if constexpr (Q::float_values) {

@@ -1,15 +1,18 @@
 // The compressor pipelines the fuzz targets and the corpus generator cover: every sparsifier,
-// quantizer and coder family, and receivers with the most levels. kPipelines of them;
-// with_pipeline(k, f) calls f(compressor).
+// quantizer and coder family, receivers with the most levels, bucketed dithering (float32 and
+// float16 scales) and half-precision values (float16 and bfloat16, both roundings, through
+// every sparsifier family). kPipelines of them; with_pipeline(k, f) calls f(compressor).
 #pragma once
 
 #include <decopt/decopt.hpp>
+
+#include "../compress/all_pipelines.hpp"  // decopt::test::bucketed
 
 #include <vector>
 
 namespace decopt::fuzz {
 
-inline constexpr int kPipelines = 14;
+inline constexpr int kPipelines = 20;
 
 template <class F>
 void with_pipeline(int k, F&& f) {
@@ -31,7 +34,15 @@ void with_pipeline(int k, F&& f) {
     case 11: f(Compressor<Dense, Identity, VectorSourceCoder>{}); break;
     // the most levels a receiver may have: up to 65534 symbols in a message
     case 12: f(Compressor<Dense, DitheredQuantizer, VectorSourceCoder>({}, widest, {})); break;
-    default: f(Compressor<TopK, DitheredQuantizer, EliasCoder>(TopK{0.5}, widest, {})); break;
+    case 13: f(Compressor<TopK, DitheredQuantizer, EliasCoder>(TopK{0.5}, widest, {})); break;
+    // bucketed dithering: a σ per 16 values as float32, per 8 as float16
+    case 14: f(Compressor<Dense, DitheredQuantizer, VectorSourceCoder>({}, test::bucketed(16, ScaleFormat::Float32), {})); break;
+    case 15: f(Compressor<Dense, DitheredQuantizer, RawCoder>({}, test::bucketed(8, ScaleFormat::Float16), {})); break;
+    // half-precision values
+    case 16: f(Compressor<Dense, HalfFloat, RawCoder>({}, {HalfFormat::Float16, HalfRounding::NearestEven}, {})); break;
+    case 17: f(Compressor<TopK, HalfFloat, VectorSourceCoder>(TopK{0.1}, {HalfFormat::BFloat16, HalfRounding::Stochastic}, {})); break;
+    case 18: f(Compressor<RandomK, HalfFloat, EliasCoder>(RandomK{0.2, true}, {HalfFormat::Float16, HalfRounding::Stochastic}, {})); break;
+    default: f(Compressor<RandTopK, HalfFloat, RawCoder>(RandTopK{0.1, 2.0}, {HalfFormat::BFloat16, HalfRounding::NearestEven}, {})); break;
   }
 }
 
