@@ -41,6 +41,19 @@ std::uint32_t reference_code(const std::vector<float>& values, float x) {
   return (hi & 1u) ? lo : hi;
 }
 
+// Every stride-th value of the format (values: all of them, ascending), the midpoint to the next
+// (exact in float) and the floats either side of it: the ties and near-ties of rounding; negated
+// at odd codes when `alternate_signs`.
+std::vector<float> rounding_probes(const std::vector<float>& values, std::size_t stride, bool alternate_signs) {
+  std::vector<float> inputs;
+  for (std::size_t c = 0; c + 1 < values.size(); c += stride) {
+    const float mid = static_cast<float>((static_cast<double>(values[c]) + values[c + 1]) / 2);
+    for (const float x : {values[c], mid, std::nextafter(mid, 0.0f), std::nextafter(mid, std::numeric_limits<float>::infinity())})
+      inputs.push_back(alternate_signs && c % 2 ? -x : x);
+  }
+  return inputs;
+}
+
 template <class P>
 void exact_round_trip(P& p, const std::vector<float>& v, std::uint64_t seed) {
   Rng rng(seed);
@@ -60,14 +73,7 @@ TEST_CASE("HalfFloat rounds to nearest even exactly as a search over the format'
   for (const HalfFormat f : formats) {
     CAPTURE(static_cast<int>(f));
     const auto values = all_values(f);
-    std::vector<float> inputs;
-    for (std::size_t c = 0; c + 1 < values.size(); c += (f == HalfFormat::Float16 ? 1 : 7)) {
-      inputs.push_back(values[c]);
-      const float mid = static_cast<float>((static_cast<double>(values[c]) + values[c + 1]) / 2);  // exact in float
-      inputs.push_back(mid);
-      inputs.push_back(std::nextafter(mid, 0.0f));
-      inputs.push_back(std::nextafter(mid, std::numeric_limits<float>::infinity()));
-    }
+    std::vector<float> inputs = rounding_probes(values, f == HalfFormat::Float16 ? 1 : 7, false);
     Rng rng(3);
     for (int i = 0; i < 20000; ++i) inputs.push_back(static_cast<float>(rng.uniform() * 1000.0) * (i % 2 ? 1e-6f : 1.0f));
     inputs.push_back(std::numeric_limits<float>::denorm_min());
@@ -85,12 +91,7 @@ TEST_CASE("HalfFloat: quantize (vectorised where the target has it) gives the sc
   for (const HalfFormat f : formats) {
     CAPTURE(static_cast<int>(f));
     const auto values = all_values(f);
-    std::vector<float> inputs;
-    for (std::size_t c = 0; c + 1 < values.size(); c += (f == HalfFormat::Float16 ? 3 : 11)) {
-      const float mid = static_cast<float>((static_cast<double>(values[c]) + values[c + 1]) / 2);
-      for (const float x : {values[c], mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e30f)})
-        inputs.push_back(c % 2 ? -x : x);
-    }
+    std::vector<float> inputs = rounding_probes(values, f == HalfFormat::Float16 ? 3 : 11, true);
     // groups of 8 of ordinary values, zeros (float16 stochastic keeps them in the vector path)
     // and, in the middle, one with a float16 subnormal result (that group goes scalar)
     Rng gen(5);

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <type_traits>
 #include <utility>
 
 namespace decopt::detail {
@@ -36,6 +37,15 @@ inline std::uint64_t load_word(const std::byte* src) noexcept {
 // registers (a loop kept them in memory, one dependent read-modify-write per value).
 template <int W>
 inline __attribute__((always_inline)) void block(const std::int16_t* lv, int bias, std::uint64_t* words) noexcept {
+  if constexpr (std::endian::native == std::endian::little && (W == 8 || W == 16)) {
+    // whole bytes: the words are the values' little-endian array (a vector add and a store;
+    // HalfFloat's 16-bit codes spent as long here as in rounding)
+    using Field = std::conditional_t<W == 8, std::uint8_t, std::uint16_t>;
+    Field f[64];
+    for (int j = 0; j < 64; ++j) f[j] = static_cast<Field>(lv[j] + bias);
+    std::memcpy(words, f, sizeof f);
+    return;
+  }
   std::uint64_t cur = 0;
   int out = 0;
 #pragma GCC unroll 64

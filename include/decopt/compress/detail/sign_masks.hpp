@@ -60,20 +60,10 @@ inline double abs_sum_and_masks(const float* x, std::size_t n, std::uint64_t* po
     _mm256_storeu_pd(part + 12, a3);
   }
 #endif
-  for (; i + 64 <= n; i += 64) {
+  for (; i < n; i += 64) {  // (the last word may be partial; lane i mod 16 still)
+    const std::size_t width = std::min<std::size_t>(64, n - i);
     std::uint64_t pos = 0, neg = 0;
-    for (std::size_t j = 0; j < 64; ++j) {
-      const float v = x[i + j];
-      part[j % lanes] += std::fabs(static_cast<double>(v));
-      pos |= std::uint64_t{v > 0.0f} << j;
-      neg |= std::uint64_t{v < 0.0f} << j;
-    }
-    positive[i / 64] = pos;
-    negative[i / 64] = neg;
-  }
-  if (i < n) {  // the last, partial word; lane i mod 16 still
-    std::uint64_t pos = 0, neg = 0;
-    for (std::size_t j = 0; i + j < n; ++j) {
+    for (std::size_t j = 0; j < width; ++j) {
       const float v = x[i + j];
       part[j % lanes] += std::fabs(static_cast<double>(v));
       pos |= std::uint64_t{v > 0.0f} << j;
