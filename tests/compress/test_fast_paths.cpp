@@ -170,6 +170,17 @@ TEST_CASE("Sign: the one-pass |v| sum is the fixed lane order's, bit for bit, wi
       REQUIRE(levels[i] == (v[i] > 0.0f ? 1 : v[i] < 0.0f ? -1 : 0));
       REQUIRE(same_bits(q[i], v[i] > 0.0f ? 2.5f : v[i] < 0.0f ? -2.5f : 0.0f));
     }
+    // the same q with non-temporal stores straight from the masks, at every alignment of q
+    for (std::size_t offset = 0; offset < 16; ++offset) {
+      std::vector<float> buffer(n + 16, 5.0f);
+      float* streamed = buffer.data() + offset;
+      if (!detail::sign::stream_from_masks(pos.data(), neg.data(), n, 2.5f, -2.5f, streamed)) break;  // not compiled for
+      detail::stream_fence();
+      for (std::size_t i = 0; i < n; ++i)
+        if (!same_bits(streamed[i], q[i])) FAIL("streamed q differs at " << i << " (offset " << offset << ")");
+      for (std::size_t i = 0; i < offset; ++i) REQUIRE(buffer[i] == 5.0f);
+      for (std::size_t i = offset + n; i < buffer.size(); ++i) REQUIRE(buffer[i] == 5.0f);
+    }
     for (const std::size_t at : {std::size_t{0}, n / 2, n - 1}) {  // head, body and tail lanes
       auto w = v;
       w[at] = std::numeric_limits<float>::quiet_NaN();
@@ -186,8 +197,10 @@ TEST_CASE("Sign: the one-pass |v| sum is the fixed lane order's, bit for bit, wi
 
 TEST_CASE("Sign + VSC: the message coded from the sign masks is the one coded from the levels", "[compress][sign][vsc]") {
   for (const std::size_t n : {std::size_t{1}, std::size_t{63}, std::size_t{64}, std::size_t{1000}, std::size_t{100003}}) {
-    // dense signs, some zeros, mostly zeros (the sparse suffix ranks), and one sign only
-    for (int pattern = 0; pattern < 4; ++pattern) {
+    // dense signs, some zeros, mostly zeros (the sparse suffix ranks), one sign only, and a
+    // unary-coded frequent sign beside a Golomb-coded rarer one (60% / 5% / 35% zeros), and dense
+    // signs with a few zeros (both signs unary-coded, neither implied)
+    for (int pattern = 0; pattern < 6; ++pattern) {
       CAPTURE(n, pattern);
       auto v = gaussian(n, 40 + n + static_cast<std::size_t>(pattern));
       Rng pick(n);
@@ -195,6 +208,11 @@ TEST_CASE("Sign + VSC: the message coded from the sign masks is the one coded fr
         if (pattern == 1 && pick.below(4) == 0) v[i] = 0.0f;
         if (pattern == 2 && pick.below(200) != 0) v[i] = 0.0f;
         if (pattern == 3) v[i] = std::fabs(v[i]) + (pick.below(300) == 0 ? -10.0f : 0.0f);
+        if (pattern == 4) {
+          const auto u = pick.below(100);
+          v[i] = u < 60 ? std::fabs(v[i]) + 0.1f : u < 65 ? -std::fabs(v[i]) - 0.1f : 0.0f;
+        }
+        if (pattern == 5 && i % 97 == 3) v[i] = 0.0f;
       }
       Compressor<Dense, Sign, VectorSourceCoder> c;
       Rng rng(1);
@@ -222,21 +240,27 @@ TEST_CASE("Sign + VSC: the message coded from the sign masks is the one coded fr
   }
 }
 
-TEST_CASE("Sign: q is written from the levels with the decoder's values, streamed or not", "[compress][sign]") {
-  // 2^22 floats is where q goes past the caches with non-temporal stores
+template <class Coder>
+void check_sign_q_is_decoded(std::size_t n) {
+  CAPTURE(n, Coder::name());
+  auto v = gaussian(n, 9 + n);
+  v[1] = 0.0f;
+  Compressor<Dense, Sign, Coder> c;
+  Rng rng(3);
+  std::vector<float> q(n, 5.0f), acc(n, 0.0f);
+  std::vector<std::byte> msg;
+  c.encode(v, rng, msg, q);
+  c.decode_add(msg, 1.0f, acc);
+  for (std::size_t i = 0; i < n; ++i)
+    if (!same_bits(q[i], acc[i])) FAIL("q and the decoded message differ at " << i);
+  REQUIRE(same_bits(q[1], 0.0f));
+}
+
+TEST_CASE("Sign: q is written from the levels or the masks with the decoder's values, streamed or not", "[compress][sign]") {
+  // 2^22 floats is where q goes past the caches with non-temporal stores (from the masks for VSC)
   for (const std::size_t n : {std::size_t{1000}, (std::size_t{1} << 22) + 5}) {
-    CAPTURE(n);
-    auto v = gaussian(n, 9 + n);
-    v[1] = 0.0f;
-    Compressor<Dense, Sign, RawCoder> c;
-    Rng rng(3);
-    std::vector<float> q(n, 5.0f), acc(n, 0.0f);
-    std::vector<std::byte> msg;
-    c.encode(v, rng, msg, q);
-    c.decode_add(msg, 1.0f, acc);
-    for (std::size_t i = 0; i < n; ++i)
-      if (!same_bits(q[i], acc[i])) FAIL("q and the decoded message differ at " << i);
-    REQUIRE(same_bits(q[1], 0.0f));
+    check_sign_q_is_decoded<RawCoder>(n);
+    check_sign_q_is_decoded<VectorSourceCoder>(n);
   }
 }
 

@@ -89,6 +89,10 @@ struct Sign {
     // stores (no read for ownership)
     float* q = out.data();
     const bool stream = n >= stream_min;
+    if (stream && !levels && detail::sign::stream_from_masks(blk.positive.data(), blk.negative.data(), n, pos, neg, q)) {
+      detail::stream_fence();
+      return;
+    }
     constexpr std::size_t chunk = 1024;  // a multiple of 64
     alignas(64) float buffer[chunk];
     for (std::size_t at = 0; at < n; at += chunk) {

@@ -117,7 +117,9 @@ class VectorSourceCoder {
     for (const std::uint64_t w : positive) counts_[2] += static_cast<std::uint64_t>(detail::bits::popcount(w));
     for (const std::uint64_t w : negative) counts_[0] += static_cast<std::uint64_t>(detail::bits::popcount(w));
     prepare_ranks(n, 1);
-    encode_words(n, [&](std::size_t base, std::size_t) { return MaskWord{positive[base / 64], negative[base / 64]}; });
+    if (!copy_sign_bitmap(n, positive, negative)) {
+      encode_words(n, [&](std::size_t base, std::size_t) { return MaskWord{positive[base / 64], negative[base / 64]}; });
+    }
     write_message(out);
   }
 
@@ -286,6 +288,60 @@ class VectorSourceCoder {
     for (std::size_t r = 0; r < m; ++r) streams_[r].clear();
   }
 
+  // encode_sign_masks when both signs are word ranks (at least one hit per word on average: the
+  // common case) and the more frequent one has a unary code (b = 1). Rank 0 has every position
+  // free, so its stream is its sign's mask up to its last hit, copied; rank 1's bitmap is the
+  // other mask compacted (pext) onto the positions rank 0 leaves, Golomb-coded unless b = 1 or
+  // implied. Returns false, writing nothing, in every other case, which encode_words codes (the
+  // same bytes either way: tested).
+  bool copy_sign_bitmap(std::size_t n, std::span<const std::uint64_t> positive, std::span<const std::uint64_t> negative) {
+    if (ranks_.empty() || ranks_[0].implied || ranks_[0].golomb.b != 1) return false;
+    if (word_rank_count(ranks_, n) != ranks_.size()) return false;
+    const bool first_positive = ranks_[0].symbol > 0;
+    const std::span<const std::uint64_t> first = first_positive ? positive : negative;
+    const std::span<const std::uint64_t> second = first_positive ? negative : positive;
+    if (bitmaps_.size() < ranks_.size()) bitmaps_.resize(ranks_.size());
+    std::size_t words = first.size();
+    while (mask_empty(first, words)) --words;  // (count > 0: some word is set)
+    bitmaps_[0].assign(first.begin(), first.begin() + static_cast<std::ptrdiff_t>(words));
+    streams_[0].adopt(bitmaps_[0], 64 * (words - 1) + static_cast<std::uint64_t>(64 - std::countl_zero(first[words - 1])));
+    if (ranks_.size() == 1 || ranks_[1].implied) return true;
+    const Rank& rk = ranks_[1];
+    const auto capacity = static_cast<std::size_t>(rk.remaining / 64 + 2);
+    if (bitmaps_[1].size() < capacity) bitmaps_[1].resize(capacity);
+    detail::BitmapWriter writer(bitmaps_[1].data(), capacity);
+    std::uint64_t left = rk.count;
+    for (std::size_t w = 0; left > 0; ++w) {
+      const std::uint64_t free = ~first[w] & detail::bits::low_mask(static_cast<unsigned>(std::min<std::size_t>(64, n - 64 * w)));
+      const std::uint64_t hits = second[w];
+      const auto c = static_cast<std::uint64_t>(detail::bits::popcount(hits));
+      append_hits(writer, detail::bits::extract(hits, free), c == left, static_cast<unsigned>(detail::bits::popcount(free)));
+      left -= c;
+    }
+    if (rk.golomb.b == 1) {
+      streams_[1].adopt(bitmaps_[1], writer.finish());
+    } else {
+      if (coded_.empty()) coded_.resize(1);
+      detail::BitmapGolombEncoder coder(rk.golomb, bitmaps_[1].data(), writer.finish(), rk.count, coded_[0]);
+      while (coder.step()) {
+      }
+      streams_[1].adopt(coded_[0], coder.finish());
+    }
+    return true;
+  }
+  static bool mask_empty(std::span<const std::uint64_t> mask, std::size_t words) noexcept { return words > 0 && mask[words - 1] == 0; }
+  // Appends a word's hits compacted onto its free positions (`slots` of them) to a rank's hit
+  // bitmap; the rank's last hit (`last`) ends the bitmap (a b = 1 stream stops there).
+  static void append_hits(detail::BitmapWriter& writer, std::uint64_t packed, bool last, unsigned slots) noexcept {
+    const unsigned len = last ? static_cast<unsigned>(64 - std::countl_zero(packed)) : slots;
+    if (len == 64) {
+      writer.append(packed & 0xffffffffu, 32);
+      writer.append(packed >> 32, 32);
+    } else {
+      writer.append(packed, len);
+    }
+  }
+
   // The run pass over dense levels. Phase A, 64 positions at a time: `free` holds the positions of
   // the word not claimed by lower ranks, and each rank appends its hit mask compacted onto them
   // (pext) to its hit bitmap. A b = 1 Golomb code is unary, so for b = 1 that bitmap, up to the
@@ -338,16 +394,7 @@ class VectorSourceCoder {
         const std::uint64_t hits = lv.hits(rk.symbol);
         const auto c = static_cast<std::uint64_t>(detail::bits::popcount(hits));
         if (!rk.implied) {
-          const auto slots = static_cast<unsigned>(detail::bits::popcount(free));
-          const std::uint64_t packed = detail::bits::extract(hits, free);
-          // the rank's last hit ends its bitmap (a b = 1 stream stops there)
-          const unsigned len = c == left_[r] ? static_cast<unsigned>(64 - std::countl_zero(packed)) : slots;
-          if (len == 64) {
-            writers[r].append(packed & 0xffffffffu, 32);
-            writers[r].append(packed >> 32, 32);
-          } else {
-            writers[r].append(packed, len);
-          }
+          append_hits(writers[r], detail::bits::extract(hits, free), c == left_[r], static_cast<unsigned>(detail::bits::popcount(free)));
         }
         free &= ~hits;
         left_[r] -= c;
