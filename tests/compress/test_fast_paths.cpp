@@ -1,7 +1,7 @@
 // Tests for the O(k) sparse paths and the faster coders of issue 16: RandomK's unordered Floyd
 // subset (uniform, distinct, its per-thread marks left clear), the three-argument encode and its
 // reconstruction(), RandomK's check of only the values it sends, Sign's lane-wise |v| sum, and the
-// window-at-a-time Elias decoder, RawCoder's word-at-a-time packing (exact on extreme gaps and levels, every truncation refused).
+// window-at-a-time and table-driven Elias decoder, RawCoder's word-at-a-time packing (exact on extreme gaps and levels, every truncation refused).
 #include <catch2/catch.hpp>
 
 #include <decopt/compress/compress.hpp>
@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -61,6 +62,54 @@ TEST_CASE("random_subset_unordered: k distinct positions, uniform, marks left cl
   detail::random_subset_unordered(a, 64, 64, pa);
   std::sort(pa.begin(), pa.end());
   for (std::uint32_t i = 0; i < 64; ++i) REQUIRE(pa[i] == i);
+}
+
+TEST_CASE("random_subset_unordered is Floyd's algorithm on sequential draws, at every density", "[compress][randomk]") {
+  // The reference: Floyd's steps in turn, one HalfDraws::below per step, a std::set as membership.
+  const auto reference = [](Rng rng, std::size_t n, std::size_t k) {
+    detail::HalfDraws draws(rng);
+    std::set<std::uint32_t> taken;
+    std::vector<std::uint32_t> picks;
+    for (std::size_t j = n - k; j < n; ++j) {
+      const std::uint32_t t = draws.below(static_cast<std::uint32_t>(j + 1));
+      const auto pick = taken.count(t) != 0 ? static_cast<std::uint32_t>(j) : t;
+      taken.insert(pick);
+      picks.push_back(pick);
+    }
+    return std::pair{picks, draws.generator()};
+  };
+  // sparse (scattered clearing), dense (the bitmap zeroed in order), k = n and k = 1
+  const std::vector<std::pair<std::size_t, std::size_t>> cases = {
+      {100000, 100}, {100000, 1000}, {1u << 20, 10486}, {777, 777}, {5, 1}};
+  for (const auto& [n, k] : cases) {
+    CAPTURE(n, k);
+    Rng rng(n * 31 + k);
+    const auto [expected, after] = reference(rng, n, k);
+    std::vector<std::uint32_t> picks;
+    detail::random_subset_unordered(rng, n, k, picks);
+    REQUIRE(picks == expected);
+    REQUIRE(rng.next() == Rng(after).next());  // the generator left where the reference left it
+    const auto& marks = detail::subset_marks(n);
+    REQUIRE(std::all_of(marks.begin(), marks.begin() + static_cast<std::ptrdiff_t>((n + 63) / 64),
+                        [](std::uint64_t w) { return w == 0; }));
+  }
+}
+
+TEST_CASE("HalfDraws::below_run gives the values of below called in turn", "[compress][randomk]") {
+  // bounds small and near 2^32 (redraws frequent), runs odd, even and misaligned on a word
+  for (const std::uint32_t first : {1u, 1000u, 0x7fffffffu, 0xfffff000u}) {
+    for (const std::size_t m : {std::size_t{1}, std::size_t{2}, std::size_t{31}, std::size_t{32}, std::size_t{64}}) {
+      for (const bool misaligned : {false, true}) {
+        CAPTURE(first, m, misaligned);
+        detail::HalfDraws run(Rng(first + m)), one(Rng(first + m));
+        if (misaligned) REQUIRE(run.next() == one.next());
+        std::vector<std::uint32_t> got(m);
+        run.below_run(first, m, got.data());
+        for (std::size_t i = 0; i < m; ++i) REQUIRE(got[i] == one.below(first + static_cast<std::uint32_t>(i)));
+        REQUIRE(run.next() == one.next());
+      }
+    }
+  }
 }
 
 TEMPLATE_LIST_TEST_CASE("the three-argument encode sends the same message; reconstruction() is q without its zeros",
@@ -340,6 +389,49 @@ TEST_CASE("EliasCoder: extreme gaps and levels decode exactly; every truncation 
   for (std::size_t cut = 0; cut < pos_bytes.size(); ++cut) {
     const std::span<const std::byte> prefix(pos_bytes.data(), cut);
     REQUIRE_THROWS_AS(coder.decode_positions(prefix, pos_shape, [](std::size_t) {}), DecodeError);
+  }
+}
+
+TEST_CASE("EliasCoder: short codewords (one table lookup each) decode exactly beside long ones", "[compress][elias]") {
+  EliasCoder coder;
+  Rng rng(77);
+  for (const int s : {1, 2, 4, 16, 300}) {
+    CAPTURE(s);
+    // mostly gaps of 1–3 and small magnitudes (the table path), every 50th a long gap or a large
+    // magnitude (the window readers), so both paths interleave at every bit offset
+    const std::size_t n = 200000;
+    std::vector<std::int16_t> levels(n, 0);
+    std::vector<std::pair<std::size_t, int>> expected;
+    for (std::size_t p = 0; p < n;) {
+      const bool long_one = rng.below(50) == 0;
+      const int mag = long_one ? s : 1 + static_cast<int>(rng.below(static_cast<std::uint64_t>(std::min(s, 3))));
+      const int l = rng.below(2) == 0 ? mag : -mag;
+      levels[p] = static_cast<std::int16_t>(l);
+      expected.emplace_back(p, l);
+      p += 1 + static_cast<std::size_t>(long_one ? rng.below(5000) : rng.below(3));
+    }
+    detail::CodeShape shape;
+    shape.n = n;
+    shape.k = n;
+    std::vector<std::byte> out;
+    coder.encode_levels(shape, levels, s, out);
+    std::vector<std::pair<std::size_t, int>> got;
+    REQUIRE(coder.decode_levels(out, shape, s, [&](std::size_t p, int l) { got.emplace_back(p, l); }) == out.size());
+    REQUIRE(got == expected);
+    // a magnitude above the receiver's s is refused on either path
+    if (s > 1) REQUIRE_THROWS_AS(coder.decode_levels(out, shape, s - 1, [](std::size_t, int) {}), DecodeError);
+    // every truncation of a short message is refused
+    std::vector<std::int16_t> few(levels.begin(), levels.begin() + 600);
+    detail::CodeShape few_shape;
+    few_shape.n = few.size();
+    few_shape.k = few.size();
+    std::vector<std::byte> small;
+    coder.encode_levels(few_shape, few, s, small);
+    for (std::size_t cut = 0; cut < small.size(); ++cut) {
+      CAPTURE(cut);
+      REQUIRE_THROWS_AS(coder.decode_levels(std::span<const std::byte>(small.data(), cut), few_shape, s, [](std::size_t, int) {}),
+                        DecodeError);
+    }
   }
 }
 

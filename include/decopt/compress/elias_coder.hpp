@@ -8,6 +8,7 @@
 // Elias, "Universal codeword sets and representations of the integers", IEEE T-IT 1975.
 #pragma once
 
+#include <array>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -57,10 +58,30 @@ struct EliasCoder {
     // cannot hold is refused before the loop
     if (bad || r.overrun() || nnz > shape.n || nnz > (total_bits - r.position()) / 3)
       throw DecodeError("Elias: non-zero count out of range");
+    const TripleTable& table = triple_table();
     std::uint64_t next = 0;
+    int room = 0;  // bits peek_buffered may still read since the last fill (a fill leaves ≥ 56)
     for (std::uint64_t j = 0; j < nnz; ++j) {
-      const std::uint64_t pos = next + read_delta(r, bad) - 1;
-      const int level = read_signed_level(r, s, bad);
+      std::uint64_t gap;
+      int level;
+      if (room < triple_bits) {
+        r.fill();
+        room = 56;
+      }
+      const std::uint32_t e = table[static_cast<std::size_t>(r.peek_buffered(triple_bits))];
+      if (e != 0) [[likely]] {
+        const int length = static_cast<int>(e >> 24);
+        r.skip(length);
+        room -= length;
+        gap = e & 0xffffu;
+        level = static_cast<int>((e >> 16) & 0xffu) - 128;
+        bad |= (level < 0 ? -level : level) > s;
+      } else {
+        gap = read_delta(r, bad);
+        level = read_signed_level(r, s, bad);
+        room = 0;
+      }
+      const std::uint64_t pos = next + gap - 1;
       if (bad || pos >= shape.n || r.overrun()) {
         bad = true;
         break;
@@ -103,6 +124,31 @@ struct EliasCoder {
   // reader: the codes are those of codes::write_elias_delta / write_elias_gamma, and every value
   // they must take fits one window. A codeword that cannot be valid sets `bad` (and the caller
   // stops); bits read past the end come as zeros, which the cursor's overrun() reports.
+
+  // A non-zero's whole codeword (gap, sign, level) usually takes a few bits (3 for a gap of 1 and
+  // |ℓ| = 1): the next 12 stream bits index a table of the codeword they start with, entry = gap |
+  // (ℓ + 128) << 16 | length << 24, or 0 when it does not end inside the 12 bits (then the two
+  // window reads below). One lookup instead of two dependent count-trailing-zeros chains; the
+  // entries are those readers' own results, so the stream and the checks are unchanged (|ℓ| ≤ s
+  // is checked per message: the table holds every magnitude that fits).
+  static constexpr int triple_bits = 12;
+  using TripleTable = std::array<std::uint32_t, std::size_t{1} << triple_bits>;
+  static const TripleTable& triple_table() {
+    static const TripleTable table = [] {
+      TripleTable t{};
+      for (std::uint32_t window = 0; window < t.size(); ++window) {
+        const std::array<std::byte, 2> bytes = {static_cast<std::byte>(window & 0xffu), static_cast<std::byte>(window >> 8)};
+        detail::BitCursor r(bytes.data(), bytes.size());
+        bool bad = false;
+        const std::uint64_t gap = read_delta(r, bad);
+        const int level = read_signed_level(r, 127, bad);
+        if (bad || r.position() > static_cast<std::uint64_t>(triple_bits)) continue;  // ends beyond the window
+        t[window] = static_cast<std::uint32_t>(gap | static_cast<std::uint64_t>(level + 128) << 16 | r.position() << 24);
+      }
+      return t;
+    }();
+    return table;
+  }
 
   /// Elias-delta of n ≥ 1 with n ≤ 2^33 (gaps and counts of vectors of at most 2^32 entries):
   /// γ(L + 1) = ⌊log2(L + 1)⌋ zeros, a one, ⌊log2(L + 1)⌋ bits; then the L low bits of n.
