@@ -175,7 +175,7 @@ class BitCursor {
   }
   /// Consumes n ≤ 56 bits (after a peek of at least n).
   inline __attribute__((always_inline)) void skip(int n) noexcept { consume(n); }
-  /// Tops the buffer up to at least 57 bits, for peek_buffered.
+  /// Tops the buffer up to at least 56 bits, for peek_buffered.
   inline __attribute__((always_inline)) void fill() noexcept { refill(); }
   /// The next n bits without a refill: the caller has consumed fewer than 57 − n since fill().
   [[nodiscard]] std::uint64_t peek_buffered(int n) const noexcept { return buf_ & (~std::uint64_t{0} >> (64 - n)); }
@@ -219,8 +219,9 @@ class BitCursor {
   }
 
  private:
-  // Tops the buffer up to ≥ 57 valid bits. Past the end, zero bits are supplied; consuming them
-  // makes consumed_ exceed total_bits_, which overrun() reports.
+  // Tops the buffer up to ≥ 56 valid bits (the word path gives 56–63, the tail loop ≥ 57). Past the
+  // end, zero bits are supplied; consuming them makes consumed_ exceed total_bits_, which
+  // overrun() reports.
   inline __attribute__((always_inline)) void refill() noexcept {
     if (avail_ > 56) return;
     if (end_ - p_ >= 8) [[likely]] {
@@ -488,7 +489,7 @@ struct GolombTable {
       return true;
     }
 
-    /// Four table lookups after one refill (each consumes at most 12 of the ≥ 57 bits it
+    /// Four table lookups after one refill (each consumes at most 12 of the ≥ 56 bits it
     /// leaves), for a job with a table and at least 16 runs left; false at an entry that needs
     /// the bit-by-bit path (the caller then takes one step()).
     inline __attribute__((always_inline)) bool burst() noexcept {
