@@ -10,13 +10,13 @@
 // of BytePS is kept in this repository.
 #include <benchmark/benchmark.h>
 
-#include <cstring>
 #include <random>
 #include <vector>
 
 #include <decopt/compress/compress.hpp>
 
 #include "byteps/common/compressor/impl/dithering.h"
+#include "memcpy_baseline.hpp"  // BM_Memcpy on standard_sizes, registered here: first in the run
 
 namespace {
 
@@ -33,17 +33,7 @@ const std::vector<float>& gaussian(std::size_t n) {
   return v;
 }
 
-void sizes(benchmark::internal::Benchmark* b) { b->Arg(1 << 20)->Arg(10 << 20)->Unit(benchmark::kMillisecond); }
-
-void BM_Memcpy(benchmark::State& state) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  std::vector<float> src(gaussian(n)), dst(n);
-  for (auto _ : state) {
-    std::memcpy(dst.data(), src.data(), n * sizeof(float));
-    benchmark::DoNotOptimize(dst.data());
-    benchmark::ClobberMemory();
-  }
-}
+using decopt::bench::standard_sizes;
 
 // norm: 1 = ℓ2, 0 = ℓ∞ (BytePS's NomalizeType numbering)
 template <int norm>
@@ -84,14 +74,13 @@ void BM_decopt_DitheredS4Elias_DecodeAdd(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_Memcpy)->Apply(sizes);
-BENCHMARK_TEMPLATE(BM_BytePS_DitheringS4_Decompress, 1)->Apply(sizes)->Name("A/BytePS_l2");
-BENCHMARK_TEMPLATE(BM_decopt_DitheredS4Elias_DecodeAdd, 1)->Apply(sizes)->Name("B/decopt_l2");
-BENCHMARK_TEMPLATE(BM_BytePS_DitheringS4_Decompress, 0)->Apply(sizes)->Name("A/BytePS_linf");
-BENCHMARK_TEMPLATE(BM_decopt_DitheredS4Elias_DecodeAdd, 0)->Apply(sizes)->Name("B/decopt_linf");
-BENCHMARK_TEMPLATE(BM_decopt_DitheredS4Elias_DecodeAdd, 0)->Apply(sizes)->Name("B/decopt_linf_again");
-BENCHMARK_TEMPLATE(BM_BytePS_DitheringS4_Decompress, 0)->Apply(sizes)->Name("A/BytePS_linf_again");
-BENCHMARK_TEMPLATE(BM_decopt_DitheredS4Elias_DecodeAdd, 1)->Apply(sizes)->Name("B/decopt_l2_again");
-BENCHMARK_TEMPLATE(BM_BytePS_DitheringS4_Decompress, 1)->Apply(sizes)->Name("A/BytePS_l2_again");
-BENCHMARK(BM_Memcpy)->Apply(sizes)->Name("BM_Memcpy_again");
+BENCHMARK_TEMPLATE(BM_BytePS_DitheringS4_Decompress, 1)->Apply(standard_sizes)->Name("A/BytePS_l2");
+BENCHMARK_TEMPLATE(BM_decopt_DitheredS4Elias_DecodeAdd, 1)->Apply(standard_sizes)->Name("B/decopt_l2");
+BENCHMARK_TEMPLATE(BM_BytePS_DitheringS4_Decompress, 0)->Apply(standard_sizes)->Name("A/BytePS_linf");
+BENCHMARK_TEMPLATE(BM_decopt_DitheredS4Elias_DecodeAdd, 0)->Apply(standard_sizes)->Name("B/decopt_linf");
+BENCHMARK_TEMPLATE(BM_decopt_DitheredS4Elias_DecodeAdd, 0)->Apply(standard_sizes)->Name("B/decopt_linf_again");
+BENCHMARK_TEMPLATE(BM_BytePS_DitheringS4_Decompress, 0)->Apply(standard_sizes)->Name("A/BytePS_linf_again");
+BENCHMARK_TEMPLATE(BM_decopt_DitheredS4Elias_DecodeAdd, 1)->Apply(standard_sizes)->Name("B/decopt_l2_again");
+BENCHMARK_TEMPLATE(BM_BytePS_DitheringS4_Decompress, 1)->Apply(standard_sizes)->Name("A/BytePS_l2_again");
+BENCHMARK(decopt::bench::BM_Memcpy)->Apply(standard_sizes)->Name("BM_Memcpy_again");
 BENCHMARK_MAIN();

@@ -25,6 +25,6 @@ cd "$work"
 # BYTEPS_BUILDING_SERVER: Decompress writes into the compressor's own buffer, not over the message
 g++ -std=c++17 "${flags[@]}" -w -DBYTEPS_BUILDING_SERVER -Itree -c tree/byteps/common/compressor/compressor_registry.cc -o registry.o
 g++ -std=c++17 "${flags[@]}" -w -DBYTEPS_BUILDING_SERVER -Itree -c tree/byteps/common/compressor/impl/dithering.cc -o dithering.o
-g++ -std=c++20 "${flags[@]}" -ffp-contract=off -I"$root/include" -I/usr/include/eigen3 -Itree \
+g++ -std=c++20 "${flags[@]}" -ffp-contract=off -I"$root/include" -I"$root/bench" -I/usr/include/eigen3 -Itree \
   "$here/elias_decode.cpp" registry.o dithering.o -lbenchmark -lpthread -o elias_decode  # registry first: its map is constructed before dithering's registration
 ./elias_decode "$@"

@@ -25,7 +25,6 @@
 namespace decopt::detail::sign {
 
 inline constexpr std::size_t lanes = 16;
-inline constexpr std::size_t prefetch_ahead = 1024;  // floats (AVX-512 pass)
 
 /// Writes the masks of x (ceil(n/64) words each) and returns Σ|x_i| (header comment). A NaN or ±∞
 /// makes the sum non-finite, and finite floats cannot overflow it: the sum doubles as the
@@ -41,12 +40,14 @@ inline double abs_sum_and_masks(const float* x, std::size_t n, std::uint64_t* po
     const __m512 zero = _mm512_setzero_ps();
     const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
     __m512d low = _mm512_setzero_pd(), high = low;  // lanes 0–7, 8–15
+    constexpr std::size_t ahead = 1024;             // floats prefetched ahead (4 KiB)
     for (; i + 64 <= n; i += 64) {
       // x's lines 4 KiB ahead: when q's streamed stores of the previous encode have pushed x out
       // of the caches, this pass reads from memory at half its speed without (measured at 10·2^20:
       // 5.3–5.7 -> 2.7–3.8 ms); within the caches it costs nothing
-      if (i + prefetch_ahead + 64 <= n) {
-        for (std::size_t line = 0; line < 64; line += 16) _mm_prefetch(reinterpret_cast<const char*>(x + i + prefetch_ahead + line), _MM_HINT_T0);
+      if (i + ahead + 64 <= n) {
+        for (std::size_t line = 0; line < 64; line += 16)
+          _mm_prefetch(reinterpret_cast<const char*>(x + i + ahead + line), _MM_HINT_T0);
       }
       std::uint64_t pos = 0, neg = 0;
       for (std::size_t g = 0; g < 64; g += 16) {
