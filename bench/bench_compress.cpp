@@ -126,7 +126,8 @@ void BM_Checksum(benchmark::State& state, P pipeline, Input kind) {
 //   natural spacing, ℓ2, s = 4, encode   BM_Encode/natural_s4_l2_vsc_gauss
 //   RandomK 1% encode (only k touched)    BM_EncodeKept/randomk1_identity_vsc_gauss
 //   RandomK 1% decode_add                 BM_DecodeAdd/randomk1_identity_vsc_gauss (and _unbiased_identity_raw)
-//   Sign (scaled) encode                  BM_Encode/sign_vsc_gauss, BM_Encode/sign_raw_gauss
+//   Sign (scaled) encode                  BM_EncodeKept/sign_vsc_gauss (the message alone),
+//                                         BM_Encode/sign_vsc_gauss, BM_Encode/sign_raw_gauss (and q)
 //   TopK 1% decode_add                    BM_DecodeAdd/topk1_identity_vsc_gauss
 //   EliasCoder decode                     BM_DecodeAdd/*_elias_gauss
 using DitheredVsc = Compressor<Dense, DitheredQuantizer, VectorSourceCoder>;
@@ -245,6 +246,9 @@ using SignElias = Compressor<Dense, Sign, EliasCoder>;
 using SignVsc = Compressor<Dense, Sign, VectorSourceCoder>;
 using RandomKRaw = Compressor<RandomK, Identity, RawCoder>;
 using TopKElias = Compressor<TopK, Identity, EliasCoder>;
+// Sign + VSC's three-argument encode writes the message alone (q from the masks only when
+// reconstruction() is asked for): the operation BytePS's onebit Compress and GRACE's sign compress time.
+BENCHMARK_CAPTURE(BM_EncodeKept, sign_vsc_gauss, SignVsc(), Input::Gaussian)->Apply(decopt::bench::standard_sizes);
 DECOPT_BENCH_PAIR(sign_raw, SignRaw());
 DECOPT_BENCH_PAIR(sign_elias, SignElias());
 DECOPT_BENCH_PAIR(sign_vsc, SignVsc());

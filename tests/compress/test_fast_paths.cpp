@@ -303,6 +303,22 @@ void check_sign_q_is_decoded(std::size_t n) {
   for (std::size_t i = 0; i < n; ++i)
     if (!same_bits(q[i], acc[i])) FAIL("q and the decoded message differ at " << i);
   REQUIRE(same_bits(q[1], 0.0f));
+
+  // The three-argument encode: the same message; q (which Sign + VSC writes from its masks only
+  // when reconstruction() is asked for) has the same bits, after another encode in between too.
+  Compressor<Dense, Sign, Coder> kept;
+  Rng r1(3);
+  std::vector<std::byte> first, second;
+  kept.encode(gaussian(n, 1 + n), r1, first);
+  kept.encode(v, r1, second);
+  REQUIRE(second == msg);
+  for (int call = 0; call < 2; ++call) {
+    const auto rec = kept.reconstruction();
+    REQUIRE(rec.positions.empty());
+    REQUIRE(rec.values.size() == n);
+    for (std::size_t i = 0; i < n; ++i)
+      if (!same_bits(rec.values[i], q[i])) FAIL("reconstruction() and q differ at " << i << " (call " << call << ")");
+  }
 }
 
 TEST_CASE("Sign: q is written from the levels or the masks with the decoder's values, streamed or not", "[compress][sign]") {

@@ -140,21 +140,31 @@ class Compressor {
 
   /// The same message as encode(v, rng, out, q), with q left in the compressor (reconstruction())
   /// instead of written densely: for a sparse compressor nothing of size d is written, and
-  /// RandomK reads only the k values it sends (O(k) in all). Throws as the four-argument encode.
+  /// RandomK reads only the k values it sends (O(k) in all); Sign + VectorSourceCoder keeps its
+  /// sign masks (d/32 bytes) and writes q from them only when reconstruction() is first asked
+  /// for (the message alone reads v once). Throws as the four-argument encode.
   void encode(std::span<const float> v, Rng& rng, std::vector<std::byte>& out) {
     if constexpr (!S::sparse) recon_.resize(v.size());
-    encode_message(v, rng, out, recon_);
+    encode_message(v, rng, out, recon_, true);
   }
 
   /// The q of the last three-argument encode without its zeros: values[j] is q at positions[j]
   /// (the kept coordinates, ascending but for RandomK, whose are in draw order); positions is
   /// empty when every coordinate is coded, and values is then q whole. Valid until the next
-  /// encode (after a four-argument encode, its q is the reconstruction).
+  /// encode (after a four-argument encode, its q is the reconstruction). After Sign + VSC's
+  /// three-argument encode the first call writes q (O(d)), so calls on one compressor must not
+  /// run concurrently (as its encodes must not).
   struct Reconstruction {
     std::span<const std::uint32_t> positions;
     std::span<const float> values;
   };
-  [[nodiscard]] Reconstruction reconstruction() const noexcept {
+  [[nodiscard]] Reconstruction reconstruction() const {
+    if constexpr (codes_sign_masks) {
+      if (recon_from_masks_) {
+        Q::reconstruct(block_, recon_);
+        recon_from_masks_ = false;
+      }
+    }
     if (sel_.all) return {{}, recon_};
     return {std::span<const std::uint32_t>(sel_.indices.data(), sel_.k), std::span<const float>(recon_.data(), sel_.k)};
   }
@@ -190,8 +200,11 @@ class Compressor {
 
  private:
   // Both encodes: selects, quantizes and appends the message. The reconstruction goes to `dense`
-  // (size d) for a dense selection, to recon_ (size k) for a sparse one.
-  void encode_message(std::span<const float> v, Rng& rng, std::vector<std::byte>& out, std::span<float> dense) {
+  // (size d) for a dense selection, to recon_ (size k) for a sparse one; with `defer_masks_q`,
+  // a quantizer that gives sign masks leaves it to reconstruction().
+  void encode_message(std::span<const float> v, Rng& rng, std::vector<std::byte>& out, std::span<float> dense,
+                      bool defer_masks_q = false) {
+    recon_from_masks_ = false;
     detail::require(!v.empty() && v.size() <= message::max_dimension,
                     "Compressor::encode: the dimension must be in [1, 2^32 - 2]");
     if constexpr (!input_checked && !sent_values_checked) {
@@ -216,7 +229,10 @@ class Compressor {
     bool masks = false;
     if constexpr (codes_sign_masks) masks = sel_.all;
     if (masks) {
-      if constexpr (codes_sign_masks) quantizer_.quantize_masks(x, sel_.scale, rng, block_, recon);
+      if constexpr (codes_sign_masks) {
+        quantizer_.quantize_masks(x, sel_.scale, rng, block_, defer_masks_q ? std::span<float>() : recon);
+        recon_from_masks_ = defer_masks_q;
+      }
     } else {
       quantizer_.quantize(x, sel_.scale, rng, block_, recon);
     }
@@ -385,11 +401,13 @@ class Compressor {
     if constexpr (requires { Q::checks_finite; }) return std::is_same_v<S, Dense> && Q::checks_finite;
     return false;
   }();
-  // The quantizer can give its levels as sign masks and the coder code them (Sign + VSC).
+  // The quantizer can give its levels as sign masks (and q from them), and the coder code them
+  // (Sign + VSC).
   static constexpr bool codes_sign_masks =
       requires(const Q& q, C& c, std::span<const float> x, Rng& rng, detail::LevelBlock& blk, std::span<float> out,
                std::vector<std::byte>& bytes) {
         q.quantize_masks(x, 1.0f, rng, blk, out);
+        Q::reconstruct(blk, out);
         c.encode_sign_masks(std::size_t{1}, std::span<const std::uint64_t>(blk.positive), std::span<const std::uint64_t>(blk.negative), bytes);
       };
   // The sparsifier reads only the values it sends (RandomK): the compressor checks those alone.
@@ -442,7 +460,10 @@ class Compressor {
   detail::Selection sel_;
   detail::LevelBlock block_;
   std::vector<float> gathered_;
-  std::vector<float> recon_;
+  // q of the last three-argument encode (the kept values when sparse); written by
+  // reconstruction() from block_'s sign masks while recon_from_masks_ is set
+  mutable std::vector<float> recon_;
+  mutable bool recon_from_masks_ = false;
 };
 
 }  // namespace decopt

@@ -52,9 +52,14 @@ struct Sign {
     quantize_into(x, scale, rng, blk, out, true);
   }
   /// quantize() without the int16 levels: blk.levels is left empty, blk.positive/negative hold them.
+  /// An empty `out` skips q too (the message needs only the masks and the magnitude); reconstruct()
+  /// writes it from them later, the same bits.
   void quantize_masks(std::span<const float> x, float scale, Rng& rng, detail::LevelBlock& blk, std::span<float> out) const {
     quantize_into(x, scale, rng, blk, out, false);
   }
+  /// q from the masks and table of a quantize_masks(…, blk, {}) of q.size() values: what that call
+  /// would have written into a q of its own.
+  static void reconstruct(const detail::LevelBlock& blk, std::span<float> q) { write_q(blk, q.size(), q.data(), nullptr); }
   void write_params(const detail::LevelBlock& blk, std::vector<std::byte>& out) const { put_le<float>(out, blk.sigma); }
   void read_params(ByteReader& in, float scale, detail::LevelBlock& blk) const {
     const float magnitude = in.get_le<float>();
@@ -81,13 +86,17 @@ struct Sign {
     blk.sigma = magnitude;
     build_table(magnitude, scale, blk.table);
     detail::require(std::isfinite(blk.table[1]), "Sign: the mean magnitude times the sparsifier scale overflows float");
+    blk.levels.resize(with_levels ? n : 0);
+    if (!with_levels && out.empty()) return;
+    write_q(blk, n, out.data(), with_levels ? blk.levels.data() : nullptr);
+  }
+
+  // The second pass: q (and the int16 levels, unless null) of n values from blk's masks and table,
+  // a chunk at a time through L1; a q larger than the caches is written with non-temporal stores
+  // (no read for ownership).
+  static void write_q(const detail::LevelBlock& blk, std::size_t n, float* q, std::int16_t* levels) {
     const float pos = blk.table[1];
     const float neg = -pos;  // the signed table decode builds: ±magnitude, +0 for level 0
-    blk.levels.resize(with_levels ? n : 0);
-    std::int16_t* levels = with_levels ? blk.levels.data() : nullptr;
-    // a chunk at a time through L1; a q larger than the caches is then written with non-temporal
-    // stores (no read for ownership)
-    float* q = out.data();
     const bool stream = n >= stream_min;
     if (stream && !levels && detail::sign::stream_from_masks(blk.positive.data(), blk.negative.data(), n, pos, neg, q)) {
       detail::stream_fence();
