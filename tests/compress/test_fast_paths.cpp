@@ -80,7 +80,10 @@ TEST_CASE("random_subset_unordered is Floyd's algorithm on sequential draws, at 
   };
   // sparse (scattered clearing), dense (the bitmap zeroed in order), k = n and k = 1
   const std::vector<std::pair<std::size_t, std::size_t>> cases = {
-      {100000, 100}, {100000, 1000}, {1u << 20, 10486}, {777, 777}, {5, 1}};
+      {100000, 100}, {100000, 1000}, {1u << 20, 10486}, {777, 777}, {5, 1},
+      // batches on both sides of where the optimistic marking starts (2^16), one at 10·2^20 bits,
+      // and bounds of 2^26, where Lemire's redraws are frequent (one draw in 64)
+      {70000, 10000}, {10u << 20, 104858}, {1u << 26, 3000}};
   for (const auto& [n, k] : cases) {
     CAPTURE(n, k);
     Rng rng(n * 31 + k);
@@ -98,7 +101,8 @@ TEST_CASE("random_subset_unordered is Floyd's algorithm on sequential draws, at 
 TEST_CASE("HalfDraws::below_run gives the values of below called in turn", "[compress][randomk]") {
   // bounds small and near 2^32 (redraws frequent), runs odd, even and misaligned on a word
   for (const std::uint32_t first : {1u, 1000u, 0x7fffffffu, 0xfffff000u}) {
-    for (const std::size_t m : {std::size_t{1}, std::size_t{2}, std::size_t{31}, std::size_t{32}, std::size_t{64}}) {
+    for (const std::size_t m : {std::size_t{1}, std::size_t{2}, std::size_t{31}, std::size_t{32}, std::size_t{64},
+                                std::size_t{63}, std::size_t{129}}) {
       for (const bool misaligned : {false, true}) {
         CAPTURE(first, m, misaligned);
         detail::HalfDraws run(Rng(first + m)), one(Rng(first + m));
